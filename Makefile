@@ -1,0 +1,61 @@
+# The user's interface. `make demo` and `make test` create .venv with the pinned dependencies when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KERNEL ?= shopee-inference
+SAMPLE := data/sample
+COMP ?= $(SAMPLE)
+ROWS ?= 2000
+SEED ?= 0
+
+.PHONY: help setup sample sample-hidden datasets build run run-source demo test lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+sample: $(SAMPLE)/train.csv  ## generate the sample competition folder (ROWS=2000 SEED=0)
+
+$(SAMPLE)/train.csv: tools/make_sample.py | setup
+	$(PY) tools/make_sample.py --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
+
+sample-hidden: setup  ## the same sample with every held-out row in test.csv (the scoring rerun)
+	$(PY) tools/make_sample.py --out $(SAMPLE)-hidden --rows $(ROWS) --seed $(SEED) --hidden
+
+datasets: data/datasets/all-minilm-l6-v2/config.json  ## local copies of the datasets kernels attach
+
+data/datasets/all-minilm-l6-v2/config.json: | setup
+	$(PY) tools/local_datasets.py
+
+build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
+	$(PY) build.py
+
+run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample)
+	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP)
+
+run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
+	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --source
+
+demo: run  ## set-up, sample, build, offline run and CV summary, in one go
+
+test: setup  ## lint, format check and the test suite
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+lint: setup  ## ruff lint only
+	$(PY) -m ruff check .
+
+format: setup  ## rewrite files with ruff format
+	$(PY) -m ruff format .
+
+clean:  ## remove build/, runs/ and generated data (keeps .venv)
+	rm -rf build runs data

@@ -1,0 +1,374 @@
+"""Build kernels/<name>/ into build/<name>/<name>.ipynb + kernel-metadata.json, with the lib modules it uses inlined.
+
+Usage: python build.py [NAME ...]   (every kernel when no name is given)
+"""
+
+import argparse
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent
+SETTINGS_FILE = "kernel.yaml"
+SOURCE_FILE = "notebook.py"
+SETTINGS_KEYS = {
+    "owner",
+    "slug",
+    "title",
+    "is_private",
+    "enable_gpu",
+    "competition_sources",
+    "dataset_sources",
+    "kernel_sources",
+}
+OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+class BuildError(Exception):
+    """A kernel that cannot be built; the message names the file, cell and line and says what to do."""
+
+
+@dataclass
+class Cell:
+    """One cell of the built notebook and where its text comes from."""
+
+    kind: str
+    source: str
+    origin: str
+    first_line: int = 1
+
+
+def read_settings(kernel_dir: Path) -> dict:
+    """The kernel's settings file, with unknown keys refused."""
+    path = kernel_dir / SETTINGS_FILE
+    if not path.is_file():
+        raise BuildError(f"{path}: missing; every kernel folder needs {SETTINGS_FILE} (slug, title, sources)")
+    settings = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(settings) - SETTINGS_KEYS)
+    if unknown:
+        raise BuildError(f"{path}: unknown keys {unknown}; allowed: {sorted(SETTINGS_KEYS)}")
+    for key in ["slug", "title"]:
+        if len(str(settings.get(key, ""))) < 5:
+            raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
+    return settings
+
+
+def kaggle_owner(settings: dict) -> str:
+    """The kernel owner: the setting, else KAGGLE_USERNAME, else the username in kaggle.json, else a placeholder."""
+    if settings.get("owner"):
+        return settings["owner"]
+    if os.environ.get("KAGGLE_USERNAME"):
+        return os.environ["KAGGLE_USERNAME"]
+    for folder in [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle", Path.home() / ".config" / "kaggle"]:
+        if folder and (Path(folder) / "kaggle.json").is_file():
+            return json.loads((Path(folder) / "kaggle.json").read_text())["username"]
+    return OWNER_PLACEHOLDER
+
+
+def with_owner(source: str, owner: str) -> str:
+    """`owner/slug` for a source given as a bare slug."""
+    return source if "/" in source else f"{owner}/{source}"
+
+
+def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
+    """kernel-metadata.json for `kaggle kernels push`, internet off written explicitly."""
+    return {
+        "id": f"{owner}/{settings['slug']}",
+        "title": settings["title"],
+        "code_file": f"{name}.ipynb",
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": settings.get("is_private", True),
+        "enable_gpu": settings.get("enable_gpu", True),
+        "enable_tpu": False,
+        "enable_internet": False,
+        "competition_sources": list(settings.get("competition_sources", [])),
+        "dataset_sources": [with_owner(s, owner) for s in settings.get("dataset_sources", [])],
+        "kernel_sources": [with_owner(s, owner) for s in settings.get("kernel_sources", [])],
+    }
+
+
+def declared_slugs(metadata: dict) -> set[str]:
+    """The folder names under /kaggle/input that the declared sources give."""
+    sources = metadata["competition_sources"] + metadata["dataset_sources"] + metadata["kernel_sources"]
+    return {source.split("/")[-1] for source in sources}
+
+
+def python_text(source: str) -> str:
+    """Cell text with IPython magics and shell lines blanked, so that it parses and keeps its line numbers."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+
+
+def imported_lib_modules(tree: ast.AST, module: str | None, repo: Path) -> list[tuple[str, int]]:
+    """(lib module, line) for each import of a lib module in a parsed source; `module` is its own name if in lib."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names if alias.name.split(".")[0] == "lib"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".")[: -node.level] if module else []
+                base = ".".join(package + ([base] if base else []))
+            if base.split(".")[0] != "lib":
+                continue
+            found.append((base, node.lineno))
+            for alias in node.names:
+                if module_file(f"{base}.{alias.name}", repo):
+                    found.append((f"{base}.{alias.name}", node.lineno))
+    return found
+
+
+def module_file(module: str, repo: Path) -> Path | None:
+    """The file of a lib module, or None when there is none."""
+    base = repo / module.replace(".", "/")
+    for path in [base.with_suffix(".py"), base / "__init__.py"]:
+        if path.is_file():
+            return path
+    return None
+
+
+def lib_closure(roots: list[tuple[str, int]], origin: str, repo: Path) -> list[str]:
+    """Every lib module the roots need, transitively, with the packages that hold them; sorted."""
+    needed: set[str] = set()
+    pending = [(module, origin, line) for module, line in roots]
+    while pending:
+        module, where, line = pending.pop()
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name in needed:
+                continue
+            path = module_file(name, repo)
+            if path is None:
+                raise BuildError(
+                    f"{where} line {line}: cannot resolve 'import {module}': no {name.replace('.', '/')}.py"
+                )
+            needed.add(name)
+            tree = ast.parse(path.read_text(), str(path))
+            relative = str(path.relative_to(repo))
+            pending += [(m, relative, n) for m, n in imported_lib_modules(tree, module_name(path, repo), repo)]
+    return sorted(needed)
+
+
+def module_name(path: Path, repo: Path) -> str:
+    """Dotted name of a lib file (a package's __init__.py names the package)."""
+    parts = list(path.relative_to(repo).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def git_stamp(repo: Path) -> str:
+    """The source of the first cell: the commit built and whether the tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    build = {
+        "commit": git("rev-parse", "HEAD") or "unknown (not a git checkout)",
+        "dirty": bool(git("status", "--porcelain")),
+    }
+    return f"# Built by build.py from kernels/ and lib/: edit those, then rebuild.\nBUILD = {build!r}\nprint(BUILD)"
+
+
+def lib_cells(modules: list[str], repo: Path) -> list[Cell]:
+    """One cell making the package folders and one `%%writefile` cell per module."""
+    packages = [m for m in modules if module_file(m, repo).name == "__init__.py"]
+    makedirs = "\n".join(f'os.makedirs(f"{{LIB_DIR}}/{p.replace(".", "/")}")' for p in packages)
+    setup = (
+        "# The lib modules this kernel uses, inlined by build.py: written to a package folder on sys.path.\n"
+        f'import os, sys, tempfile\n\nLIB_DIR = tempfile.mkdtemp(prefix="kernel-lib-")\n{makedirs}\n'
+        "sys.path.insert(0, LIB_DIR)"
+    )
+    cells = [Cell("code", setup, "build.py")]
+    for module in modules:
+        path = module_file(module, repo)
+        relative = path.relative_to(repo).as_posix()
+        source = path.read_text().rstrip("\n")
+        cells.append(Cell("code", f"%%writefile {{LIB_DIR}}/{relative}\n{source}", relative, first_line=0))
+    return cells
+
+
+def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
+    """The cells of a py:percent source, each with the line of the source file it starts on."""
+    text, origin = source_path.read_text(), os.path.relpath(source_path, repo)
+    notebook = jupytext.reads(text, fmt="py:percent")
+    cells, position = [], 0
+    for cell in notebook.cells:
+        first = cell.source.split("\n")[0]
+        found = text.find(first if cell.cell_type == "code" else f"# {first}", position) if first else position
+        position = max(found, position)
+        cells.append(Cell(cell.cell_type, cell.source, origin, text[:position].count("\n") + 1))
+    return cells
+
+
+def compose(kernel_dir: Path, repo: Path) -> list[Cell]:
+    """Every cell of the built notebook: stamp, inlined lib modules, then the kernel's own cells."""
+    source_path = kernel_dir / SOURCE_FILE
+    if not source_path.is_file():
+        raise BuildError(f"{source_path}: missing; every kernel folder needs a py:percent {SOURCE_FILE}")
+    own = kernel_cells(source_path, repo)
+    roots = []
+    for cell in own:
+        if cell.kind == "code":
+            tree = parse_cell(cell)
+            roots += [(m, cell.first_line + line - 1) for m, line in imported_lib_modules(tree, None, repo)]
+    modules = lib_closure(roots, os.path.relpath(source_path, repo), repo)
+    stamp = Cell("code", git_stamp(repo), "build.py")
+    return [stamp] + (lib_cells(modules, repo) if modules else []) + own
+
+
+def parse_cell(cell: Cell) -> ast.AST:
+    """The Python of a code cell, magics blanked."""
+    try:
+        return ast.parse(python_text(cell.source))
+    except SyntaxError as error:
+        raise BuildError(
+            f"{cell.origin} line {cell.first_line + error.lineno - 1}: syntax error: {error.msg}"
+        ) from error
+
+
+CREDENTIAL_PATTERNS = [
+    re.compile(r"KAGGLE_KEY['\"\]\s]*[=:]\s*['\"]?[A-Za-z0-9]{16,}"),
+    re.compile(r"['\"][0-9a-fA-F]{32}['\"]"),
+    re.compile(r"KGAT_[0-9a-fA-F]{16,}"),
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}"),
+]
+HUB_DOWNLOADS = {"hf_hub_download", "snapshot_download", "kagglehub"}
+
+
+def live_secrets() -> list[str]:
+    """The Kaggle key of this machine (environment or kaggle.json), to be sure it never enters a build."""
+    secrets = [os.environ.get("KAGGLE_KEY", "")]
+    for folder in [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle", Path.home() / ".config" / "kaggle"]:
+        if folder and (Path(folder) / "kaggle.json").is_file():
+            secrets.append(json.loads((Path(folder) / "kaggle.json").read_text()).get("key", ""))
+    return [secret for secret in secrets if len(secret) >= 8]
+
+
+def line_problems(line: str, slugs: set[str], secrets: list[str]) -> list[str]:
+    """What is wrong with one line of text, by pattern."""
+    problems = []
+    if re.search(r"\bpip3?\s+install\b", line) and "--no-index" not in line:
+        problems.append("`pip install` without --no-index needs the internet; install from a wheels dataset")
+    for slug in re.findall(r"/kaggle/input/([A-Za-z0-9_.-]+)", line):
+        if slug not in slugs:
+            problems.append(f"reads /kaggle/input/{slug}, which is not a declared source; add it to {SETTINGS_FILE}")
+    if any(pattern.search(line) for pattern in CREDENTIAL_PATTERNS) or any(s in line for s in secrets):
+        problems.append("this looks like a credential; read secrets from the environment, never from code")
+    return problems
+
+
+def call_problems(tree: ast.AST, slugs: set[str], inlined: set[str], module: str | None, repo: Path):
+    """(line, problem) for the calls and imports a parsed cell makes that an offline kernel cannot."""
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split(".")[0] in HUB_DOWNLOADS for name in names):
+                problems.append(
+                    (node.lineno, f"imports {' '.join(names)}, which downloads from a hub; attach a dataset")
+                )
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        first = node.args[0] if node.args else None
+        literal = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+        keywords = {k.arg: k.value for k in node.keywords}
+        if func in ("from_pretrained", "SentenceTransformer") and literal and not literal.startswith("/"):
+            problems.append((node.lineno, f"loads '{literal}' from a hub; load from a local dataset folder instead"))
+        pretrained = keywords.get("pretrained")
+        if func == "create_model" and isinstance(pretrained, ast.Constant) and pretrained.value is True:
+            if "pretrained_cfg_overlay" not in keywords:
+                problems.append((node.lineno, "timm pretrained=True downloads weights; pass pretrained_cfg_overlay"))
+        if func in HUB_DOWNLOADS:
+            problems.append((node.lineno, f"{func} downloads from a hub; attach a dataset instead"))
+        if func == "input_dir" and literal and literal not in slugs:
+            problems.append((node.lineno, f"input '{literal}' is not a declared source; add it to {SETTINGS_FILE}"))
+        if func in ("import_module", "__import__") and literal and literal.split(".")[0] == "lib":
+            problems.append((node.lineno, f"dynamic import of {literal} cannot be inlined; import it statically"))
+    for imported, line in imported_lib_modules(tree, module, repo):
+        if imported not in inlined:
+            problems.append((line, f"imports {imported}, which is not inlined in this notebook"))
+    return problems
+
+
+def offline_problems(cells: list[Cell], slugs: set[str], repo: Path) -> list[str]:
+    """Every static offline violation in the built cells, each naming cell, source file and line."""
+    inlined = {module_name(repo / c.origin, repo) for c in cells if c.origin.startswith("lib/")}
+    secrets = live_secrets()
+    problems = []
+    for number, cell in enumerate(cells, start=1):
+        where = f"cell {number} ({cell.origin}"
+        found = [
+            (i, p) for i, line in enumerate(cell.source.split("\n"), 1) for p in line_problems(line, slugs, secrets)
+        ]
+        if cell.kind == "code":
+            own = module_name(repo / cell.origin, repo) if cell.origin.startswith("lib/") else None
+            found += call_problems(parse_cell(cell), slugs, inlined, own, repo)
+        for line, problem in sorted(set(found)):
+            source_line = cell.first_line + line - 1
+            problems.append(f"{where} line {source_line}, cell line {line}): {problem}")
+    return problems
+
+
+def to_notebook(cells: list[Cell]) -> nbformat.NotebookNode:
+    """A valid nbformat v4 notebook with fixed cell ids, so that builds are byte-identical."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    for number, cell in enumerate(cells):
+        make = nbformat.v4.new_code_cell if cell.kind == "code" else nbformat.v4.new_markdown_cell
+        notebook.cells.append(make(cell.source, id=f"cell-{number:03d}"))
+    nbformat.validate(notebook)
+    return notebook
+
+
+def build_kernel(kernel_dir: Path, out_root: Path, repo: Path = ROOT) -> Path:
+    """Build one kernel into out_root/<name>/ and return that folder; BuildError when it is not offline-safe."""
+    name = kernel_dir.name
+    settings = read_settings(kernel_dir)
+    metadata = kernel_metadata(name, settings, kaggle_owner(settings))
+    cells = compose(kernel_dir, repo)
+    problems = offline_problems(cells, declared_slugs(metadata), repo)
+    if problems:
+        raise BuildError(f"{name}: {len(problems)} offline check(s) failed:\n  " + "\n  ".join(problems))
+    out_dir = out_root / name
+    if out_dir.resolve() in [kernel_dir.resolve(), (repo / "lib").resolve()]:
+        raise BuildError(f"{out_dir}: refusing to write a build over sources; choose another output folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.ipynb").write_text(nbformat.writes(to_notebook(cells)) + "\n")
+    (out_dir / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    if metadata["id"].startswith(OWNER_PLACEHOLDER):
+        print(f"{name}: no Kaggle owner known; set KAGGLE_USERNAME or 'owner' in {SETTINGS_FILE} before a push")
+    return out_dir
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="kernel folders under kernels/ (default: all)")
+    parser.add_argument("--kernels", type=Path, default=ROOT / "kernels", help="folder of kernel sources")
+    parser.add_argument("--out", type=Path, default=ROOT / "build", help="output folder")
+    args = parser.parse_args()
+    names = args.names or sorted(p.name for p in args.kernels.iterdir() if (p / SETTINGS_FILE).is_file())
+    try:
+        for name in names:
+            out_dir = build_kernel(args.kernels / name, args.out)
+            print(f"built {out_dir / (name + '.ipynb')}")
+    except BuildError as error:
+        print(f"build failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared modules that build.py inlines into each Kaggle kernel."""

@@ -1,0 +1,43 @@
+import math
+
+import numpy as np
+
+from lib.text import decode_escaped_bytes, normalise_title, tfidf_neighbors
+
+
+def test_escaped_bytes_become_characters():
+    assert decode_escaped_bytes("Kaos \\xe2\\x9d\\xa4 Cinta") == "Kaos \u2764 Cinta"
+    assert decode_escaped_bytes("no escapes here") == "no escapes here"
+
+
+def test_normalise_splits_numbers_from_units_and_unifies_spelling():
+    assert normalise_title("PROMO Susu 400gr") == "promo susu 400 g"
+    assert normalise_title("Shampoo 1 L   murah") == "shampoo 1 l murah"
+    assert normalise_title("Minyak 1,5Ltr") == "minyak 1.5 l"
+    assert normalise_title("Kaos XL 12 pcs") == "kaos xl 12 pcs"
+    assert normalise_title("Semangka") == "semangka"
+
+
+def naive_tfidf_cosine(titles):
+    """Smoothed idf, raw term counts, l2 rows, as scikit-learn defines them, with plain loops."""
+    docs = [t.split() for t in titles]
+    vocab = sorted({w for d in docs for w in d})
+    n = len(docs)
+    idf = {w: math.log((1 + n) / (1 + sum(w in d for d in docs))) + 1 for w in vocab}
+    vectors = []
+    for d in docs:
+        v = np.array([d.count(w) * idf[w] for w in vocab])
+        vectors.append(v / np.linalg.norm(v))
+    return np.array([[float(a @ b) for b in vectors] for a in vectors])
+
+
+def test_tfidf_neighbors_match_a_naive_cosine():
+    titles = ["susu anmum 400 g", "susu anmum 200 g", "kaos polos xl", "kaos polos l", "susu bear brand", "kaos xl"]
+    sim, idx = tfidf_neighbors(titles, k=3, threshold=0.2, chunk_size=4)
+    reference = naive_tfidf_cosine(titles)
+    for row in range(len(titles)):
+        kept = idx[row][idx[row] >= 0]
+        expected = [j for j in np.argsort(-reference[row], kind="stable")[:3] if reference[row, j] >= 0.2]
+        assert sorted(kept) == sorted(expected)
+        np.testing.assert_allclose(sim[row][: len(kept)], reference[row, kept], atol=1e-5)
+    assert idx[0, 0] == 0

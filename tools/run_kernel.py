@@ -1,0 +1,167 @@
+"""Run a built kernel locally as Kaggle would: a real Jupyter kernel, an empty working folder, no network.
+
+Usage: python tools/run_kernel.py KERNEL [--comp FOLDER] [--source]
+
+/kaggle/input is mapped to a temporary folder holding every declared source under its slug: the competition
+as FOLDER (default data/sample), datasets from data/datasets/<slug>, kernel sources from runs/<slug>.
+Outputs land in runs/<KERNEL>/ (or runs/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
+as a plain script with lib importable, for comparison with the built notebook).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSIDE_FLAG = "--inside-namespace"
+
+
+class RunError(Exception):
+    """A run that cannot start or that failed; the message says what to do."""
+
+
+def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
+    """The local folder of each source the kernel declares, by the slug it has under /kaggle/input."""
+    folders = {slug: comp for slug in metadata["competition_sources"]}
+    for source in metadata["dataset_sources"]:
+        slug = source.split("/")[-1]
+        folders[slug] = ROOT / "data" / "datasets" / slug
+    for source in metadata["kernel_sources"]:
+        slug = source.split("/")[-1]
+        folders[slug] = runs / slug
+    for slug, folder in folders.items():
+        if not folder.is_dir():
+            raise RunError(f"{folder}: missing local copy of source '{slug}'; run `make sample` / `make datasets`")
+    return folders
+
+
+def input_tree(folders: dict[str, Path]) -> Path:
+    """A temporary folder standing in for /kaggle/input: one link per slug."""
+    root = Path(tempfile.mkdtemp(prefix="kaggle-input-"))
+    for slug, folder in folders.items():
+        (root / slug).symlink_to(folder.resolve(), target_is_directory=True)
+    return root
+
+
+def network_isolation() -> tuple[list[str], str]:
+    """The command prefix that cuts the network off (if this machine allows it) and a sentence saying which."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return [], "network NOT disabled: unshare or ip is not installed"
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return [], f"network NOT disabled: unshare -n refused ({probe.stderr.strip() or 'needs root'})"
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"], "network disabled (unshare -n)"
+
+
+def kernel_environment(input_root: Path, scratch: Path) -> dict[str, str]:
+    """The environment of the kernel process: inputs mapped, lib not importable, Jupyter state kept in scratch."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH" and not key.startswith("KAGGLE_")}
+    env.update(
+        KERNEL_INPUT_DIR=str(input_root),
+        IPYTHONDIR=str(scratch / "ipython"),
+        JUPYTER_CONFIG_DIR=str(scratch / "jupyter"),
+        JUPYTER_DATA_DIR=str(scratch / "jupyter-data"),
+        MPLCONFIGDIR=str(scratch / "matplotlib"),
+        TMPDIR=str(scratch),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    return env
+
+
+def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int) -> None:
+    """Execute a notebook with nbclient in out_dir, saving the executed copy there even when a cell fails."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    client = NotebookClient(
+        notebook, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(out_dir)}}
+    )
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        raise RunError(f"{notebook_path.name} failed in a cell:\n{str(error)[-3000:]}") from error
+    finally:
+        nbformat.write(notebook, out_dir / notebook_path.name)
+
+
+def run_inside(args: argparse.Namespace) -> None:
+    """The run itself, in the (possibly network-less) process: environment, then the notebook or the script."""
+    out_dir, input_root = Path(args.out), Path(args.input_root)
+    with tempfile.TemporaryDirectory(prefix="kernel-scratch-") as scratch:
+        run_with_environment(args, out_dir, kernel_environment(input_root, Path(scratch)))
+
+
+def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str, str]) -> None:
+    """Run the script or the built notebook with the kernel's environment."""
+    if args.source:
+        env["PYTHONPATH"] = str(ROOT)
+        script = ROOT / "kernels" / args.kernel / "notebook.py"
+        if subprocess.run([sys.executable, str(script)], cwd=out_dir, env=env).returncode != 0:
+            raise RunError(f"{script} failed (see the traceback above)")
+    else:
+        os.environ.clear()
+        os.environ.update(env)
+        execute_notebook(ROOT / "build" / args.kernel / f"{args.kernel}.ipynb", out_dir, args.timeout)
+
+
+def summary(out_dir: Path, seconds: float) -> str:
+    """What the run left: CV F1 per component and the output files."""
+    lines = [f"finished in {seconds:.0f} s; outputs in {os.path.relpath(out_dir)}/:"]
+    lines += [f"  {path.name}" for path in sorted(out_dir.iterdir()) if path.is_file()]
+    scores = out_dir / "cv_scores.json"
+    if scores.is_file():
+        report = json.loads(scores.read_text())
+        lines.append(f"CV mean F1 on {report['rows']} train postings (thresholds {report['thresholds']}):")
+        lines += [f"  {name:>8}: {score:.4f}" for name, score in report["f1"].items()]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kernel")
+    parser.add_argument("--comp", type=Path, default=ROOT / "data" / "sample", help="competition data folder")
+    parser.add_argument("--source", action="store_true", help="run kernels/KERNEL/notebook.py, not the build")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--input-root", help=argparse.SUPPRESS)
+    parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    try:
+        if args.inside_namespace:
+            run_inside(args)
+            return 0
+        metadata_path = ROOT / "build" / args.kernel / "kernel-metadata.json"
+        if not metadata_path.is_file():
+            raise RunError(f"{metadata_path}: not built; run `make build` first")
+        input_root = input_tree(source_folders(json.loads(metadata_path.read_text()), args.comp, args.runs))
+        out_dir = args.runs / (args.kernel + ("-source" if args.source else ""))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        prefix, network = network_isolation()
+        print(f"running {args.kernel} ({'source' if args.source else 'built notebook'}) on {args.comp}; {network}")
+        command = [sys.executable, __file__, args.kernel, INSIDE_FLAG, "--out", str(out_dir)]
+        command += ["--input-root", str(input_root), "--timeout", str(args.timeout)] + ["--source"] * args.source
+        started = time.perf_counter()
+        returncode = subprocess.run(prefix + command).returncode
+        shutil.rmtree(input_root)
+        if returncode != 0:
+            return 1
+        print(summary(out_dir, time.perf_counter() - started))
+    except RunError as error:
+        print(f"run failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
