@@ -11,7 +11,7 @@ SEED ?= 0
 .PHONY: help setup sample sample-hidden datasets build run run-source demo test lint format clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
 
@@ -59,3 +59,5 @@ format: setup  ## rewrite files with ruff format
 
 clean:  ## remove build/, runs/ and generated data (keeps .venv)
 	rm -rf build runs data
+
+include tools/delivery.mk

@@ -27,6 +27,9 @@ UNITS = {
     "mm": "mm",
     "m": "m",
 }
+UNIT_KINDS = {"ml": ("volume", 1), "l": ("volume", 1000), "g": ("mass", 1), "kg": ("mass", 1000), "pcs": ("count", 1)}
+UNIT_KINDS |= {"mm": ("length", 1), "cm": ("length", 10), "m": ("length", 1000)}
+SIZES = {"xs", "s", "m", "l", "xl", "xxl", "xxxl", "2xl", "3xl"}
 NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")\b")
 
 
@@ -47,11 +50,38 @@ def normalise_title(title: str) -> str:
     return " ".join(title.split())
 
 
-def tfidf_neighbors(titles: list[str], *, k: int, threshold: float, analyzer: str = "word", chunk_size: int = 1024):
-    """Cosine neighbours of titles over TF-IDF vectors, as `lib.knn.neighbors` returns them."""
+def quantities(normalised: str) -> dict[str, frozenset]:
+    """Amounts by kind in a normalised title, in base units (ml, g, mm, pieces) and clothing sizes."""
+    found: dict[str, set] = {}
+    tokens = normalised.split()
+    for before, token in zip([""] + tokens, tokens):
+        number = re.fullmatch(r"\d+(?:\.\d+)?", before)
+        if number and token in UNIT_KINDS:
+            kind, scale = UNIT_KINDS[token]
+            found.setdefault(kind, set()).add(round(float(before) * scale, 6))
+        elif token in SIZES and not number:
+            found.setdefault("size", set()).add(token)
+    return {kind: frozenset(amounts) for kind, amounts in found.items()}
+
+
+def quantities_differ(first: dict[str, frozenset], second: dict[str, frozenset]) -> bool:
+    """True when both titles state amounts of the same kind and the amounts are not the same."""
+    return any(first[kind] != second[kind] for kind in first.keys() & second.keys())
+
+
+def tfidf_vectors(titles: list[str], corpus: list[str] | None = None, analyzer: str = "word"):
+    """L2-normalised TF-IDF rows (scipy CSR, float32) of titles, over words or character 2-4-grams ("char_wb").
+
+    The vocabulary and idf come from `corpus` (default: the titles), e.g. train and test titles together so that
+    a small test set gets a sound idf.
+    """
     ngrams = (1, 1) if analyzer == "word" else (2, 4)
-    vectors = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, token_pattern=r"(?u)\b\w+\b").fit_transform(titles)
-    vectors = vectors.astype(np.float32)
+    vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+    return vectorizer.fit(titles if corpus is None else corpus).transform(titles)
+
+
+def tfidf_neighbors(vectors, *, k: int, threshold: float | None = None, chunk_size: int = 1024):
+    """Cosine neighbours of TF-IDF rows among themselves, as `lib.knn.neighbors` returns them."""
     chunks = []
     for start in range(0, vectors.shape[0], chunk_size):
         similarity = (vectors[start : start + chunk_size] @ vectors.T).toarray()

@@ -39,7 +39,7 @@ def test_built_notebook_gives_the_same_outputs_as_the_source(samples, tmp_path):
     built_log = run("tools/run_kernel.py", KERNEL, "--comp", samples / "sample", "--runs", tmp_path)
     run("tools/run_kernel.py", KERNEL, "--comp", samples / "sample", "--runs", tmp_path, "--source")
     built, source = tmp_path / KERNEL, tmp_path / f"{KERNEL}-source"
-    for name in ["submission.csv", "cv_scores.json"]:
+    for name in ["submission.csv", "cv_scores.json", "matching_config.json"]:
         assert (built / name).read_bytes() == (source / name).read_bytes(), name
     assert (built / f"{KERNEL}.ipynb").is_file()
     assert "network disabled" in built_log or "network NOT disabled" in built_log
@@ -50,17 +50,21 @@ def test_built_notebook_gives_the_same_outputs_as_the_source(samples, tmp_path):
     report = json.loads((built / "cv_scores.json").read_text())
     train = pd.read_csv(samples / "sample" / "train.csv")
     assert report["rows"] == len(train)
-    assert set(report["f1"]) == {"tfidf", "text", "title", "union"}
+    assert set(report["f1"]) == {"tfidf", "text", "text_inb", "union"}
     assert all(0 < score <= 1 for score in report["f1"].values())
-    assert report["thresholds"]["tfidf"] > 0
+    assert report["gallery_corrected"]["rows"] == 70000
+    assert {"tuned", "only tfidf", "without unit_filter", "with phash groups"} <= set(report["ablation"])
+    assert report["ablation"]["tuned"] == pytest.approx(report["f1"]["union"], abs=0.01)
+    for plot in ["similarity_histograms.png", "f1_vs_threshold.png"]:
+        assert (built / plot).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_hidden_rerun_matches_every_test_posting(samples, tmp_path):
     run("tools/run_kernel.py", KERNEL, "--comp", samples / "hidden", "--runs", tmp_path)
     out = tmp_path / KERNEL
-    assert not (out / "cv_scores.json").exists()
     test = pd.read_csv(samples / "hidden" / "test.csv")
     assert len(test) > 3
+    assert json.loads((out / "cv_scores.json").read_text())["gallery_corrected"]["rows"] == len(test)
     validate_submission(out / "submission.csv", test.posting_id)
     submission = pd.read_csv(out / "submission.csv").set_index("posting_id").loc[test.posting_id]
     solution = pd.read_csv(str(samples / "hidden") + ".solution.csv").set_index("posting_id").loc[test.posting_id]

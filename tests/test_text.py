@@ -2,7 +2,14 @@ import math
 
 import numpy as np
 
-from lib.text import decode_escaped_bytes, normalise_title, tfidf_neighbors
+from lib.text import (
+    decode_escaped_bytes,
+    normalise_title,
+    quantities,
+    quantities_differ,
+    tfidf_neighbors,
+    tfidf_vectors,
+)
 
 
 def test_escaped_bytes_become_characters():
@@ -33,7 +40,7 @@ def naive_tfidf_cosine(titles):
 
 def test_tfidf_neighbors_match_a_naive_cosine():
     titles = ["susu anmum 400 g", "susu anmum 200 g", "kaos polos xl", "kaos polos l", "susu bear brand", "kaos xl"]
-    sim, idx = tfidf_neighbors(titles, k=3, threshold=0.2, chunk_size=4)
+    sim, idx = tfidf_neighbors(tfidf_vectors(titles), k=3, threshold=0.2, chunk_size=4)
     reference = naive_tfidf_cosine(titles)
     for row in range(len(titles)):
         kept = idx[row][idx[row] >= 0]
@@ -41,3 +48,19 @@ def test_tfidf_neighbors_match_a_naive_cosine():
         assert sorted(kept) == sorted(expected)
         np.testing.assert_allclose(sim[row][: len(kept)], reference[row, kept], atol=1e-5)
     assert idx[0, 0] == 0
+
+
+def test_quantities_in_base_units_and_sizes():
+    assert quantities(normalise_title("Susu 1 L 2 pcs")) == {"volume": {1000.0}, "count": {2.0}}
+    assert quantities(normalise_title("Kaos polos size XL")) == {"size": {"xl"}}
+    assert quantities(normalise_title("Sabun mandi")) == {}
+
+
+def test_quantities_differ_only_on_a_shared_kind():
+    def differ(a, b):
+        return quantities_differ(quantities(normalise_title(a)), quantities(normalise_title(b)))
+
+    assert differ("Anmum Lacta 400gr", "Anmum Lacta 200gr")
+    assert not differ("Susu 1L", "susu 1000 ml")
+    assert not differ("Susu 1L", "susu 2 pcs")
+    assert differ("Kaos XL", "Kaos L")

@@ -1,0 +1,131 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from lib import matching, thresholds
+from lib.metrics import mean_f1, true_matches
+
+
+def pairs_candidates(n, rows, cols, sims):
+    """Candidates over explicit pairs, one or more named components."""
+    keys = np.asarray(rows) * n + np.asarray(cols)
+    order = np.argsort(keys)
+    similarity = {name: np.asarray(s, dtype=np.float32)[order] for name, s in sims.items()}
+    nearest = {name: np.zeros(len(keys), dtype=bool) for name in sims}
+    return matching.Candidates(n, np.asarray(rows)[order], np.asarray(cols)[order], similarity, nearest)
+
+
+def planted(seed=0, n=240):
+    """Groups of 2-4; component a sees half the groups clearly, component b the other half."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n // 3), 3)[:n]
+    rows, cols = map(np.ravel, np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    off = rows != cols
+    rows, cols = rows[off], cols[off]
+    same = labels[rows] == labels[cols]
+    first_half = labels[rows] % 2 == 0
+    a = np.where(same & first_half, rng.uniform(0.7, 0.9, len(rows)), rng.uniform(0.0, 0.62, len(rows)))
+    b = np.where(same & ~first_half, rng.uniform(0.45, 0.6, len(rows)), rng.uniform(0.0, 0.4, len(rows)))
+    a, b = np.maximum(a, a[np.argsort(cols * n + rows)]), np.maximum(b, b[np.argsort(cols * n + rows)])
+    return pairs_candidates(n, rows, cols, {"a": a, "b": b}), labels
+
+
+def naive_f1(c, config, labels):
+    """The metric on match lists built from the configuration."""
+    ids = [str(i) for i in range(c.n)]
+    lists = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, config)), ids)
+    return mean_f1(lists, true_matches(ids, labels))
+
+
+def test_search_finds_the_planted_joint_optimum():
+    c, labels = planted()
+    grid = np.round(np.arange(0.05, 1.0, 0.05), 2)
+    start = {"components": {"a": {"threshold": 0.5}, "b": {"threshold": 0.5}}}
+    found, f1 = thresholds.search(c, start, labels, grid=grid)
+    brute = max(
+        naive_f1(c, {"components": {"a": {"threshold": ta}, "b": {"threshold": tb}}}, labels)
+        for ta, tb in itertools.product(grid, grid)
+    )
+    assert f1 == pytest.approx(brute)
+    assert f1 == pytest.approx(1.0)
+    assert 0.62 < found["components"]["a"]["threshold"] <= 0.7
+    assert 0.4 <= found["components"]["b"]["threshold"] <= 0.45
+
+
+def test_f1_curve_matches_the_metric_at_each_threshold():
+    c, labels = planted(1, 45)  # under 50 postings: the cap never binds, as pair_f1 assumes
+    grid = np.array([0.3, 0.65, 0.8])
+    curve = thresholds.f1_curve(c, "a", labels, grid)
+    expected = [naive_f1(c, {"components": {"a": {"threshold": t}}}, labels) for t in grid]
+    np.testing.assert_allclose(curve, expected)
+
+
+def gallery(n, seed):
+    """Pairs of postings: every pair, true pairs ~ N(0.75, 0.08), others ~ N(0.3, 0.12)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) // 2
+    rows, cols = map(np.ravel, np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    off = rows != cols
+    rows, cols = rows[off], cols[off]
+    same = labels[rows] == labels[cols]
+    sims = np.where(same, rng.normal(0.75, 0.08, len(rows)), rng.normal(0.3, 0.12, len(rows)))
+    return pairs_candidates(n, rows, cols, {"emb": sims}), labels, sims[~same]
+
+
+def test_gallery_correction_moves_towards_the_best_threshold_of_a_larger_gallery():
+    small, small_labels, negatives = gallery(200, 0)
+    large, large_labels, _ = gallery(2000, 1)
+    raw = thresholds.GRID[np.argmax(thresholds.f1_curve(small, "emb", small_labels))]
+    truth = thresholds.GRID[np.argmax(thresholds.f1_curve(large, "emb", large_labels))]
+    config = {"components": {"emb": {"threshold": float(raw)}}}
+    corrected = thresholds.corrected_thresholds(small, config, small_labels, {"emb": negatives}, 2000)
+    moved = corrected["components"]["emb"]["threshold"]
+    assert truth > raw
+    assert raw < moved
+    assert abs(moved - truth) <= 0.03 + 1e-9
+
+
+def test_random_pair_similarities_skip_same_group_pairs():
+    x = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
+    labels = np.array([0, 0, 1, 1])
+    sims = thresholds.random_pair_similarities(x, labels, pairs=200)
+    assert len(sims) > 0 and (sims == 0).all()
+
+
+def test_ablation_toggles_one_rule_at_a_time():
+    c, labels = planted(2, 45)
+    c.nearest["a"] = np.zeros(len(c.rows), dtype=bool)
+    c.nearest["a"][np.unique(c.rows, return_index=True)[1]] = True
+    c.similarity["title"] = np.where(c.rows % 7 == c.cols % 7, np.float32(1), np.float32(-np.inf))
+    conflicts = c.rows % 2 != c.cols % 2
+    config = {"components": {"a": {"threshold": 0.65, "min2": 0.3}, "b": {"threshold": 0.42}}, "groups": []}
+    lines = thresholds.ablation(c, config, labels, conflicts)
+    assert lines["tuned"] == pytest.approx(naive_f1(c, config, labels))
+    assert lines["only b"] == pytest.approx(naive_f1(c, {"components": {"b": {"threshold": 0.42}}}, labels))
+    without = {"components": {"a": {"threshold": 0.65}, "b": {"threshold": 0.42}}}
+    assert lines["without min2 on a"] == pytest.approx(naive_f1(c, without, labels))
+    with_units = matching.predict(c, {**config, "unit_filter": True}, conflicts)
+    assert lines["with unit_filter"] == pytest.approx(matching.pair_f1(c, with_units, labels))
+    assert set(lines) == {
+        "tuned",
+        "only a",
+        "only b",
+        "without min2 on a",
+        "with unit_filter",
+        "with mutual",
+        "with title groups",
+    }
+
+
+def test_gallery_correction_loosens_the_threshold_for_a_smaller_gallery():
+    large, large_labels, negatives = gallery(1000, 2)
+    small, small_labels, _ = gallery(100, 3)
+    raw = thresholds.GRID[np.argmax(thresholds.f1_curve(large, "emb", large_labels))]
+    truth = thresholds.GRID[np.argmax(thresholds.f1_curve(small, "emb", small_labels))]
+    config = {"components": {"emb": {"threshold": float(raw)}}}
+    corrected = thresholds.corrected_thresholds(large, config, large_labels, {"emb": negatives}, 100)
+    moved = corrected["components"]["emb"]["threshold"]
+    assert truth < raw
+    assert moved < raw
+    assert abs(moved - truth) <= 0.05
