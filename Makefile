@@ -27,7 +27,9 @@ sample: $(SAMPLE)/train.csv  ## generate the sample competition folder (ROWS=200
 $(SAMPLE)/train.csv: tools/make_sample.py | setup
 	$(PY) tools/make_sample.py --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 
-sample-hidden: setup  ## the same sample with every held-out row in test.csv (the scoring rerun)
+sample-hidden: $(SAMPLE)-hidden/train.csv  ## the same sample with every held-out row in test.csv (the scoring rerun)
+
+$(SAMPLE)-hidden/train.csv: tools/make_sample.py | setup
 	$(PY) tools/make_sample.py --out $(SAMPLE)-hidden --rows $(ROWS) --seed $(SEED) --hidden
 
 datasets: data/datasets/all-minilm-l6-v2/config.json  ## local copies of the datasets kernels attach

@@ -109,8 +109,8 @@ def python_text(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
 
 
-def imported_lib_modules(tree: ast.AST, module: str | None, repo: Path) -> list[tuple[str, int]]:
-    """(lib module, line) for each import of a lib module in a parsed source; `module` is its own name if in lib."""
+def imported_lib_modules(tree: ast.AST, package: str | None, repo: Path) -> list[tuple[str, int]]:
+    """(lib module, line) for each import of a lib module in a parsed source; `package` holds it if in lib."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -118,8 +118,9 @@ def imported_lib_modules(tree: ast.AST, module: str | None, repo: Path) -> list[
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                package = module.split(".")[: -node.level] if module else []
-                base = ".".join(package + ([base] if base else []))
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
             if base.split(".")[0] != "lib":
                 continue
             found.append((base, node.lineno))
@@ -157,8 +158,13 @@ def lib_closure(roots: list[tuple[str, int]], origin: str, repo: Path) -> list[s
             needed.add(name)
             tree = ast.parse(path.read_text(), str(path))
             relative = str(path.relative_to(repo))
-            pending += [(m, relative, n) for m, n in imported_lib_modules(tree, module_name(path, repo), repo)]
+            pending += [(m, relative, n) for m, n in imported_lib_modules(tree, package_of(path, repo), repo)]
     return sorted(needed)
+
+
+def package_of(path: Path, repo: Path) -> str:
+    """Dotted name of the package a lib file belongs to (a package's __init__.py belongs to the package itself)."""
+    return module_name(path, repo) if path.name == "__init__.py" else module_name(path, repo).rpartition(".")[0]
 
 
 def module_name(path: Path, repo: Path) -> str:
@@ -269,7 +275,7 @@ def line_problems(line: str, slugs: set[str], secrets: list[str]) -> list[str]:
     return problems
 
 
-def call_problems(tree: ast.AST, slugs: set[str], inlined: set[str], module: str | None, repo: Path):
+def call_problems(tree: ast.AST, slugs: set[str], inlined: set[str], package: str | None, repo: Path):
     """(line, problem) for the calls and imports a parsed cell makes that an offline kernel cannot."""
     problems = []
     for node in ast.walk(tree):
@@ -297,7 +303,7 @@ def call_problems(tree: ast.AST, slugs: set[str], inlined: set[str], module: str
             problems.append((node.lineno, f"input '{literal}' is not a declared source; add it to {SETTINGS_FILE}"))
         if func in ("import_module", "__import__") and literal and literal.split(".")[0] == "lib":
             problems.append((node.lineno, f"dynamic import of {literal} cannot be inlined; import it statically"))
-    for imported, line in imported_lib_modules(tree, module, repo):
+    for imported, line in imported_lib_modules(tree, package, repo):
         if imported not in inlined:
             problems.append((line, f"imports {imported}, which is not inlined in this notebook"))
     return problems
@@ -314,8 +320,8 @@ def offline_problems(cells: list[Cell], slugs: set[str], repo: Path) -> list[str
             (i, p) for i, line in enumerate(cell.source.split("\n"), 1) for p in line_problems(line, slugs, secrets)
         ]
         if cell.kind == "code":
-            own = module_name(repo / cell.origin, repo) if cell.origin.startswith("lib/") else None
-            found += call_problems(parse_cell(cell), slugs, inlined, own, repo)
+            package = package_of(repo / cell.origin, repo) if cell.origin.startswith("lib/") else None
+            found += call_problems(parse_cell(cell), slugs, inlined, package, repo)
         for line, problem in sorted(set(found)):
             source_line = cell.first_line + line - 1
             problems.append(f"{where} line {source_line}, cell line {line}): {problem}")

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lib.submission import MAX_MATCHES
 from lib.text import quantities, quantities_differ
-
-MAX_MATCHES = 50
 
 
 @dataclass

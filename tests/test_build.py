@@ -20,7 +20,7 @@ LIB = {
     "lib/alpha.py": "from . import beta\n\nVALUE = beta.VALUE + 1\n",
     "lib/beta.py": "from lib.sub.delta import BASE\n\nVALUE = BASE * 10\n",
     "lib/gamma.py": "UNUSED = True\n",
-    "lib/sub/__init__.py": "",
+    "lib/sub/__init__.py": "from .delta import BASE as BASE\n",
     "lib/sub/delta.py": "BASE = 4\n",
 }
 GOOD_SOURCE = """# %% [markdown]
