@@ -1,7 +1,7 @@
 """Embedding models of postings (image, text, joint), built from a config (lib.models.config) by name.
 
 `create_model(config)` builds one (lib.models.registry), `save_checkpoint` / `load_model` store and rebuild it
-(lib.models.checkpoint). Absolute imports only here: build.py resolves a package's relative imports from its parent.
+(lib.models.checkpoint).
 """
 
 from lib.models.checkpoint import load_model, read_checkpoint, save_checkpoint
