@@ -11,6 +11,7 @@ as a plain script with lib importable, for comparison with the built notebook).
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int) -> None:
     try:
         client.execute()
     except CellExecutionError as error:
-        raise RunError(f"{notebook_path.name} failed in a cell:\n{str(error)[-3000:]}") from error
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # IPython colours the traceback
+        raise RunError(f"{notebook_path.name} failed in a cell:\n{message[-3000:]}") from error
     finally:
         nbformat.write(notebook, out_dir / notebook_path.name)
 
@@ -120,8 +122,12 @@ def summary(out_dir: Path, seconds: float) -> str:
     scores = out_dir / "cv_scores.json"
     if scores.is_file():
         report = json.loads(scores.read_text())
-        lines.append(f"CV mean F1 on {report['rows']} train postings (details and ablation in cv_scores.json):")
-        lines += [f"  {name:>8}: {score:.4f}" for name, score in report["f1"].items()]
+        lines.append(f"CV mean F1 on {report['rows']} train postings, each component at its best threshold:")
+        lines += [f"  {name:>34}: {score:.4f}" for name, score in report["f1"].items()]
+        lines.append("ablation (one change to the tuned union at its thresholds):")
+        lines += [f"  {name:>34}: {score:.4f}" for name, score in report["ablation"].items()]
+        union, corrected = report["thresholds"]["union"], report["gallery_corrected"]
+        lines.append(f"union thresholds {union}; for a {corrected['rows']}-row test: {corrected['union']}")
     return "\n".join(lines)
 
 
