@@ -62,4 +62,4 @@ format: setup  ## rewrite files with ruff format
 clean:  ## remove build/, runs/ and generated data (keeps .venv)
 	rm -rf build runs data
 
--include tools/delivery.mk
+include tools/delivery.mk

@@ -1,8 +1,9 @@
 """Query expansion and iterative neighbourhood blending (INB) of embeddings."""
 
 import numpy as np
+import torch
 
-from lib.knn import as_float32, neighbors
+from lib.knn import as_tensor, neighbors
 
 
 def blend(embeddings, *, k: int, alpha: float = 1.0, stages: int = 1) -> np.ndarray:
@@ -10,7 +11,7 @@ def blend(embeddings, *, k: int, alpha: float = 1.0, stages: int = 1) -> np.ndar
 
     One stage with alpha > 1 is alpha-query-expansion; several stages with alpha = 1 are INB.
     """
-    x = as_float32(embeddings)
+    x = as_tensor(embeddings, torch.device("cpu")).numpy()
     for _ in range(stages):
         sim, idx = neighbors(x, k=min(k, len(x)))
         weights = np.where(idx >= 0, np.clip(sim, 0, None), 0) ** alpha

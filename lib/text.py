@@ -5,8 +5,6 @@ import re
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from lib.knn import top_k_rows
-
 ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
 UNITS = {
     "ml": "ml",
@@ -78,12 +76,3 @@ def tfidf_vectors(titles: list[str], corpus: list[str] | None = None, analyzer: 
     ngrams = (1, 1) if analyzer == "word" else (2, 4)
     vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
     return vectorizer.fit(titles if corpus is None else corpus).transform(titles)
-
-
-def tfidf_neighbors(vectors, *, k: int, threshold: float | None = None, chunk_size: int = 1024):
-    """Cosine neighbours of TF-IDF rows among themselves, as `lib.knn.neighbors` returns them."""
-    chunks = []
-    for start in range(0, vectors.shape[0], chunk_size):
-        similarity = (vectors[start : start + chunk_size] @ vectors.T).toarray()
-        chunks.append(top_k_rows(similarity, k, threshold))
-    return tuple(np.concatenate(parts) for parts in zip(*chunks))

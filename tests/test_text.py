@@ -2,12 +2,12 @@ import math
 
 import numpy as np
 
+from lib.knn import sparse_neighbors
 from lib.text import (
     decode_escaped_bytes,
     normalise_title,
     quantities,
     quantities_differ,
-    tfidf_neighbors,
     tfidf_vectors,
 )
 
@@ -38,9 +38,9 @@ def naive_tfidf_cosine(titles):
     return np.array([[float(a @ b) for b in vectors] for a in vectors])
 
 
-def test_tfidf_neighbors_match_a_naive_cosine():
+def test_tfidf_vectors_and_sparse_neighbors_match_a_naive_cosine():
     titles = ["susu anmum 400 g", "susu anmum 200 g", "kaos polos xl", "kaos polos l", "susu bear brand", "kaos xl"]
-    sim, idx = tfidf_neighbors(tfidf_vectors(titles), k=3, threshold=0.2, chunk_size=4)
+    sim, idx = sparse_neighbors(tfidf_vectors(titles), k=3, threshold=0.2)
     reference = naive_tfidf_cosine(titles)
     for row in range(len(titles)):
         kept = idx[row][idx[row] >= 0]

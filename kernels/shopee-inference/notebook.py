@@ -59,7 +59,7 @@ def title_signals(postings):
         "text": embeddings,
         "text_inb": expansion.blend(embeddings, k=inb["k"], alpha=inb["alpha"], stages=inb["stages"]),
     }
-    neighbours = {"tfidf": text.tfidf_neighbors(vectors["tfidf"], k=k)}
+    neighbours = {"tfidf": knn.sparse_neighbors(vectors["tfidf"], k=k)}
     neighbours |= {name: knn.neighbors(vectors[name], k=k) for name in ["text", "text_inb"]}
     return titles, vectors, neighbours
 

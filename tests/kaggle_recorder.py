@@ -1,0 +1,180 @@
+"""A local stand-in for Kaggle's API that records what the real `kaggle` CLI sends (tests only, 127.0.0.1 only).
+
+The CLI runs with KAGGLE_API_ENVIRONMENT=LOCALHOST, which makes it call http://localhost/api/v1/<Service>/<Method>,
+and with HTTP_PROXY pointing here, so every request (RPCs, blob uploads, output downloads) arrives at this server
+as an absolute-URI proxy request. Each RPC gets a small JSON reply shaped like kagglesdk's response types.
+"""
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HOST = "http://localhost"
+LIFETIME = 300  # seconds after which the server stops by itself, whatever the test does
+
+
+@dataclass
+class Request:
+    """One request as received: method, path, headers (credentials redacted) and body."""
+
+    verb: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def rpc(self) -> str:
+        """The RPC method name (`SaveKernel` ...), or '' for uploads and downloads."""
+        return self.path.rsplit("/", 1)[-1] if self.path.startswith("/api/v1/") else ""
+
+    def json(self) -> dict:
+        """The JSON body."""
+        return json.loads(self.body)
+
+
+@dataclass
+class Recorder:
+    """A recording Kaggle API on 127.0.0.1: replies per RPC, errors on request, every request kept.
+
+    Args:
+        kernel_status: what GetKernelSessionStatus answers (`COMPLETE`, `ERROR`, ...).
+        existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
+        outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
+        replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
+        failures: RPC name -> HTTP status to answer with an error body instead.
+    """
+
+    kernel_status: str = "COMPLETE"
+    existing_datasets: set[str] = field(default_factory=set)
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    replies: dict[str, dict] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def __enter__(self) -> "Recorder":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        self._deadline = threading.Timer(LIFETIME, self._server.shutdown)
+        self._deadline.daemon = True
+        self._deadline.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._deadline.cancel()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def environment(self, config_dir: Path) -> dict[str, str]:
+        """Variables that send the CLI here, with no other proxy exception and its config in config_dir."""
+        proxy = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return {
+            "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+            "KAGGLE_CONFIG_DIR": str(config_dir),
+            "HTTP_PROXY": proxy,
+            "http_proxy": proxy,
+            "HTTPS_PROXY": proxy,
+            "https_proxy": proxy,
+            "NO_PROXY": "",
+            "no_proxy": "",
+        }
+
+    def calls(self, rpc: str) -> list[dict]:
+        """The JSON bodies of every call of one RPC, in order."""
+        return [request.json() for request in self.requests if request.rpc == rpc]
+
+    def rpcs(self) -> list[str]:
+        """The RPC names received, in order."""
+        return [request.rpc for request in self.requests if request.rpc]
+
+    def reply(self, rpc: str, body: dict) -> tuple[int, dict]:
+        """The status and JSON reply to one RPC call."""
+        if rpc in self.failures:
+            return self.failures[rpc], {"code": self.failures[rpc], "message": f"recorder refuses {rpc}"}
+        default = self._default_reply(rpc, body)
+        if default is None:
+            return 404, {"code": 404, "message": f"recorder has no {rpc}"}
+        if isinstance(default, int):
+            return default, {"code": default, "message": "not found"}
+        return 200, {**default, **self.replies.get(rpc, {})}
+
+    def _default_reply(self, rpc: str, body: dict) -> dict | int | None:
+        """The reply an accepting Kaggle would give, 404 as an int, or None for an RPC the recorder lacks."""
+        calls = len(self.calls(rpc))
+        if rpc == "SaveKernel":
+            return {"ref": f"/code/{body['slug']}", "url": f"{HOST}/code/{body['slug']}", "versionNumber": calls}
+        if rpc == "GetKernelSessionStatus":
+            failure = {"failureMessage": "Notebook Threw Exception"} if self.kernel_status == "ERROR" else {}
+            return {"status": self.kernel_status, **failure}
+        if rpc == "ListKernelSessionOutput":
+            files = [{"fileName": name, "url": f"{HOST}/output/{name}"} for name in self.outputs]
+            return {"files": files, "log": '[{"stream_name":"stdout","data":"done\\n"}]'}
+        if rpc == "GetDatasetStatus":
+            ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
+            return {"status": "READY"} if ref in self.existing_datasets else 404
+        if rpc == "StartBlobUpload":
+            token = f"blob-{calls}"
+            return {"token": token, "createUrl": f"{HOST}/upload/{token}"}
+        if rpc in ("CreateDataset", "CreateDatasetVersion"):
+            ref = f"{body.get('ownerSlug')}/{body.get('slug') or body.get('datasetSlug')}"
+            return {"ref": ref, "url": f"{HOST}/datasets/{ref}", "status": "ok"}
+        if rpc == "CreateCodeSubmission":
+            return {"message": "Submission queued", "ref": 1000 + calls}
+        return None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class, bound to this recorder."""
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> Request:
+                headers = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in self.headers.items()}
+                return Request(self.command, urlsplit(self.path).path, headers, self._body())
+
+            def _body(self) -> bytes:
+                if "chunked" not in self.headers.get("Transfer-Encoding", ""):
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return b"".join(chunks)
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                request = self._record()
+                recorder.requests.append(request)
+                status, reply = recorder.reply(request.rpc, request.json() if request.body else {})
+                self._send(status, json.dumps(reply).encode(), "application/json")
+
+            def do_PUT(self) -> None:
+                request = self._record()
+                recorder.requests.append(request)
+                recorder.blobs[request.path.rsplit("/", 1)[-1]] = request.body
+                self._send(200, b"{}", "application/json")
+
+            def do_GET(self) -> None:
+                request = self._record()
+                recorder.requests.append(request)
+                name = request.path.removeprefix("/output/")
+                if name in recorder.outputs:
+                    self._send(200, recorder.outputs[name], "application/octet-stream")
+                else:
+                    self._send(404, b"no such output", "text/plain")
+
+            def log_message(self, *args) -> None:
+                """Keep the test output clean."""
+
+        return Handler

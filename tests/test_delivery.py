@@ -1,0 +1,525 @@
+"""Delivery to Kaggle: the real `kaggle` CLI, driven by tools/delivery.py and the make targets, against a local
+recording server (tests/kaggle_recorder.py) with fake credentials. Nothing leaves 127.0.0.1."""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.kaggle_recorder import Recorder
+from tools import delivery, preflight
+
+ROOT = Path(__file__).resolve().parent.parent
+USER = "fake-delivery-user"
+KEY = "notarealkey0deliverytest0c0ffee"
+AUTH = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
+INFERENCE = "shopee-inference"
+EXPERIMENT = "recordertest"
+TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
+LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
+SENT: list[bytes] = []  # every request body the recorders received
+TRAIN_SOURCE = """# %% [markdown]
+# # A small training kernel for the delivery tests
+
+# %%
+import json
+
+from lib import paths
+
+if EXPERIMENT.get("fail"):
+    raise RuntimeError("broken on purpose")
+rows = len(open(paths.input_dir("shopee-product-matching") / "train.csv").readlines()) - 1
+with open("experiment.json", "w") as file:
+    json.dump({"name": EXPERIMENT_NAME, "settings": EXPERIMENT, "rows": rows}, file)
+"""
+
+
+def run_python(*args) -> None:
+    """Run a repository script, failing the test with its output."""
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kept_build(tmp_path_factory):
+    """build/shopee-inference as it was before these tests, put back after them (they push with fake credentials)."""
+    built = ROOT / "build" / INFERENCE
+    kept = tmp_path_factory.mktemp("kept") / INFERENCE
+    if built.is_dir():
+        shutil.copytree(built, kept)
+    yield
+    shutil.rmtree(built, ignore_errors=True)
+    if kept.is_dir():
+        shutil.copytree(kept, built)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    """A 300-row sample in both situations (commit run, scoring rerun) and the local model dataset."""
+    folder = tmp_path_factory.mktemp("samples")
+    run_python("tools/make_sample.py", "--out", folder / "sample", "--rows", 300, "--seed", 3)
+    run_python("tools/make_sample.py", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
+    if not (ROOT / "data" / "datasets" / "all-minilm-l6-v2" / "config.json").is_file():
+        run_python("tools/local_datasets.py")
+    return folder
+
+
+@pytest.fixture
+def train_kernels(tmp_path) -> Path:
+    """A kernels folder holding a small shopee-train with two experiments; its build folders removed afterwards."""
+    kernel = tmp_path / "kernels" / "shopee-train"
+    (kernel / "experiments").mkdir(parents=True)
+    settings = {
+        "slug": "shopee-train",
+        "title": "Shopee train",
+        "enable_gpu": True,
+        "competition_sources": ["shopee-product-matching"],
+    }
+    (kernel / "kernel.yaml").write_text(yaml.safe_dump(settings))
+    (kernel / "notebook.py").write_text(TRAIN_SOURCE)
+    (kernel / "experiments" / f"{EXPERIMENT}.yaml").write_text("lr: 0.001\nepochs: 2\n")
+    (kernel / "experiments" / "broken.yaml").write_text("fail: true\n")
+    yield kernel.parent
+    for name in [TRAIN_BUILD, "shopee-train-broken"]:
+        shutil.rmtree(ROOT / "build" / name, ignore_errors=True)
+        shutil.rmtree(ROOT / "build" / "experiments" / name, ignore_errors=True)
+    if (ROOT / "build" / "experiments").is_dir() and not any((ROOT / "build" / "experiments").iterdir()):
+        (ROOT / "build" / "experiments").rmdir()
+
+
+def environment(recorder: Recorder, tmp_path: Path, credentials: str = "env") -> dict[str, str]:
+    """The tools' environment: the recorder as Kaggle, a private home and temp folder, the test credentials."""
+    proxies = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k.lower() not in proxies}
+    for folder in ["home", "tmp", "kaggle-config"]:
+        (tmp_path / folder).mkdir(exist_ok=True)
+    env.update(recorder.environment(tmp_path / "kaggle-config"), HOME=str(tmp_path / "home"))
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    if credentials == "env":
+        env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY)
+    elif credentials == "file":
+        config = tmp_path / "kaggle-config" / "kaggle.json"
+        config.write_text(json.dumps({"username": USER, "key": KEY}))
+        config.chmod(0o600)
+    return env
+
+
+def captured(result: subprocess.CompletedProcess, recorder: Recorder) -> subprocess.CompletedProcess:
+    """Keep a run's output and what the recorder got for the final scan; no output may show the key."""
+    LOGS.append(result.stdout + result.stderr)
+    SENT.extend(request.body for request in recorder.requests)
+    assert KEY not in LOGS[-1] and AUTH not in LOGS[-1]
+    return result
+
+
+def deliver(recorder: Recorder, env: dict, *args) -> subprocess.CompletedProcess:
+    """Run `python -m tools.delivery ARGS` as make does."""
+    command = [sys.executable, "-m", "tools.delivery", *map(str, args)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return captured(result, recorder)
+
+
+def make(recorder: Recorder, env: dict, *args) -> subprocess.CompletedProcess:
+    """Run a make target (the set-up step taken as done: the tests run inside the installed .venv)."""
+    command = ["make", "-s", "-o", ".venv/.installed", *map(str, args)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return captured(result, recorder)
+
+
+def pushed_text(notebook: Path) -> dict:
+    """What the CLI must send for a built notebook: code outputs cleared and each cell's source joined."""
+    content = json.loads(notebook.read_text())
+    for cell in content["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+        cell["source"] = "".join(cell["source"])
+    return content
+
+
+def tree_state(folder: Path) -> dict[str, tuple[str, int]]:
+    """SHA-256 and modification time of every file under folder."""
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_push_inference_runs_both_situations_then_sends_the_built_notebook(samples, tmp_path):
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        runs = tmp_path / "runs"
+        args = ["--sample", samples / "sample", "--hidden", samples / "hidden", "--runs", runs]
+        result = deliver(recorder, env, "push-inference", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"on {samples / 'sample'};" in result.stdout and f"on {samples / 'hidden'};" in result.stdout
+    assert "run locally in 2 situation(s)" in result.stdout
+    hidden_test = pd.read_csv(samples / "hidden" / "test.csv")
+    submission = pd.read_csv(runs / INFERENCE / "submission.csv")
+    assert len(hidden_test) > 3 and sorted(submission.posting_id) == sorted(hidden_test.posting_id)
+
+    assert recorder.rpcs() == ["SaveKernel"]
+    [save] = recorder.calls("SaveKernel")
+    assert save["slug"] == f"{USER}/{INFERENCE}"
+    assert save["enableInternet"] is False and save["enableGpu"] is True and save["isPrivate"] is True
+    assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2"]
+    assert save["competitionDataSources"] == ["shopee-product-matching"]
+    assert save["language"] == "python" and save["kernelType"] == "notebook"
+    assert json.loads(save["text"]) == pushed_text(ROOT / "build" / INFERENCE / f"{INFERENCE}.ipynb")
+    record = json.loads((ROOT / "build" / INFERENCE / "push.json").read_text())
+    assert record == {"id": f"{USER}/{INFERENCE}", "version": 1}
+
+
+def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        assert deliver(recorder, env, "push-inference", "--force").returncode == 0
+        result = make(recorder, env, "submit")
+        again = make(recorder, env, "submit", "VERSION=7", "MESSAGE=thresholds from CV")
+    assert result.returncode == 0 and again.returncode == 0, result.stderr + again.stderr
+    assert "submission 1001" in result.stdout
+    first, second = recorder.calls("CreateCodeSubmission")
+    assert first == {
+        "competitionName": "shopee-product-matching",
+        "kernelOwner": USER,
+        "kernelSlug": INFERENCE,
+        "kernelVersion": 1,
+        "fileName": "submission.csv",
+        "submissionDescription": f"{USER}/{INFERENCE} version 1",
+    }
+    assert second["kernelVersion"] == 7 and second["submissionDescription"] == "thresholds from CV"
+
+
+def broken_inference(tmp_path: Path, change: str) -> Path:
+    """A copy of kernels/shopee-inference with one thing wrong; returns its kernels folder."""
+    kernel = tmp_path / "kernels" / INFERENCE
+    shutil.copytree(ROOT / "kernels" / INFERENCE, kernel)
+    settings = yaml.safe_load((kernel / "kernel.yaml").read_text())
+    if change == "gpu":
+        settings["enable_gpu"] = False
+    elif change == "dataset":
+        settings["dataset_sources"].append("missing-weights")
+    elif change == "competition":
+        settings["competition_sources"] = []
+    else:
+        source = (kernel / "notebook.py").read_text()
+        (kernel / "notebook.py").write_text(source + "\n# %%\n!pip install timm\n")
+    (kernel / "kernel.yaml").write_text(yaml.safe_dump(settings))
+    return kernel.parent
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ("gpu", "GPU is off"),
+        ("dataset", f"dataset {USER}/missing-weights is not described"),
+        ("competition", "add shopee-product-matching to competition_sources"),
+        ("offline", "`pip install` without --no-index"),
+    ],
+)
+def test_preflight_failure_sends_nothing_even_when_forced(tmp_path, change, reason):
+    kernels = broken_inference(tmp_path, change)
+    built = ROOT / "build" / INFERENCE / f"{INFERENCE}.ipynb"
+    before = built.read_bytes() if built.is_file() else None
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        results = [
+            deliver(recorder, env, "push-inference", "--kernels", kernels, *force) for force in [[], ["--force"]]
+        ]
+    for result in results:
+        assert result.returncode == 1
+        assert reason in result.stderr
+    assert recorder.requests == []
+    assert (built.read_bytes() if built.is_file() else None) == before
+
+
+def test_local_runs_are_checked_for_their_situation_and_submission(tmp_path):
+    comp, out = tmp_path / "comp", tmp_path / "out"
+    comp.mkdir()
+    out.mkdir()
+    pd.DataFrame({"posting_id": ["a", "b", "c"]}).to_csv(comp / "test.csv", index=False)
+    preflight.check_situation(comp, scoring=False)
+    with pytest.raises(preflight.PreflightError, match="the scoring rerun needs the hidden test set"):
+        preflight.check_situation(comp, scoring=True)
+    with pytest.raises(preflight.PreflightError, match="wrote no submission.csv"):
+        preflight.check_submission(out, comp)
+    rows = {"posting_id": ["a", "b", "c"], "matches": ["a b", "b a", "c z"]}
+    pd.DataFrame(rows).to_csv(out / "submission.csv", index=False)
+    with pytest.raises(preflight.PreflightError, match="line 4, posting c matches an unknown posting id"):
+        preflight.check_submission(out, comp)
+    pd.DataFrame({"posting_id": ["a", "b"], "matches": ["a", "b"]}).to_csv(out / "submission.csv", index=False)
+    with pytest.raises(preflight.PreflightError, match="1 test postings have no row"):
+        preflight.check_submission(out, comp)
+
+
+@pytest.mark.parametrize(
+    "replies, failures, message",
+    [
+        ({"SaveKernel": {"error": "Notebook exceeds the size limit"}}, {}, "refused the push"),
+        ({"SaveKernel": {"invalidDatasetSources": [f"{USER}/all-minilm-l6-v2"]}}, {}, "dropped dataset sources"),
+        ({}, {"SaveKernel": 403}, "exited with 1"),
+    ],
+)
+def test_server_refusal_fails_the_push_target(tmp_path, replies, failures, message):
+    with Recorder(replies=replies, failures=failures) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "push-inference", "FORCE=1")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert recorder.rpcs() == ["SaveKernel"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["push-inference", "--force"],
+        ["push-train", EXPERIMENT, "--force"],
+        ["upload-weights", "all-minilm-l6-v2"],
+        ["status", f"{USER}/{INFERENCE}"],
+        ["output", f"{USER}/{INFERENCE}"],
+        ["submit", "--version", "1"],
+    ],
+)
+def test_missing_credentials_give_one_line_and_send_nothing(tmp_path, command):
+    with Recorder() as recorder:
+        result = deliver(recorder, environment(recorder, tmp_path, credentials="none"), *command)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "set KAGGLE_USERNAME and KAGGLE_KEY, or save kaggle.json" in result.stderr
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("state, code", [("COMPLETE", 0), ("RUNNING", 0), ("ERROR", 2)])
+def test_status_target_fails_on_error(tmp_path, state, code):
+    with Recorder(kernel_status=state) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "status", f"KERNEL={USER}/{INFERENCE}")
+    assert result.returncode == code
+    assert recorder.calls("GetKernelSessionStatus") == [{"userName": USER, "kernelSlug": INFERENCE}]
+    if state == "ERROR":
+        assert f"{USER}/{INFERENCE} ended ERROR: Notebook Threw Exception" in result.stderr
+    else:
+        assert f"{USER}/{INFERENCE}: {state}" in result.stdout
+
+
+def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path, monkeypatch):
+    monkeypatch.setattr(delivery, "BUILD", tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": f"{USER}/my-kernel"}))
+    assert delivery.kernel_ref("mine") == f"{USER}/my-kernel"
+    assert delivery.kernel_ref("someone/their-kernel") == "someone/their-kernel"
+    with pytest.raises(delivery.DeliveryError, match="missing; push the kernel first"):
+        delivery.kernel_ref("never-built")
+    (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": "set-KAGGLE_USERNAME/my-kernel"}))
+    with pytest.raises(delivery.DeliveryError, match="built without a Kaggle owner"):
+        delivery.kernel_ref("mine")
+
+
+def test_output_downloads_kernel_files_into_a_local_folder(tmp_path):
+    files = {"model_fold0.pt": b"\x00weights\x01", "cv_scores.json": b'{"f1": 0.7}'}
+    out = tmp_path / "trained"
+    with Recorder(outputs=files) as recorder:
+        env = environment(recorder, tmp_path)
+        result = make(recorder, env, "output", f"KERNEL={USER}/{TRAIN_BUILD}", f"OUT={out}")
+    assert result.returncode == 0, result.stderr
+    assert {name: (out / name).read_bytes() for name in files} == files
+    assert (out / f"{TRAIN_BUILD}.log").is_file()
+    assert recorder.calls("ListKernelSessionOutput")[0]["kernelSlug"] == TRAIN_BUILD
+    with Recorder() as recorder:
+        empty = make(recorder, environment(recorder, tmp_path), "output", f"KERNEL={USER}/{TRAIN_BUILD}", f"OUT={out}")
+    assert empty.returncode != 0 and "has no output files" in empty.stderr
+
+
+def weights_folder(tmp_path: Path) -> Path:
+    """Local weights: a top-level file, a sub-folder with a nested folder, and a stray dataset-metadata.json."""
+    folder = tmp_path / "weights"
+    (folder / "fold0" / "extra").mkdir(parents=True)
+    (folder / "config.json").write_text('{"model": "tiny"}')
+    (folder / "fold0" / "model.safetensors").write_bytes(bytes(range(256)) * 3)
+    (folder / "fold0" / "extra" / "notes.txt").write_text("fold 0")
+    (folder / "dataset-metadata.json").write_text('{"id": "someone/else"}')
+    return folder
+
+
+def uploaded(recorder: Recorder) -> dict[str, bytes]:
+    """Every file the recorder received, by path inside the dataset: zipped folders unpacked."""
+    names = [call["name"] for call in recorder.calls("StartBlobUpload")]
+    received = {}
+    for number, name in enumerate(names, start=1):
+        blob = recorder.blobs[f"blob-{number}"]
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+                folder = name.removesuffix(".zip")
+                received |= {f"{folder}/{n}": archive.read(n) for n in archive.namelist() if not n.endswith("/")}
+        else:
+            received[name] = blob
+    return received
+
+
+def test_upload_weights_creates_then_versions_the_dataset_leaving_local_files_alone(tmp_path):
+    folder = weights_folder(tmp_path)
+    local = tree_state(folder)
+    tracked = (ROOT / "datasets-meta" / "all-minilm-l6-v2" / "dataset-metadata.json").read_bytes()
+    expected = {k: (folder / k).read_bytes() for k in local if k != "dataset-metadata.json"}
+    ref = f"{USER}/all-minilm-l6-v2"
+    with Recorder() as recorder:
+        args = ["upload-weights", "DATASET=all-minilm-l6-v2", f"WEIGHTS={folder}"]
+        created = make(recorder, environment(recorder, tmp_path, credentials="file"), *args)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert recorder.rpcs() == ["GetDatasetStatus", "StartBlobUpload", "StartBlobUpload", "CreateDataset"]
+    assert uploaded(recorder) == expected
+    [create] = recorder.calls("CreateDataset")
+    assert (create["ownerSlug"], create["slug"], create["licenseName"]) == (USER, "all-minilm-l6-v2", "apache-2.0")
+    assert create["title"] == "all-MiniLM-L6-v2 (transformers folder)"
+    assert create["files"] == [{"token": "blob-1"}, {"token": "blob-2"}]
+    assert all(r.headers.get("Authorization") == "<redacted>" for r in recorder.requests if r.rpc)
+
+    with Recorder(existing_datasets={ref}) as recorder:
+        env = environment(recorder, tmp_path)
+        versioned = make(
+            recorder, env, "upload-weights", "DATASET=all-minilm-l6-v2", f"WEIGHTS={folder}", "MESSAGE=fold 0"
+        )
+    assert versioned.returncode == 0, versioned.stdout + versioned.stderr
+    assert recorder.rpcs() == ["GetDatasetStatus", "StartBlobUpload", "StartBlobUpload", "CreateDatasetVersion"]
+    assert uploaded(recorder) == expected
+    [version] = recorder.calls("CreateDatasetVersion")
+    assert (version["ownerSlug"], version["datasetSlug"]) == (USER, "all-minilm-l6-v2")
+    assert version["body"]["versionNotes"] == "fold 0" and len(version["body"]["files"]) == 2
+
+    assert tree_state(folder) == local
+    assert (ROOT / "datasets-meta" / "all-minilm-l6-v2" / "dataset-metadata.json").read_bytes() == tracked
+    assert not list((tmp_path / "tmp").glob("kaggle-upload-*"))
+
+
+@pytest.mark.parametrize(
+    "replies, failures, message",
+    [
+        ({"CreateDataset": {"status": "error", "error": "Quota exceeded"}}, {}, "Quota exceeded"),
+        ({}, {"CreateDataset": 403}, "exited with 1"),
+    ],
+)
+def test_refused_dataset_fails_the_upload_target(tmp_path, replies, failures, message):
+    folder = weights_folder(tmp_path)
+    with Recorder(replies=replies, failures=failures) as recorder:
+        args = ["upload-weights", "DATASET=all-minilm-l6-v2", f"WEIGHTS={folder}"]
+        result = make(recorder, environment(recorder, tmp_path), *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_unknown_dataset_names_the_known_ones(tmp_path):
+    with Recorder() as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "upload-weights", "DATASET=nope")
+    assert result.returncode != 0
+    assert "'all-minilm-l6-v2'" in result.stderr and "'wheels'" in result.stderr
+    assert recorder.requests == []
+
+
+def test_push_train_refuses_without_the_training_kernel_or_a_known_experiment(tmp_path, train_kernels):
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        missing = deliver(recorder, env, "push-train", EXPERIMENT, "--kernels", tmp_path / "empty", "--force")
+        unknown = deliver(recorder, env, "push-train", "nope", "--kernels", train_kernels, "--force")
+        unnamed = deliver(recorder, env, "push-train", "--kernels", train_kernels, "--force")
+    assert missing.returncode == 1 and "shopee-train yet" in missing.stderr
+    for result in [unknown, unnamed]:
+        assert result.returncode == 1
+        assert f"['broken', '{EXPERIMENT}']" in result.stderr
+    assert recorder.requests == []
+
+
+def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_kernels):
+    runs = tmp_path / "runs"
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        args = ["--kernels", train_kernels, "--sample", samples / "sample", "--runs", runs]
+        broken = deliver(recorder, env, "push-train", "broken", *args)
+        assert recorder.requests == []
+        result = deliver(recorder, env, "push-train", EXPERIMENT, *args)
+    assert broken.returncode == 1 and "local run of build/shopee-train-broken" in broken.stderr
+    assert "broken on purpose" in broken.stdout + broken.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ran = json.loads((runs / TRAIN_BUILD / "experiment.json").read_text())
+    train_rows = len(pd.read_csv(samples / "sample" / "train.csv"))
+    assert ran == {"name": EXPERIMENT, "settings": {"lr": 0.001, "epochs": 2}, "rows": train_rows}
+    [save] = recorder.calls("SaveKernel")
+    assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
+    assert save["enableInternet"] is False and save["competitionDataSources"] == ["shopee-product-matching"]
+    assert json.loads(save["text"]) == pushed_text(ROOT / "build" / TRAIN_BUILD / f"{TRAIN_BUILD}.ipynb")
+    assert "EXPERIMENT = {'lr': 0.001, 'epochs': 2}" in save["text"]
+
+
+def write_wheel(folder: Path, name: str, version: str, tag: str, requires: str = "") -> None:
+    """A minimal valid wheel of a one-module package."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": "VALUE = 1\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires}",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-{version}-{tag}.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+
+
+def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(tmp_path, monkeypatch):
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    linux = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    for version, tag in [
+        ("1.0", f"cp311-cp311-{linux}"),
+        ("1.0", f"cp310-cp310-{linux}"),
+        ("2.0", f"cp311-cp311-{linux}"),
+    ]:
+        write_wheel(house, "tinyplat", version, tag)
+    write_wheel(house, "tinyplat", "1.0", "cp311-cp311-macosx_11_0_arm64")
+    write_wheel(house, "tinypure", "0.1", "py3-none-any", requires="Requires-Dist: tinymissing\n")
+    (house / "tinysrc-1.0.tar.gz").write_bytes(b"not a wheel")
+    wanted = tmp_path / "wheels.txt"
+    wanted.write_text("# test list\ntinyplat==1.0\ntinypure  # pure Python\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(house))
+    monkeypatch.setattr(delivery, "WHEELS_LIST", wanted)
+    monkeypatch.setattr(delivery, "LOCAL_DATASETS", tmp_path / "datasets")
+    target = tmp_path / "datasets" / "shopee-wheels"
+    target.mkdir(parents=True)
+    (target / "stale-0.1-py3-none-any.whl").write_bytes(b"old")
+
+    found = delivery.wheels()
+    assert [path.name for path in found] == [f"tinyplat-1.0-cp311-cp311-{linux}.whl", "tinypure-0.1-py3-none-any.whl"]
+    assert sorted(path.name for path in target.iterdir()) == sorted([p.name for p in found] + ["requirements.txt"])
+    assert (target / "requirements.txt").read_text() == wanted.read_text()
+    wanted.write_text("tinysrc==1.0\n")
+    with pytest.raises(delivery.DeliveryError, match="pip found no wheel for Python 3.11"):
+        delivery.wheels()
+    metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
+    slug = metadata["id"].split("/")[1]
+    assert 6 <= len(slug) <= 50 and 6 <= len(metadata["title"]) <= 50 and len(metadata["licenses"]) == 1
+    assert 20 <= len(metadata["subtitle"]) <= 80 and slug == target.name
+
+
+def test_no_credentials_in_builds_runs_logs_requests_or_tracked_files(tmp_path):
+    weights = weights_folder(tmp_path)
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        pushed = deliver(recorder, env, "push-inference", "--force")
+        upload = deliver(recorder, env, "upload-weights", "all-minilm-l6-v2", "--folder", weights)
+    assert pushed.returncode == 0 and upload.returncode == 0
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    tracked = [ROOT / name for name in listed if (ROOT / name).is_file() and ROOT / name != Path(__file__)]
+    built = [path for path in (ROOT / "build").rglob("*") if path.is_file()]
+    runs = [path for path in tmp_path.parent.rglob("*") if path.is_file() and "runs" in path.parts]
+    texts = [path.read_bytes() for path in built + runs + tracked] + [log.encode() for log in LOGS] + SENT
+    assert built and len(LOGS) >= 2 and SENT
+    assert not [text for text in texts if KEY.encode() in text or AUTH.encode() in text]
+    assert not [path for path in tracked if USER.encode() in path.read_bytes()]

@@ -1,0 +1,29 @@
+# Kaggle delivery targets (push, datasets, status, outputs, submit); included by the Makefile.
+# Each is a thin wrapper over the `kaggle` CLI through tools/delivery.py, which adds the pre-flight before a push
+# and turns the CLI's silent failures (exit 0 on a refused push or an ERROR status) into failing targets.
+DELIVERY := $(PY) -m tools.delivery
+FORCE_FLAG := $(if $(FORCE),--force)
+PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
+
+.PHONY: push-inference push-train upload-weights wheels status output submit
+
+push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-flight (build, checks, local runs on sample and sample-hidden), push shopee-inference; FORCE=1: no runs
+	$(DELIVERY) push-inference --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(FORCE_FLAG)
+
+push-train: setup $(PREFLIGHT_DATA)  ## the same for kernels/shopee-train with EXP=<experiments/EXP.yaml>, pushed as shopee-train-EXP
+	$(DELIVERY) push-train $(EXP) --sample $(SAMPLE) $(FORCE_FLAG)
+
+upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ folder> from WEIGHTS=<folder> (default data/datasets/<slug>)
+	$(DELIVERY) upload-weights $(DATASET) $(if $(WEIGHTS),--folder $(WEIGHTS)) $(if $(MESSAGE),--message "$(MESSAGE)")
+
+wheels: setup  ## download tools/wheels.txt for Kaggle (Python 3.11, manylinux x86_64) into data/datasets/shopee-wheels
+	$(DELIVERY) wheels
+
+status: setup  ## status of KERNEL (build/ folder name or owner/slug) on Kaggle; fails on ERROR or a cancelled run
+	$(DELIVERY) status $(KERNEL)
+
+output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)
+	$(DELIVERY) output $(KERNEL) $(if $(OUT),--out $(OUT))
+
+submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional
+	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)")

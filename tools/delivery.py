@@ -1,0 +1,385 @@
+"""Deliver kernels and datasets to Kaggle with the `kaggle` CLI, failing loudly where the CLI does not.
+
+Usage (from the repository root; the make targets of tools/delivery.mk wrap these):
+  python -m tools.delivery push-inference [--sample DIR] [--hidden DIR] [--runs DIR] [--kernels DIR] [--force]
+  python -m tools.delivery push-train [EXP] [--sample DIR] [--runs DIR] [--kernels DIR] [--force]
+  python -m tools.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
+  python -m tools.delivery wheels
+  python -m tools.delivery status KERNEL
+  python -m tools.delivery output KERNEL [--out DIR]
+  python -m tools.delivery submit [--version N] [--message TEXT]
+
+KERNEL is a folder name under build/ (its kernel-metadata.json gives owner/slug) or owner/slug itself.
+Credentials come only from KAGGLE_USERNAME + KAGGLE_KEY or the CLI's kaggle.json; the owner in every id pushed
+is yours (KAGGLE_USERNAME, kaggle.json or a kernel's 'owner' setting) and is written only under build/ and into
+temporary staging folders, never into tracked files.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+import build
+from tools.preflight import (
+    BUILD,
+    COMPETITION,
+    DATASET_OWNER_PLACEHOLDER,
+    DATASETS_META,
+    ROOT,
+    PreflightError,
+    preflight,
+)
+
+KERNELS = ROOT / "kernels"
+RUNS = ROOT / "runs"
+SAMPLE = ROOT / "data" / "sample"
+LOCAL_DATASETS = ROOT / "data" / "datasets"
+INFERENCE = "shopee-inference"
+TRAIN = "shopee-train"
+KAGGLE_CLI = Path(sys.executable).with_name("kaggle")
+METADATA_FILE = "dataset-metadata.json"
+PUSH_RECORD = "push.json"
+SUBMISSION_FILE = "submission.csv"
+FAILED_STATES = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
+EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+# Kernels are pushed without a `docker_image` pin, so Kaggle runs them on its current image, not on the one of the
+# competition's time (spring 2021, Python 3.7): Python 3.11 on Ubuntu 22.04 (glibc 2.35), x86_64, with torch, timm,
+# transformers, scikit-learn and pandas preinstalled. Wheels are fetched for that interpreter and every manylinux
+# tag glibc 2.35 accepts. Pinning `docker_image` in a kernel means changing these too.
+WHEELS_LIST = ROOT / "tools" / "wheels.txt"
+WHEELS_META = DATASETS_META / "wheels"
+KAGGLE_PYTHON = "3.11"
+KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["manylinux2014_x86_64"]
+
+
+class DeliveryError(Exception):
+    """A delivery step that cannot go on; the message says why and what to do."""
+
+
+def cli_config_dir() -> Path:
+    """The folder where the kaggle CLI looks for kaggle.json (its own rule: KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"])
+    legacy = Path.home() / ".kaggle"
+    if legacy.exists():
+        return legacy
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
+
+
+def require_credentials() -> None:
+    """Refuse, in one line, when neither KAGGLE_USERNAME + KAGGLE_KEY nor the CLI's kaggle.json is there."""
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return
+    if (cli_config_dir() / "kaggle.json").is_file():
+        return
+    raise DeliveryError(
+        "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or save kaggle.json "
+        f"(kaggle.com > Settings > API > Create New Token) in {cli_config_dir()}"
+    )
+
+
+def kaggle(*args: str) -> str:
+    """Run the kaggle CLI, echoing its output as it comes, and return that output; raise if it exits non-zero."""
+    if not KAGGLE_CLI.is_file():
+        raise DeliveryError(f"{KAGGLE_CLI}: the kaggle CLI is not installed; run `make setup`")
+    command = [str(KAGGLE_CLI), *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+        lines = []
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if process.returncode != 0:
+        raise DeliveryError(f"`kaggle {' '.join(args[:2])}` exited with {process.returncode}; its output is above")
+    return "".join(lines)
+
+
+def push(build_dir: Path) -> int:
+    """`kaggle kernels push` of a built folder; returns the version Kaggle made, recorded in build_dir/push.json."""
+    ref = json.loads((build_dir / "kernel-metadata.json").read_text())["id"]
+    output = kaggle("kernels", "push", "-p", str(build_dir))
+    refused = re.search(r"Kernel push error: (.*)", output)
+    if refused:
+        raise DeliveryError(f"Kaggle refused the push of {ref}: {refused[1]}")
+    dropped = re.findall(
+        r"The following are not valid (\w+ sources) and could not be added to the kernel: (.*)", output
+    )
+    if dropped:
+        lost = "; ".join(f"{kind} {names}" for kind, names in dropped)
+        raise DeliveryError(f"Kaggle dropped {lost} from {ref}, so its run cannot read them; upload them, push again")
+    pushed = re.search(r"Kernel version (\d+) successfully pushed", output)
+    if not pushed:
+        raise DeliveryError(f"the kaggle CLI did not confirm the push of {ref} (no 'Kernel version N' line)")
+    (build_dir / PUSH_RECORD).write_text(json.dumps({"id": ref, "version": int(pushed[1])}) + "\n")
+    print(f"pushed {ref} version {pushed[1]}; follow it with `make status KERNEL={build_dir.name}`")
+    return int(pushed[1])
+
+
+def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, force: bool) -> int:
+    """Pre-flight the submission kernel (both situations unless forced), then push it."""
+    return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, force))
+
+
+def experiments(kernel_dir: Path) -> list[str]:
+    """The experiment names of the training kernel (experiments/<name>.yaml)."""
+    return sorted(path.stem for path in (kernel_dir / "experiments").glob("*.yaml"))
+
+
+def experiment_kernel(kernel_dir: Path, experiment: str) -> Path:
+    """Write build/experiments/<kernel>-<exp>/: the training kernel with its own slug and an EXPERIMENT cell first.
+
+    The notebook gets, before its own cells, `EXPERIMENT_NAME = "<exp>"` and `EXPERIMENT = {...}` (the settings of
+    experiments/<exp>.yaml), and the kernel is pushed as slug `<slug>-<exp>`, titled `<title> <exp>`: one Kaggle
+    kernel per experiment. Build errors name lines of this generated notebook.py.
+    """
+    if not (kernel_dir / build.SETTINGS_FILE).is_file():
+        raise DeliveryError(f"no {kernel_dir} yet: the training kernel is not written, so there is nothing to push")
+    known = experiments(kernel_dir)
+    path = kernel_dir / "experiments" / f"{experiment}.yaml"
+    if not experiment or not path.is_file():
+        raise DeliveryError(f"unknown experiment '{experiment}': give EXP=<name> of {path.parent}/<name>.yaml: {known}")
+    if not EXPERIMENT_NAME.fullmatch(experiment):
+        raise DeliveryError(f"{path}: rename it with lowercase letters, digits and '-' only (it becomes a Kaggle slug)")
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        raise DeliveryError(f"{path}: must hold `key: value` settings, not {type(overrides).__name__}")
+    settings = build.read_settings(kernel_dir)
+    settings.update(slug=f"{settings['slug']}-{experiment}", title=f"{settings['title']} {experiment}")
+    target = BUILD / "experiments" / f"{kernel_dir.name}-{experiment}"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / build.SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
+    header = f"# %%\nEXPERIMENT_NAME = {experiment!r}\nEXPERIMENT = {overrides!r}\n\n"
+    (target / build.SOURCE_FILE).write_text(header + (kernel_dir / build.SOURCE_FILE).read_text())
+    return target
+
+
+def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, force: bool) -> int:
+    """Pre-flight the training kernel of one experiment (commit run unless forced), then push it."""
+    kernel_dir = experiment_kernel(kernels / TRAIN, experiment)
+    return push(preflight(kernel_dir, False, sample, None, runs, force))
+
+
+def stage_dataset(folder: Path, metadata: dict, staging: Path) -> None:
+    """Fill staging with links to every file of folder (sub-folders made real) and the metadata, real owner in id.
+
+    The kaggle CLI reads linked files through their links (top-level files and files zipped by --dir-mode), so
+    nothing is copied and the local folder is only read. A dataset-metadata.json of folder is replaced.
+    """
+    for root, _, files in os.walk(folder, followlinks=True):
+        here = staging / Path(root).relative_to(folder)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if not (here == staging and name == METADATA_FILE):
+                (here / name).symlink_to((Path(root) / name).resolve())
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def dataset_names() -> list[str]:
+    """The datasets described under datasets-meta/, by folder name."""
+    return sorted(path.parent.name for path in DATASETS_META.glob(f"*/{METADATA_FILE}"))
+
+
+def dataset_metadata(name: str) -> dict:
+    """The tracked metadata of dataset `name` (its id still has the placeholder owner)."""
+    path = DATASETS_META / (name or "?") / METADATA_FILE
+    if not path.is_file():
+        raise DeliveryError(f"{path}: missing; give DATASET=<one of {dataset_names()}> or describe a new one there")
+    metadata = json.loads(path.read_text())
+    if not metadata.get("id", "").startswith(f"{DATASET_OWNER_PLACEHOLDER}/"):
+        raise DeliveryError(f"{path}: id must be {DATASET_OWNER_PLACEHOLDER}/<slug>; the owner is filled in at upload")
+    return metadata
+
+
+def upload_dataset(name: str, folder: Path | None, message: str | None) -> str:
+    """Create dataset `name` on Kaggle from folder, or make a new version when it exists; returns owner/slug."""
+    metadata = dataset_metadata(name)
+    slug = metadata["id"].split("/", 1)[1]
+    folder = folder or LOCAL_DATASETS / slug
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise DeliveryError(f"{folder}: no files to upload; give WEIGHTS=<folder> (e.g. one filled by `make output`)")
+    ref = f"{build.kaggle_owner({})}/{slug}"
+    with tempfile.TemporaryDirectory(prefix="kaggle-upload-") as tmp:
+        staging = Path(tmp) / slug
+        stage_dataset(folder, {**metadata, "id": ref}, staging)
+        output = kaggle("datasets", "create", "-p", str(staging), "--dir-mode", "zip")
+        if "is already in use" in output:
+            notes = message or f"files of {os.path.relpath(folder.resolve(), ROOT)}"
+            output = kaggle("datasets", "version", "-p", str(staging), "--dir-mode", "zip", "-m", notes)
+    failed = re.search(r"Dataset (?:version )?creation error: (.*)", output)
+    if failed or "is being created" not in output:
+        raise DeliveryError(f"Kaggle did not take dataset {ref}: {failed[1] if failed else 'no confirmation'}")
+    print(f"{ref}: uploaded from {folder} (left as it was)")
+    return ref
+
+
+def download_wheels(requirements: Path, target: Path) -> list[Path]:
+    """Download the wheels listed in requirements for Kaggle's Python and platform into target, replacing them.
+
+    Only the listed packages are fetched (--no-deps): their dependencies come from Kaggle's image unless listed.
+    The list is copied as target/requirements.txt for the kernels' install line.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{target.name}-", dir=target.parent) as tmp:
+        platforms = [argument for platform in KAGGLE_PLATFORMS for argument in ("--platform", platform)]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", tmp]
+        command += ["--python-version", KAGGLE_PYTHON, "--implementation", "cp", *platforms, "-r", str(requirements)]
+        if subprocess.run(command).returncode != 0:
+            raise DeliveryError(
+                f"{requirements}: pip found no wheel for Python {KAGGLE_PYTHON} on manylinux x86_64 for some line "
+                "(see above); pin a version that has one"
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        for wheel in sorted(Path(tmp).iterdir()):
+            shutil.move(wheel, target / wheel.name)
+    shutil.copyfile(requirements, target / "requirements.txt")
+    return sorted(target.glob("*.whl"))
+
+
+def wheels() -> list[Path]:
+    """Download the wheels dataset into data/datasets/<slug>/ and say how kernels install from it."""
+    slug = dataset_metadata(WHEELS_META.name)["id"].split("/", 1)[1]
+    found = download_wheels(WHEELS_LIST, LOCAL_DATASETS / slug)
+    print(f"{len(found)} wheel(s) in {LOCAL_DATASETS / slug}; upload with `make upload-weights DATASET=wheels`")
+    print(
+        f"kernels attach {slug} and run: pip install --no-index --find-links /kaggle/input/{slug} "
+        f"-r /kaggle/input/{slug}/requirements.txt"
+    )
+    return found
+
+
+def kernel_ref(kernel: str) -> str:
+    """owner/slug of KERNEL: as given, or from the kernel-metadata.json of build/<KERNEL>/ (the last push's build)."""
+    if "/" in kernel:
+        return kernel
+    path = BUILD / kernel / "kernel-metadata.json"
+    if not path.is_file():
+        raise DeliveryError(
+            f"{path}: missing; push the kernel first (make push-inference|push-train) or give owner/slug"
+        )
+    ref = json.loads(path.read_text())["id"]
+    if ref.startswith(build.OWNER_PLACEHOLDER):
+        raise DeliveryError(
+            f"{path}: built without a Kaggle owner; set KAGGLE_USERNAME and rebuild, or give owner/slug"
+        )
+    return ref
+
+
+def status(kernel: str) -> str:
+    """The state of the kernel's latest version on Kaggle; raise when it failed or was cancelled."""
+    ref = kernel_ref(kernel)
+    output = kaggle("kernels", "status", ref)
+    found = re.search(r'has status "(?:KernelWorkerStatus\.)?(\w+)"', output)
+    if not found:
+        raise DeliveryError(f"could not read a status for {ref} in the kaggle CLI's output above")
+    if found[1] in FAILED_STATES:
+        reason = re.search(r'Failure message: "(.*)"', output)
+        detail = reason[1] if reason else "no failure message"
+        raise DeliveryError(f"{ref} ended {found[1]}: {detail}; read its log with `make output KERNEL={kernel}`")
+    return found[1]
+
+
+def output(kernel: str, out: Path | None) -> Path:
+    """Download the kernel's output files (overwriting same names) into out, default runs/<slug>; return out."""
+    ref = kernel_ref(kernel)
+    out = out or RUNS / ref.split("/")[1]
+    downloaded = re.findall(r"Output file downloaded to (.*)", kaggle("kernels", "output", ref, "-p", str(out), "-o"))
+    if not downloaded:
+        raise DeliveryError(f"{ref} has no output files (its log, if any, is in {out}); check `make status`")
+    slug = ref.split("/")[1]
+    print(f"{len(downloaded)} output file(s) of {ref} in {out}: upload with `make upload-weights WEIGHTS={out} ...`;")
+    print(f"in runs/{slug}/ they are also what local runs attach as the kernel source {slug}")
+    return out
+
+
+def last_push() -> tuple[str, int]:
+    """owner/slug and version of the last push of the inference kernel, from its push record."""
+    record = BUILD / INFERENCE / PUSH_RECORD
+    if not record.is_file():
+        raise DeliveryError(f"{record}: no push recorded; run `make push-inference` or give VERSION=<n>")
+    pushed = json.loads(record.read_text())
+    return pushed["id"], pushed["version"]
+
+
+def submit(version: int | None, message: str | None) -> int:
+    """Submit a pushed version of the inference kernel (default: the last push) to the code competition."""
+    ref, version = last_push() if version is None else (kernel_ref(INFERENCE), version)
+    description = message or f"{ref} version {version}"
+    args = ["-k", ref, "-v", str(version), "-f", SUBMISSION_FILE, "-m", description, "-q"]
+    found = re.search(r"Submission ref: (\d+)", kaggle("competitions", "submit", COMPETITION, *args))
+    if not found:
+        raise DeliveryError(f"Kaggle gave no submission ref for {ref} version {version}; see the output above")
+    print(f"submitted {ref} version {version} (submission {found[1]}); Kaggle now reruns it on the hidden test set")
+    return int(found[1])
+
+
+def add_push_arguments(command: argparse.ArgumentParser) -> None:
+    """The options both push commands take."""
+    command.add_argument("--sample", type=Path, default=SAMPLE, help="competition folder of the commit run")
+    command.add_argument("--runs", type=Path, default=RUNS, help="outputs of the local runs")
+    command.add_argument("--kernels", type=Path, default=KERNELS, help="folder of kernel sources")
+    command.add_argument("--force", action="store_true", help="skip the local runs (not the checks)")
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line: one sub-command per make target."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    inference = commands.add_parser("push-inference")
+    add_push_arguments(inference)
+    inference.add_argument("--hidden", type=Path, default=Path(f"{SAMPLE}-hidden"), help="scoring rerun folder")
+    train = commands.add_parser("push-train")
+    add_push_arguments(train)
+    train.add_argument("experiment", nargs="?", default="", help="experiments/<name>.yaml of shopee-train")
+    upload = commands.add_parser("upload-weights")
+    upload.add_argument("dataset", nargs="?", default="", help="folder name under datasets-meta/")
+    upload.add_argument("--folder", type=Path, help="files to upload (default data/datasets/<slug>)")
+    upload.add_argument("--message", help="version notes")
+    commands.add_parser("wheels")
+    commands.add_parser("status").add_argument("kernel", help="folder name under build/, or owner/slug")
+    download = commands.add_parser("output")
+    download.add_argument("kernel", help="folder name under build/, or owner/slug")
+    download.add_argument("--out", type=Path, help="download folder (default runs/<slug>)")
+    submission = commands.add_parser("submit")
+    submission.add_argument("--version", type=int, help="kernel version (default: the last push)")
+    submission.add_argument("--message", help="submission description")
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Run one sub-command; a refusal prints its reason on one line per problem and exits 1."""
+    args = parse_args()
+    try:
+        if args.command != "wheels":
+            require_credentials()
+        if args.command == "push-inference":
+            push_inference(args.kernels, args.sample, args.hidden, args.runs, args.force)
+        elif args.command == "push-train":
+            push_train(args.kernels, args.experiment, args.sample, args.runs, args.force)
+        elif args.command == "upload-weights":
+            upload_dataset(args.dataset, args.folder, args.message)
+        elif args.command == "wheels":
+            wheels()
+        elif args.command == "status":
+            print(f"{args.kernel}: {status(args.kernel)}")
+        elif args.command == "output":
+            output(args.kernel, args.out)
+        else:
+            submit(args.version, args.message)
+    except (DeliveryError, PreflightError, build.BuildError) as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

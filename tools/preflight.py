@@ -1,0 +1,155 @@
+"""Pre-flight checks run before any push: what would fail on Kaggle is refused here, with the reason and the fix.
+
+1. settings: an owner is known, internet off; for a submission kernel also GPU on and the competition attached;
+2. every dataset source is described in datasets-meta/ (kernel sources need nothing more);
+3. a fresh build into build/<name>/ with build.py's static offline checks;
+4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
+   the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
+   hidden test set), each submission.csv checked with lib.submission.validate_submission.
+Checks 1 and 2 come before the build and the build writes nothing when its checks fail, so a kernel refused
+by a check leaves build/ as it was.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+import build
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+DATASETS_META = ROOT / "datasets-meta"
+COMPETITION = "shopee-product-matching"
+VISIBLE_TEST_ROWS = 3
+DATASET_OWNER_PLACEHOLDER = "KAGGLE_USERNAME"
+
+
+class PreflightError(Exception):
+    """A kernel that must not be pushed; the message lists every reason and its fix."""
+
+
+def planned_metadata(kernel_dir: Path) -> dict:
+    """The kernel-metadata.json a build of kernel_dir would write, computed without writing anything."""
+    try:
+        settings = build.read_settings(kernel_dir)
+    except build.BuildError as error:
+        raise PreflightError(str(error)) from error
+    return build.kernel_metadata(kernel_dir.name, settings, build.kaggle_owner(settings))
+
+
+def settings_problems(metadata: dict, settings_path: Path, submission: bool) -> list[str]:
+    """What is wrong with the owner, internet, GPU and competition settings of a kernel about to be pushed."""
+    problems = []
+    if metadata["id"].startswith(build.OWNER_PLACEHOLDER):
+        problems.append(f"{settings_path}: no Kaggle owner; set KAGGLE_USERNAME or 'owner'")
+    if metadata["enable_internet"] is not False:
+        problems.append(f"{settings_path}: internet is on; Kaggle's scoring run has none, so it must be off")
+    if submission and metadata["enable_gpu"] is not True:
+        problems.append(f"{settings_path}: GPU is off; set enable_gpu: true (the scoring rerun needs it for time)")
+    if submission and COMPETITION not in metadata["competition_sources"]:
+        problems.append(f"{settings_path}: the competition is not attached; add {COMPETITION} to competition_sources")
+    return problems
+
+
+def described_datasets(datasets_meta: Path, owner: str) -> dict[str, Path]:
+    """`owner/slug` of each dataset described under datasets_meta (placeholder owner made real) -> its file."""
+    described = {}
+    for path in sorted(datasets_meta.glob("*/dataset-metadata.json")):
+        ref = json.loads(path.read_text())["id"]
+        described[ref.replace(f"{DATASET_OWNER_PLACEHOLDER}/", f"{owner}/", 1)] = path
+    return described
+
+
+def dataset_problems(metadata: dict, settings_path: Path, datasets_meta: Path) -> list[str]:
+    """Every dataset source of the kernel that datasets_meta does not describe."""
+    described = described_datasets(datasets_meta, metadata["id"].split("/")[0])
+    return [
+        f"{settings_path}: dataset {source} is not described in {datasets_meta}; add <folder>/dataset-metadata.json "
+        f"with its id ({DATASET_OWNER_PLACEHOLDER}/<slug> for yours), or attach it as a kernel source"
+        for source in metadata["dataset_sources"]
+        if source not in described
+    ]
+
+
+def fresh_build(kernel_dir: Path) -> Path:
+    """Build kernel_dir into build/<name>/ (static offline checks included) and return that folder."""
+    try:
+        return build.build_kernel(kernel_dir, BUILD)
+    except build.BuildError as error:
+        raise PreflightError(str(error)) from error
+
+
+def posting_ids(comp: Path) -> list[str]:
+    """The posting ids of comp/test.csv."""
+    path = comp / "test.csv"
+    if not path.is_file():
+        raise PreflightError(f"{path}: missing; run `make sample sample-hidden` (or FORCE=1 to skip local runs)")
+    return list(pd.read_csv(path, dtype=str).posting_id)
+
+
+def check_situation(comp: Path, scoring: bool) -> None:
+    """Refuse a competition folder that is not the situation it stands for (3 visible test rows, or more)."""
+    rows = len(posting_ids(comp))
+    if scoring and rows <= VISIBLE_TEST_ROWS:
+        raise PreflightError(f"{comp}/test.csv: {rows} rows; the scoring rerun needs the hidden test set (--hidden)")
+    if not scoring and rows != VISIBLE_TEST_ROWS:
+        raise PreflightError(f"{comp}/test.csv: {rows} rows; the commit run has {VISIBLE_TEST_ROWS} (make sample)")
+
+
+def local_run(name: str, comp: Path, runs: Path) -> Path:
+    """Run the built notebook offline on comp with tools/run_kernel.py; return its output folder."""
+    command = [sys.executable, str(ROOT / "tools" / "run_kernel.py"), name, "--comp", str(comp), "--runs", str(runs)]
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        raise PreflightError(
+            f"the local run of build/{name} on {comp} failed (its output is above); fix the kernel, "
+            "or push with FORCE=1 to skip the local runs"
+        )
+    return runs / name
+
+
+def check_submission(out_dir: Path, comp: Path) -> None:
+    """Refuse a run whose submission.csv is missing or invalid for comp's test postings."""
+    from lib.submission import validate_submission  # here: lib.submission imports torch, slow for the other steps
+
+    path = out_dir / "submission.csv"
+    if not path.is_file():
+        raise PreflightError(f"{path}: the local run on {comp} wrote no submission.csv; Kaggle would not score it")
+    try:
+        validate_submission(path, posting_ids(comp))
+    except ValueError as error:
+        raise PreflightError(f"local run on {comp}: {error}") from error
+
+
+def preflight(kernel_dir: Path, submission: bool, sample: Path, hidden: Path | None, runs: Path, force: bool) -> Path:
+    """Every check before a push of kernel_dir; returns the fresh build folder or raises PreflightError.
+
+    Args:
+        kernel_dir: the kernel's source folder (kernel.yaml + notebook.py).
+        submission: whether the kernel makes the competition submission (GPU, competition and scoring rerun).
+        sample: the competition folder of the commit run (3 visible test rows).
+        hidden: the competition folder of the scoring rerun (every held-out row); used when submission is true.
+        runs: where the local runs write their outputs (and find kernel sources).
+        force: skip the local runs, not the checks.
+    """
+    settings_path = kernel_dir / build.SETTINGS_FILE
+    metadata = planned_metadata(kernel_dir)
+    problems = settings_problems(metadata, settings_path, submission)
+    problems += dataset_problems(metadata, settings_path, DATASETS_META)
+    if problems:
+        raise PreflightError(
+            f"{kernel_dir.name}: {len(problems)} pre-flight check(s) failed:\n  " + "\n  ".join(problems)
+        )
+    out_dir = fresh_build(kernel_dir)
+    situations = [] if force else [(sample, False)] + ([(hidden, True)] if submission else [])
+    for comp, scoring in situations:
+        check_situation(comp, scoring)
+    for comp, _ in situations:
+        run_dir = local_run(kernel_dir.name, comp, runs)
+        if submission:
+            check_submission(run_dir, comp)
+    runs_done = "FORCE=1, so no local run" if force else f"run locally in {len(situations)} situation(s)"
+    print(f"pre-flight: {kernel_dir.name} built, checked and {runs_done}")
+    return out_dir
