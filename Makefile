@@ -8,7 +8,7 @@ COMP ?= $(SAMPLE)
 ROWS ?= 2000
 SEED ?= 0
 
-.PHONY: help setup sample sample-hidden datasets build run run-source demo test lint format clean
+.PHONY: help setup sample sample-hidden datasets build run run-source demo bench test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -47,6 +47,9 @@ run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --source
 
 demo: run  ## set-up, sample, build, offline run and CV summary, in one go
+
+bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50) and sparse TF-IDF search
+	$(PY) tools/bench_knn.py
 
 test: setup  ## lint, format check and the test suite
 	$(PY) -m ruff check .

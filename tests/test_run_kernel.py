@@ -50,7 +50,7 @@ def test_built_notebook_gives_the_same_outputs_as_the_source(samples, tmp_path):
     report = json.loads((built / "cv_scores.json").read_text())
     train = pd.read_csv(samples / "sample" / "train.csv")
     assert report["rows"] == len(train)
-    assert set(report["f1"]) == {"tfidf", "text", "text_inb", "union"}
+    assert set(report["f1"]) == {"tfidf", "text", "text_inb", "text_qe", "union"}
     assert all(0 < score <= 1 for score in report["f1"].values())
     assert report["gallery_corrected"]["rows"] == 70000
     assert {"tuned", "only tfidf", "without unit_filter", "with phash groups"} <= set(report["ablation"])

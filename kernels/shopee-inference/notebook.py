@@ -12,6 +12,7 @@ CONFIG = {
     "batch_size": 64,
     "max_length": 64,
     "inb": {"k": 3, "alpha": 1.0, "stages": 1},  # neighbourhood blending of the text embeddings (text_inb)
+    "qe": {"k": 5, "alpha": 3.0, "stages": 1},  # alpha query expansion of the text embeddings (text_qe)
     "hidden_test_rows": 70000,  # the gallery the commit run corrects its thresholds for
     "matching": {  # where the threshold search starts; each rule can be switched here
         "components": {
@@ -53,14 +54,11 @@ def title_signals(postings):
         batch_size=CONFIG["batch_size"],
         max_length=CONFIG["max_length"],
     )
-    inb = CONFIG["inb"]
-    vectors = {
-        "tfidf": text.tfidf_vectors(titles, corpus=TITLE_CORPUS),
-        "text": embeddings,
-        "text_inb": expansion.blend(embeddings, k=inb["k"], alpha=inb["alpha"], stages=inb["stages"]),
-    }
+    vectors = {"tfidf": text.tfidf_vectors(titles, corpus=TITLE_CORPUS), "text": embeddings}
+    for name, blend in [("text_inb", CONFIG["inb"]), ("text_qe", CONFIG["qe"])]:
+        vectors[name] = expansion.blend(embeddings, k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
     neighbours = {"tfidf": knn.sparse_neighbors(vectors["tfidf"], k=k)}
-    neighbours |= {name: knn.neighbors(vectors[name], k=k) for name in ["text", "text_inb"]}
+    neighbours |= {name: knn.neighbors(vectors[name], k=k) for name in ["text", "text_inb", "text_qe"]}
     return titles, vectors, neighbours
 
 
@@ -80,12 +78,13 @@ labels = train.label_group.to_numpy()
 curves = {name: thresholds.f1_curve(c, name, labels) for name in train_neighbours}
 alone = {name: float(thresholds.GRID[np.argmax(curve)]) for name, curve in curves.items()}
 tuned, _ = thresholds.search(c, CONFIG["matching"], labels, conflicts)
-without_inb = json.loads(json.dumps(tuned).replace('"text_inb"', '"text"'))
 negatives = {name: thresholds.random_pair_similarities(train_vectors[name], labels) for name in train_vectors}
 target_rows = CONFIG["hidden_test_rows"] if CV_MODE else len(test)
 corrected = thresholds.corrected_thresholds(c, tuned, labels, negatives, target_rows)
 ablation = thresholds.ablation(c, tuned, labels, conflicts)
-ablation["with text instead of text_inb"] = thresholds.search(c, without_inb, labels, conflicts)[1]
+for name in ["text", "text_qe"]:  # the union re-tuned with another version of the text embeddings
+    swapped = json.loads(json.dumps(tuned).replace('"text_inb"', f'"{name}"'))
+    ablation[f"with {name} instead of text_inb"] = thresholds.search(c, swapped, labels, conflicts)[1]
 train_lists = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, tuned, conflicts)), train.posting_id)
 report = {
     "rows": len(train),
