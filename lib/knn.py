@@ -18,7 +18,7 @@ within gamma_d |a| |b| of a.b. With N the largest norm of a row or its rounding 
     |s~ - s^| <= A + 2^-8 |s~|,    A = 2 N R + 2 gamma_d N^2 + 2^-20 (the last term covers the cutoff arithmetic).
 On CUDA the scan is a float32 product that TF32 or bfloat16 math modes may round, so R is taken as 2^-8 N there,
 with no output rounding beyond gamma_d. A column is skipped when hi(s~) = s~ + A + rel |s~| is below the row's
-target: its float32 k-th best so far, lo(L) = L - A - rel |L| for L the k-th largest group maximum of a block (k
+target: its float32 k-th best so far, lo(L) = L - A - rel |L| for L the k-th largest group maximum of a strip (k
 distinct columns reach it), and the threshold; none of these exceeds the final k-th best (or the threshold).
 """
 
@@ -35,35 +35,13 @@ EMPTY = -0x7F800001 << 32  # the key of (-inf, column 2**32 - 1): below every pa
 LOW_32_BITS = 0xFFFFFFFF
 
 
-def top_k_rows(similarity: np.ndarray, k: int, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest entries of each row, sorted descending; slots under `threshold` or past the end are -inf / -1."""
-    rows, columns = similarity.shape
-    kept = min(k, columns)
-    idx = (
-        np.argpartition(-similarity, kept - 1, axis=1)[:, :kept]
-        if kept < columns
-        else np.tile(np.arange(columns), (rows, 1))
-    )
-    sim = np.take_along_axis(similarity, idx, axis=1)
-    order = np.argsort(-sim, axis=1, kind="stable")
-    sim = np.take_along_axis(sim, order, axis=1).astype(np.float32)
-    idx = np.take_along_axis(idx, order, axis=1).astype(np.int64)
-    out_sim = np.full((rows, k), -np.inf, dtype=np.float32)
-    out_idx = np.full((rows, k), -1, dtype=np.int64)
-    out_sim[:, :kept], out_idx[:, :kept] = sim, idx
-    if threshold is not None:
-        below = out_sim < threshold
-        out_sim[below], out_idx[below] = -np.inf, -1
-    return out_sim, out_idx
-
-
 def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
     """`x` (numpy or torch, float32 or float16) as a contiguous float32 tensor on `device`, by default the tensor's
     own device, or CUDA when available for numpy."""
     if not isinstance(x, torch.Tensor):
         x = torch.from_numpy(np.ascontiguousarray(x))
         device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return x.to(device=device or x.device, dtype=torch.float32).contiguous()
+    return x.detach().to(device=device or x.device, dtype=torch.float32).contiguous()
 
 
 def scan_dtype(device: torch.device) -> torch.dtype:
@@ -99,11 +77,12 @@ def order_keys(scan: torch.Tensor) -> torch.Tensor:
 
 
 def cutoff_keys(cutoff: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Keys at or below each cutoff; the smallest key where the cutoff is negative (int16 keys misorder those)."""
+    """Keys at or below each cutoff; the smallest key where the cutoff is not positive (int16 keys misorder
+    negative values, -0.0 included)."""
     if dtype != torch.int16:
         return cutoff
-    truncated = (cutoff.view(torch.int32) >> 16).to(torch.int16)  # dropping low bits rounds a float >= 0 down
-    return torch.where(cutoff >= 0, truncated, torch.iinfo(torch.int16).min)
+    truncated = (cutoff.view(torch.int32) >> 16).to(torch.int16)  # dropping low bits rounds a float > 0 down
+    return torch.where(cutoff > 0, truncated, torch.iinfo(torch.int16).min)
 
 
 def key_values(keys: torch.Tensor) -> torch.Tensor:
@@ -148,7 +127,7 @@ def pad_rows(row: torch.Tensor, keys: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 class Search:
-    """One blocked search of the rows of `a` among the rows of `b`: scan copies, error bound, each row's top k."""
+    """A strip-wise search of the rows of `a` among the rows of `b`: scan copies, error bound, each row's top k."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, k: int, threshold: float | None, block: int):
         """Scan copies (one when `b` is `a`), the error bound and an empty top k per row, on `a`'s device."""
@@ -206,9 +185,7 @@ class Search:
         if len(row_part) < len(keys) or len(col_part) < keys.shape[1]:
             valid = ((row < len(row_part)) & (col < len(col_part))).nonzero().squeeze(1)
             row, col = row[valid], col[valid]
-        sim = rescore(row_part, col_part, row, col)
-        kept = (sim >= target[row]).nonzero().squeeze(1)
-        new = pad_rows(row[kept], encode(sim[kept], col[kept] + c0), len(keys))
+        new = pad_rows(row, encode(rescore(row_part, col_part, row, col), col + c0), len(keys))
         if new.shape[1]:
             self.top[rows] = torch.cat([self.top[rows], new], dim=1).topk(self.k, dim=1).values
 
@@ -227,11 +204,13 @@ class Search:
             self.strip(r0, symmetric)
         top = self.top[: len(self.a)]
         sim = key_similarity(top)
+        if self.threshold is not None:
+            sim = sim.masked_fill(sim < self.threshold, -torch.inf)
         idx = torch.where(sim > -torch.inf, LOW_32_BITS - (top & LOW_32_BITS), -1)
         return sim.cpu().numpy(), idx.cpu().numpy()
 
 
-def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: int = 2048):
+def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: int = 4096):
     """Cosine neighbours of L2-normalised rows of `x` in `y` (`x` itself when None): `(sim, idx)`, shape (len(x), k).
 
     Each row is sorted by float32 similarity, descending (ties: lower index first); slots past the neighbours that

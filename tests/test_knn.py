@@ -83,6 +83,14 @@ def test_fewer_rows_than_k_are_padded():
     assert sorted(idx[0, :3]) == [0, 1, 2]
 
 
+def test_torch_float16_input_gives_the_same_neighbours():
+    x = normalised(40, 32, 4)
+    _, idx32 = neighbors(x, k=4)
+    _, idx16 = neighbors(torch.from_numpy(x).half(), k=4)
+    assert (idx32[:, 0] == idx16[:, 0]).all()
+    assert (idx32 == idx16).mean() > 0.95
+
+
 def test_torch_float16_input_gives_the_neighbours_of_its_values():
     x = torch.from_numpy(normalised(40, 32, 4)).half()
     values = x.float().numpy().astype(np.float64)
@@ -91,10 +99,10 @@ def test_torch_float16_input_gives_the_neighbours_of_its_values():
 
 
 @pytest.mark.parametrize("data", [normalised, clustered])
-@pytest.mark.parametrize("chunk_size", [40, 128, 4096])
+@pytest.mark.parametrize("chunk_size", [40, 4096])
 @pytest.mark.parametrize("threshold", [None, 0.5])
 def test_self_search_over_many_strips(data, chunk_size, threshold):
-    x = data(500, 48, 5).astype(np.float64)
+    x = data(300, 48, 5).astype(np.float64)
     sim, idx = neighbors(x.astype(np.float32), k=12, threshold=threshold, chunk_size=chunk_size)
     assert_neighbours(sim, idx, x @ x.T, 12, threshold)
 
@@ -102,7 +110,7 @@ def test_self_search_over_many_strips(data, chunk_size, threshold):
 @pytest.mark.parametrize("data", [normalised, clustered])
 @pytest.mark.parametrize("threshold", [None, 0.5])
 def test_query_search_over_many_strips(data, threshold):
-    x, y = data(300, 40, 6), data(450, 40, 7)
+    x, y = data(200, 40, 6), data(300, 40, 7)
     sim, idx = neighbors(torch.from_numpy(x), y, k=9, threshold=threshold, chunk_size=64)
     assert_neighbours(sim, idx, x.astype(np.float64) @ y.astype(np.float64).T, 9, threshold)
 
@@ -115,6 +123,14 @@ def test_query_with_k_above_the_gallery_and_empty_inputs():
     sim, idx = neighbors(x, y[:0], k=2)
     assert (idx == -1).all() and np.isneginf(sim).all()
     assert neighbors(x[:0], k=2)[1].shape == (0, 2)
+
+
+def test_neighbours_closer_than_bfloat16_resolves():
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=64) + 0.03 * rng.normal(size=(300, 64))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    sim, idx = neighbors(x, k=10, chunk_size=64)
+    assert_neighbours(sim, idx, x.astype(np.float64) @ x.astype(np.float64).T, 10)
 
 
 def test_duplicated_rows_tie_to_the_lower_index():

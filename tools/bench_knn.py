@@ -1,0 +1,195 @@
+"""Benchmark `lib.knn` against faiss-cpu `IndexFlatIP` and print Markdown tables (run by `make bench`).
+
+Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
+shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
+Sparse: `sparse_neighbors` on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings
+sharing core words), checked against a dense float64 reference on sampled rows.
+
+Each measurement runs in a fresh child process: time is wall-clock seconds of the one call (after a small warm-up
+call, so one-time library set-up is not counted), peak memory is the high-water mark of the resident set during the
+call minus the resident set just before it (input already built; /proc/self/clear_refs resets the mark), which
+counts torch's allocations as well as numpy's. The machines are shared: at the largest size ours and faiss run
+twice, alternating, and the table shows each one's faster time (and larger peak). Neighbour sets agree when they
+are equal, or when their float64 similarities, sorted, match within 1e-5 (ties at the k-th place).
+"""
+
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SIZES = (10_000, 35_000, 70_000)
+RUNS = {70_000: 2}
+KINDS = ("random", "clustered")
+WIDTH = 512
+K = 50
+TITLES = 70_000
+VOCABULARY = 30_000
+SAMPLED_ROWS = 1000
+TIE_TOLERANCE = 1e-5
+
+
+def embeddings(n: int, kind: str) -> np.ndarray:
+    """n x WIDTH float32 unit rows: Gaussian, or clustered around shared centres with a common direction."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, WIDTH), dtype=np.float32)
+    if kind == "clustered":
+        sizes = rng.integers(1, 51, size=n)
+        group = np.repeat(np.arange(n), sizes)[:n]
+        centres = rng.standard_normal((group[-1] + 1, WIDTH), dtype=np.float32)
+        common = rng.standard_normal(WIDTH).astype(np.float32)
+        x = centres[rng.permutation(group)] + 0.6 * x + 0.8 * common
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def titles(n: int) -> list[str]:
+    """n synthetic titles: groups of 1-5 listings share 4-8 core words and add 1-5 words of their own."""
+    rng = np.random.default_rng(0)
+    cdf = np.cumsum(1.0 / (np.arange(VOCABULARY) + 11.0))
+    cdf /= cdf[-1]
+
+    def words(count: int) -> list[int]:
+        return list(np.minimum(np.searchsorted(cdf, rng.random(count)), VOCABULARY - 1))
+
+    out = []
+    while len(out) < n:
+        core = words(rng.integers(4, 9))
+        for _ in range(rng.integers(1, 6)):
+            kept = [word for word in core if rng.random() > 0.2] + words(rng.integers(1, 6))
+            out.append(" ".join(f"w{word}" for word in rng.permutation(kept)))
+    return out[:n]
+
+
+def tfidf(texts: list[str]) -> sp.csr_matrix:
+    """L2-normalised float32 TF-IDF rows of word unigrams, as `lib.text` builds them."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b")
+    return vectorizer.fit_transform(texts).astype(np.float32).tocsr()
+
+
+def memory_kb(field: str) -> int:
+    """A field of /proc/self/status in kB (VmRSS, VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}: this benchmark needs Linux")
+
+
+def search(method: str, data_path: str):
+    """Load the input and return a function that runs `method` on all of it or on its first rows."""
+    if method == "sparse":
+        from lib.knn import sparse_neighbors
+
+        x = sp.load_npz(data_path).tocsr()
+        return lambda rows=None: sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
+    x = np.load(data_path)
+    if method == "ours":
+        from lib.knn import neighbors
+
+        return lambda rows=None: neighbors(x if rows is None else x[:rows], k=K)[1]
+    import faiss
+
+    def flat_ip(rows=None):
+        part = x if rows is None else x[:rows]
+        index = faiss.IndexFlatIP(part.shape[1])
+        index.add(part)
+        return index.search(part, K)[1]
+
+    return flat_ip
+
+
+def child(method: str, data_path: str, out_path: str) -> tuple[float, float]:
+    """In a fresh process: warm up, then time one full search; (seconds, peak MB above the input)."""
+    run = search(method, data_path)
+    run(1000)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = memory_kb("VmRSS")
+    start = time.perf_counter()
+    idx = run()
+    seconds = time.perf_counter() - start
+    peak = (memory_kb("VmHWM") - before) / 1024
+    np.save(out_path, idx)
+    return seconds, peak
+
+
+def measure(method: str, data_path: Path, folder: Path) -> tuple[float, float, np.ndarray]:
+    """Run `child` in a fresh spawned process; (seconds, peak MB, neighbour indices)."""
+    out = folder / f"{method}-idx.npy"
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        seconds, peak = pool.submit(child, method, str(data_path), str(out)).result()
+    return seconds, peak, np.load(out)
+
+
+def summarise(results: list[tuple[float, float, np.ndarray]]) -> tuple[float, float, np.ndarray]:
+    """The fastest time, the largest peak and the last indices of repeated measurements."""
+    return min(result[0] for result in results), max(result[1] for result in results), results[-1][2]
+
+
+def agreement(sims_of, ours: np.ndarray, reference: np.ndarray) -> float:
+    """Share of rows whose neighbour sets agree, ties aside; `sims_of(row, cols)` gives float64 similarities."""
+    agreed = 0
+    for row, (a, b) in enumerate(zip(ours, reference)):
+        a, b = a[a >= 0], b[b >= 0]
+        if set(a) == set(b):
+            agreed += 1
+        elif len(a) == len(b):
+            agreed += np.allclose(np.sort(sims_of(row, a)), np.sort(sims_of(row, b)), rtol=0, atol=TIE_TOLERANCE)
+    return agreed / len(ours)
+
+
+def dense_row(folder: Path, n: int, kind: str) -> str:
+    """One Markdown table row: ours against faiss on n rows of `kind`, alternating when measured more than once."""
+    x = embeddings(n, kind)
+    path = folder / "x.npy"
+    np.save(path, x)
+    runs = [(measure("ours", path, folder), measure("faiss", path, folder)) for _ in range(RUNS.get(n, 1))]
+    ours_s, ours_mb, ours = summarise([run[0] for run in runs])
+    faiss_s, faiss_mb, reference = summarise([run[1] for run in runs])
+    x64 = x.astype(np.float64)
+    agree = agreement(lambda row, cols: x64[cols] @ x64[row], ours, reference)
+    cells = (f"{n:,}", kind, f"{ours_s:.1f}", f"{faiss_s:.1f}", f"{ours_s / faiss_s:.2f}", f"{ours_mb:.0f}")
+    return "| " + " | ".join((*cells, f"{faiss_mb:.0f}", f"{agree:.4f}")) + " |"
+
+
+def sparse_row(folder: Path) -> str:
+    """One Markdown table row: `sparse_neighbors` on TITLES synthetic titles, checked on sampled rows."""
+    x = tfidf(titles(TITLES))
+    path = folder / "titles.npz"
+    sp.save_npz(path, x)
+    seconds, peak, ours = measure("sparse", path, folder)
+    rows = np.random.default_rng(0).choice(TITLES, SAMPLED_ROWS, replace=False)
+    dense = (x[rows].astype(np.float64) @ x.T.astype(np.float64)).toarray()
+    reference = np.argsort(-dense, axis=1, kind="stable")[:, :K]
+    reference = np.where(np.take_along_axis(dense, reference, axis=1) > 0, reference, -1)
+    agree = agreement(lambda row, cols: dense[row, cols], ours[rows], reference)
+    cells = (f"{TITLES:,} titles ({x.shape[1]:,} words, {x.nnz:,} nonzeros)", f"{seconds:.1f}", f"{peak:.0f}")
+    return "| " + " | ".join((*cells, f"{agree:.4f}")) + " |"
+
+
+def main() -> None:
+    """Print the dense and sparse tables."""
+    runs = "; ".join(f"n={n:,}: best of {count} alternating runs" for n, count in RUNS.items())
+    print(f"Self-search, k={K}, {WIDTH}-d float32, {os.cpu_count()} cores; faiss: IndexFlatIP add + search; {runs}.\n")
+    print("| n | data | ours (s) | faiss (s) | ours / faiss | ours peak MB | faiss peak MB | same sets |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in SIZES:
+            for kind in KINDS:
+                print(dense_row(Path(tmp), n, kind), flush=True)
+        print(f"\n`sparse_neighbors`, k={K}, TF-IDF self-search; agreement on {SAMPLED_ROWS} sampled rows.\n")
+        print("| input | seconds | peak MB | same sets |")
+        print("|---|---:|---:|---:|")
+        print(sparse_row(Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
