@@ -63,16 +63,19 @@ def read_settings(kernel_dir: Path) -> dict:
     return settings
 
 
-def kaggle_owner(settings: dict) -> str:
-    """The kernel owner: the setting, else KAGGLE_USERNAME, else the username in kaggle.json, else a placeholder."""
-    if settings.get("owner"):
-        return settings["owner"]
-    if os.environ.get("KAGGLE_USERNAME"):
-        return os.environ["KAGGLE_USERNAME"]
+def kaggle_json() -> dict:
+    """This machine's kaggle.json (the first of the folders the kaggle CLI reads), or {} when there is none."""
     for folder in [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle", Path.home() / ".config" / "kaggle"]:
         if folder and (Path(folder) / "kaggle.json").is_file():
-            return json.loads((Path(folder) / "kaggle.json").read_text())["username"]
-    return OWNER_PLACEHOLDER
+            return json.loads((Path(folder) / "kaggle.json").read_text())
+    return {}
+
+
+def kaggle_owner(settings: dict) -> str:
+    """The kernel owner: the setting, else KAGGLE_USERNAME, else the username in kaggle.json, else a placeholder."""
+    return (
+        settings.get("owner") or os.environ.get("KAGGLE_USERNAME") or kaggle_json().get("username", OWNER_PLACEHOLDER)
+    )
 
 
 def with_owner(source: str, owner: str) -> str:
@@ -255,10 +258,7 @@ HUB_DOWNLOADS = {"hf_hub_download", "snapshot_download", "kagglehub"}
 
 def live_secrets() -> list[str]:
     """The Kaggle key of this machine (environment or kaggle.json), to be sure it never enters a build."""
-    secrets = [os.environ.get("KAGGLE_KEY", "")]
-    for folder in [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle", Path.home() / ".config" / "kaggle"]:
-        if folder and (Path(folder) / "kaggle.json").is_file():
-            secrets.append(json.loads((Path(folder) / "kaggle.json").read_text()).get("key", ""))
+    secrets = [os.environ.get("KAGGLE_KEY", ""), kaggle_json().get("key", "")]
     return [secret for secret in secrets if len(secret) >= 8]
 
 
