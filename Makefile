@@ -66,3 +66,4 @@ clean:  ## remove build/, runs/ and generated data (keeps .venv)
 	rm -rf build runs data
 
 include tools/delivery.mk
+include tools/train.mk

@@ -1,0 +1,36 @@
+# %% [markdown]
+# # Shopee - Price Match Guarantee: training
+# Trains one experiment: the default config of `lib/experiment.py` with the overrides of
+# `kernels/shopee-train/experiments/<name>.yaml`, which `make push-train EXP=<name>` (and `make train`) put in a
+# first cell as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained.
+# On every GPU (one process each), else on the CPU. The output folder is a weights dataset: `model.pt` (the best
+# epoch, with its config), `metrics.json`, `oof_embeddings.npz`, plots, the MLflow run, `dataset-metadata.json`.
+# A `last.pt` left by a killed run in the output folder (or in the source named by `resume`) is continued from.
+
+# %%
+import json
+from pathlib import Path
+
+from lib import experiment, train
+
+NAME = globals().get("EXPERIMENT_NAME", "default")
+SOURCE = f"kernels/shopee-train/experiments/{NAME}.yaml" if "EXPERIMENT" in globals() else "the default experiment"
+CONFIG = experiment.resolve(globals().get("EXPERIMENT"), SOURCE)
+print(f"experiment {NAME} ({SOURCE}):")
+print(json.dumps(CONFIG, indent=1))
+
+# %% [markdown]
+# ## Training
+
+# %%
+METRICS = train.run(CONFIG, NAME, Path.cwd())
+
+# %% [markdown]
+# ## Summary
+
+# %%
+best = METRICS["best"]
+print(f"best epoch {best['epoch']} of {len(METRICS['epochs'])}; model.pt holds it")
+for entry in METRICS["epochs"]:
+    scores = ", ".join(f"{output} {value:.4f}" for output, value in (entry["cv"] or {}).items())
+    print(f"epoch {entry['epoch']} ({entry['image_size']} px): loss {entry['loss']:.4f}; CV F1 {scores or 'none'}")

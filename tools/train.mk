@@ -1,0 +1,11 @@
+# Training targets (included by the Makefile): train one experiment locally, collect the MLflow runs of all of them.
+TRAIN_EXP = $(or $(EXP),demo)
+
+.PHONY: train pull-runs
+
+train: setup sample datasets  ## train EXP (default demo) locally: its kernel built and run offline on COMP; outputs in runs/shopee-train-EXP
+	$(PY) -c "import build, tools.delivery as d; build.build_kernel(d.experiment_kernel(d.KERNELS / d.TRAIN, '$(TRAIN_EXP)'), build.ROOT / 'build')"
+	$(PY) tools/run_kernel.py shopee-train-$(TRAIN_EXP) --comp $(COMP)
+
+pull-runs: setup  ## download the outputs of pushed training kernels into runs/ and merge every run into runs/mlflow.db (mlflow ui)
+	$(PY) tools/pull_runs.py
