@@ -63,12 +63,20 @@ def read_settings(kernel_dir: Path) -> dict:
     return settings
 
 
+def kaggle_config_dir() -> Path:
+    """The folder where the kaggle CLI looks for kaggle.json (its own rule: KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"])
+    legacy = Path.home() / ".kaggle"
+    if legacy.exists():
+        return legacy
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
+
+
 def kaggle_json() -> dict:
-    """This machine's kaggle.json (the first of the folders the kaggle CLI reads), or {} when there is none."""
-    for folder in [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle", Path.home() / ".config" / "kaggle"]:
-        if folder and (Path(folder) / "kaggle.json").is_file():
-            return json.loads((Path(folder) / "kaggle.json").read_text())
-    return {}
+    """The kaggle.json the kaggle CLI would read, or {} when there is none."""
+    path = kaggle_config_dir() / "kaggle.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def kaggle_owner(settings: dict) -> str:

@@ -65,25 +65,15 @@ class DeliveryError(Exception):
     """A delivery step that cannot go on; the message says why and what to do."""
 
 
-def cli_config_dir() -> Path:
-    """The folder where the kaggle CLI looks for kaggle.json (its own rule: KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
-    if os.environ.get("KAGGLE_CONFIG_DIR"):
-        return Path(os.environ["KAGGLE_CONFIG_DIR"])
-    legacy = Path.home() / ".kaggle"
-    if legacy.exists():
-        return legacy
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
-
-
 def require_credentials() -> None:
     """Refuse, in one line, when neither KAGGLE_USERNAME + KAGGLE_KEY nor the CLI's kaggle.json is there."""
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return
-    if (cli_config_dir() / "kaggle.json").is_file():
+    if (build.kaggle_config_dir() / "kaggle.json").is_file():
         return
     raise DeliveryError(
         "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or save kaggle.json "
-        f"(kaggle.com > Settings > API > Create New Token) in {cli_config_dir()}"
+        f"(kaggle.com > Settings > API > Create New Token) in {build.kaggle_config_dir()}"
     )
 
 
