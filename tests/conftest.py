@@ -1,0 +1,74 @@
+"""Shared fixtures: two tiny training runs on a generated sample, trained once per test session."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
+COMPETITION = "shopee-product-matching"
+TINY_RUN = {
+    "folds": {"count": 4, "fold": 0},
+    "train": {"epochs": 2, "batch_size": 32, "workers": 0, "lr": {"image": 3e-3, "text": 1e-4}},
+    "image": {"sizes": [32]},
+    "valid": {"batch_size": 64},
+    "model": {
+        "image": {"backbone": "test_resnet", "embedding": 32, "dropout": 0.0},
+        "text": {"max_length": 12, "embedding": 64},
+        "fusion": {"linear_out": 64},
+    },
+}
+# Two experiments that differ (image size, margins, text embedding) on the same seed and fold: the same OOF rows.
+EXPERIMENTS = {
+    "shopee-train-a": TINY_RUN,
+    "shopee-train-b": {
+        **TINY_RUN,
+        "image": {"sizes": [48]},
+        "model": {
+            **TINY_RUN["model"],
+            "text": {"max_length": 16, "embedding": 32},
+            "heads": {"concat": {"margin": 0.2, "margin_end": 0.2}},
+        },
+    },
+}
+
+
+@dataclass
+class TrainedRuns:
+    """Training outputs of the two tiny experiments.
+
+    Attributes:
+        input_root: a /kaggle/input stand-in: the sample as shopee-product-matching, the offline MiniLM as
+            all-minilm-l6-v2, and a link per run (a kernel source) under its name.
+        competition: the sample competition folder (input_root/shopee-product-matching).
+        runs: run name (the slug of its kernel source) -> its output folder (model.pt, oof_embeddings.npz, ...).
+    """
+
+    input_root: Path
+    competition: Path
+    runs: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> TrainedRuns:
+    """Two tiny joint experiments trained with lib.train.run on a 300-row sample (fold 0 of 4, seed 42)."""
+    from lib import experiment, train
+
+    base = tmp_path_factory.mktemp("trained-runs")
+    root = base / "input"
+    sample = [sys.executable, "tools/make_sample.py", "--out", str(root / COMPETITION), "--rows", "300", "--seed", "3"]
+    subprocess.run(sample, check=True, cwd=ROOT, capture_output=True)
+    if not (MINILM / "config.json").is_file():
+        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+    (root / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
+    runs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERNEL_INPUT_DIR", str(root))
+        for name, overrides in EXPERIMENTS.items():
+            runs[name] = base / "runs" / name
+            train.run(experiment.resolve(overrides, f"tests/conftest.py ({name})"), name, runs[name])
+            (root / name).symlink_to(runs[name], target_is_directory=True)
+    return TrainedRuns(root, root / COMPETITION, runs)
