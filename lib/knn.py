@@ -7,7 +7,12 @@ the threshold. A self-search scans each strip only from the diagonal on (x_i . x
 right of the diagonal for the later rows too, so each product is computed once. Strips go from the last to the
 first, so that each row first meets the widest strip it will see. The scan is read in groups of GROUP columns: a
 group is looked into only when its maximum reaches the row's cutoff, which rises with the row's float32 k-th best.
-`sparse_neighbors` does the same search on scipy sparse rows (TF-IDF), exactly, with scipy's float32 products.
+`sparse_neighbors` does the same search on scipy sparse rows (TF-IDF), exactly, with float32 products of a bounded
+number of rows at a time: scipy's on the CPU, or, when CUDA is available, torch sparse CSR products on the GPU
+(`torch_sparse_neighbors`). torch is in every Kaggle GPU image and its sparse path runs unchanged on the CPU, where
+the tests compare it with the scipy path; cuML is not installable on the development machines, so a cuML path could
+never be tested there. Both paths give the same neighbours up to ties (sums of products in another order can differ
+in the last float32 bit).
 
 Error bound (`scan_error`). For rows a, b let a', b' be their bfloat16 roundings and r_a = a - a', r_b = b - b'
 (|r| <= 2^-8 |a| elementwise: bfloat16 keeps 8 significant bits, rounding to nearest). Then
@@ -35,12 +40,17 @@ EMPTY = -0x7F800001 << 32  # the key of (-inf, column 2**32 - 1): below every pa
 LOW_32_BITS = 0xFFFFFFFF
 
 
+def default_device() -> torch.device:
+    """CUDA when a device is available at run time, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
     """`x` (numpy or torch, float32 or float16) as a contiguous float32 tensor on `device`, by default the tensor's
-    own device, or CUDA when available for numpy."""
+    own device, or `default_device()` for numpy."""
     if not isinstance(x, torch.Tensor):
         x = torch.from_numpy(np.ascontiguousarray(x))
-        device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
     return x.detach().to(device=device or x.device, dtype=torch.float32).contiguous()
 
 
@@ -108,13 +118,17 @@ def key_similarity(keys: torch.Tensor) -> torch.Tensor:
     return flip_negative(keys >> 32).int().view(torch.float32)
 
 
+def csr_tensor(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A torch sparse CSR tensor (torch warns that the layout is in beta; it is, and it is tested here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
 def rescore(rows: torch.Tensor, cols: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
     """Float32 similarities rows[row] . cols[col] of pairs sorted by row, then column, by a sampled matrix product."""
     starts = torch.searchsorted(row, torch.arange(len(rows) + 1, device=row.device))
-    values = torch.zeros(len(row), device=row.device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        pattern = torch.sparse_csr_tensor(starts, col, values, (len(rows), len(cols)), check_invariants=False)
+    pattern = csr_tensor(starts, col, torch.zeros(len(row), device=row.device), (len(rows), len(cols)))
     return torch.sparse.sampled_addmm(pattern, rows, cols.T, beta=0.0).values()
 
 
@@ -202,12 +216,16 @@ class Search:
         """All strips, the last first (each row first meets its widest strip); `(sim, idx)` as numpy arrays."""
         for r0 in reversed(range(0, len(self.low_a), self.block)):
             self.strip(r0, symmetric)
-        top = self.top[: len(self.a)]
-        sim = key_similarity(top)
-        if self.threshold is not None:
-            sim = sim.masked_fill(sim < self.threshold, -torch.inf)
-        idx = torch.where(sim > -torch.inf, LOW_32_BITS - (top & LOW_32_BITS), -1)
-        return sim.cpu().numpy(), idx.cpu().numpy()
+        return decode(self.top[: len(self.a)], self.threshold)
+
+
+def decode(top: torch.Tensor, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """`(sim, idx)` numpy arrays of each row's top keys; -inf / -1 for EMPTY keys and those under `threshold`."""
+    sim = key_similarity(top)
+    if threshold is not None:
+        sim = sim.masked_fill(sim < threshold, -torch.inf)
+    idx = torch.where(sim > -torch.inf, LOW_32_BITS - (top & LOW_32_BITS), -1)
+    return sim.cpu().numpy(), idx.cpu().numpy()
 
 
 def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: int = 4096):
@@ -269,7 +287,10 @@ def ragged_top_k(row, col, sim, rows: int, k: int) -> tuple[np.ndarray, np.ndarr
 
 def sparse_neighbors(x, *, k: int, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cosine neighbours of the L2-normalised rows of a scipy sparse matrix among themselves, as `neighbors` returns
-    them; only rows sharing a nonzero column are neighbours. Products are computed a bounded number at a time."""
+    them; only rows sharing a nonzero column are neighbours. Products are computed a bounded number at a time, on
+    CUDA when it is available at run time (`torch_sparse_neighbors`), else by scipy on the CPU."""
+    if default_device().type == "cuda":
+        return torch_sparse_neighbors(x, k=k, threshold=threshold, device=default_device())
     x = sp.csr_matrix(x, dtype=np.float32)
     transposed = x.T.tocsr()
     parts = []
@@ -282,3 +303,45 @@ def sparse_neighbors(x, *, k: int, threshold: float | None = None) -> tuple[np.n
     if not parts:
         return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
     return tuple(np.concatenate(part) for part in zip(*parts))
+
+
+def device_csr(x: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    """A float32 scipy CSR matrix as a torch sparse CSR tensor on `device`, with int32 indices."""
+    crow, col = (torch.from_numpy(part.astype(np.int32)).to(device) for part in (x.indptr, x.indices))
+    return csr_tensor(crow, col, torch.from_numpy(x.data).to(device), x.shape)
+
+
+def top_keys(product: torch.Tensor, k: int, threshold: float | None) -> torch.Tensor:
+    """Each row's k largest keys (`encode`) among the entries of a sparse CSR product that reach `threshold`, EMPTY
+    past them: entries below the bin (BINS over [-1, 1]) of their row's k-th largest go first, the rest are sorted."""
+    crow, col, values = product.crow_indices(), product.col_indices(), product.values()
+    rows = len(crow) - 1
+    row = torch.repeat_interleave(torch.arange(rows, device=values.device), crow.diff())
+    if threshold is not None:
+        passing = values >= threshold
+        row, col, values = row[passing], col[passing], values[passing]
+    bins = (values * (BINS / 2) + BINS / 2).long().clamp(0, BINS - 1)
+    counts = torch.bincount(row * BINS + bins, minlength=rows * BINS).view(rows, BINS)
+    kth_bin = ((counts.flip(1).cumsum(1).flip(1) >= k).sum(1) - 1).clamp_min(0)
+    kept = (bins >= kth_bin[row]).nonzero().squeeze(1)
+    row, keys = row[kept], encode(values[kept], col[kept].long())
+    order = keys.argsort(descending=True, stable=True)
+    order = order[row[order].argsort(stable=True)]
+    row, keys = row[order], keys[order]
+    rank = torch.arange(len(row), device=row.device) - torch.searchsorted(row, row)
+    first = (rank < k).nonzero().squeeze(1)
+    top = torch.full((rows, k), EMPTY, device=row.device)
+    top[row[first], rank[first]] = keys[first]
+    return top
+
+
+def torch_sparse_neighbors(x, *, k: int, threshold: float | None = None, device="cpu"):
+    """`sparse_neighbors` with torch sparse CSR x CSR^T products on `device`, chunk by chunk (`sparse_chunks` bounds
+    each chunk's products and histogram); the top k of each chunk is selected there too. Runs on any device."""
+    x = sp.csr_matrix(x, dtype=np.float32)
+    device = torch.device(device)
+    transposed = device_csr(x.T.tocsr(), device)
+    tops = [torch.full((0, k), EMPTY, device=device)]
+    for start, end in sparse_chunks(x):
+        tops.append(top_keys(device_csr(x[start:end], device) @ transposed, k, threshold))
+    return decode(torch.cat(tops), None)

@@ -2,8 +2,9 @@
 
 Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
 shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
-Sparse: `sparse_neighbors` on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings
-sharing core words), checked against a dense float64 reference on sampled rows.
+Sparse: `sparse_neighbors` (scipy products) and `torch_sparse_neighbors` (torch sparse CSR products, the CUDA path,
+here run on the CPU) on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings sharing core
+words), each checked against a dense float64 reference on sampled rows.
 
 Each measurement runs in a fresh child process: time is wall-clock seconds of the one call (after a small warm-up
 call, so one-time library set-up is not counted), peak memory is the high-water mark of the resident set during the
@@ -34,6 +35,7 @@ K = 50
 TITLES = 70_000
 VOCABULARY = 30_000
 SAMPLED_ROWS = 1000
+SPARSE = ("scipy", "torch")
 TIE_TOLERANCE = 1e-5
 
 
@@ -86,11 +88,13 @@ def memory_kb(field: str) -> int:
 
 def search(method: str, data_path: str):
     """Load the input and return a function that runs `method` on all of it or on its first rows."""
-    if method == "sparse":
-        from lib.knn import sparse_neighbors
+    if method in SPARSE:
+        from lib import knn
 
         x = sp.load_npz(data_path).tocsr()
-        return lambda rows=None: sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
+        if method == "scipy":
+            return lambda rows=None: knn.sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
+        return lambda rows=None: knn.torch_sparse_neighbors(x if rows is None else x[:rows], k=K, device="cpu")[1]
     x = np.load(data_path)
     if method == "ours":
         from lib.knn import neighbors
@@ -161,22 +165,38 @@ def dense_row(folder: Path, n: int, kind: str) -> str:
 
 
 def sparse_row(folder: Path) -> str:
-    """One Markdown table row: `sparse_neighbors` on TITLES synthetic titles, checked on sampled rows."""
+    """One Markdown table row: the scipy and torch sparse paths on the CPU on TITLES synthetic titles, alternating
+    twice, each checked on sampled rows."""
     x = tfidf(titles(TITLES))
     path = folder / "titles.npz"
     sp.save_npz(path, x)
-    seconds, peak, ours = measure("sparse", path, folder)
+    runs = [[measure(method, path, folder) for method in SPARSE] for _ in range(2)]
+    (scipy_s, scipy_mb, scipy_idx), (torch_s, torch_mb, torch_idx) = (summarise(each) for each in zip(*runs))
     rows = np.random.default_rng(0).choice(TITLES, SAMPLED_ROWS, replace=False)
     dense = (x[rows].astype(np.float64) @ x.T.astype(np.float64)).toarray()
     reference = np.argsort(-dense, axis=1, kind="stable")[:, :K]
     reference = np.where(np.take_along_axis(dense, reference, axis=1) > 0, reference, -1)
-    agree = agreement(lambda row, cols: dense[row, cols], ours[rows], reference)
-    cells = (f"{TITLES:,} titles ({x.shape[1]:,} words, {x.nnz:,} nonzeros)", f"{seconds:.1f}", f"{peak:.0f}")
-    return "| " + " | ".join((*cells, f"{agree:.4f}")) + " |"
+    agree = [agreement(lambda row, cols: dense[row, cols], idx[rows], reference) for idx in (scipy_idx, torch_idx)]
+    cells = (f"{TITLES:,} titles ({x.shape[1]:,} words, {x.nnz:,} nonzeros)", f"{scipy_s:.1f}", f"{torch_s:.1f}")
+    cells += (f"{torch_s / scipy_s:.2f}", f"{scipy_mb:.0f}", f"{torch_mb:.0f}", f"{agree[0]:.4f}", f"{agree[1]:.4f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+def sparse_table(folder: Path) -> None:
+    """Print the sparse table."""
+    print(f"\nTF-IDF self-search, k={K}, on the CPU, best of 2 alternating runs; agreement on {SAMPLED_ROWS} rows.\n")
+    columns = ["scipy (s)", "torch CPU (s)", "torch / scipy", "scipy peak MB", "torch peak MB"]
+    print("| " + " | ".join(["input", *columns, "same sets scipy", "same sets torch"]) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(sparse_row(folder), flush=True)
 
 
 def main() -> None:
-    """Print the dense and sparse tables."""
+    """Print the dense and sparse tables (`--sparse`: the sparse one only)."""
+    if "--sparse" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory() as tmp:
+            sparse_table(Path(tmp))
+        return
     runs = "; ".join(f"n={n:,}: best of {count} alternating runs" for n, count in RUNS.items())
     print(f"Self-search, k={K}, {WIDTH}-d float32, {os.cpu_count()} cores; faiss: IndexFlatIP add + search; {runs}.\n")
     print("| n | data | ours (s) | faiss (s) | ours / faiss | ours peak MB | faiss peak MB | same sets |")
@@ -185,10 +205,7 @@ def main() -> None:
         for n in SIZES:
             for kind in KINDS:
                 print(dense_row(Path(tmp), n, kind), flush=True)
-        print(f"\n`sparse_neighbors`, k={K}, TF-IDF self-search; agreement on {SAMPLED_ROWS} sampled rows.\n")
-        print("| input | seconds | peak MB | same sets |")
-        print("|---|---:|---:|---:|")
-        print(sparse_row(Path(tmp)), flush=True)
+        sparse_table(Path(tmp))
 
 
 if __name__ == "__main__":
