@@ -6,7 +6,17 @@ With equal weights it is the plain concatenation of normalised embeddings, so "c
 similarity" are one operation and only the weights need searching.
 """
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
+from tqdm.auto import tqdm
+
+from lib import expansion, knn, matching, thresholds
+
+SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # weight of an added set, as a share of the new total
+RULES = ("unit_filter", "mutual", "title", "phash")  # the rules tune_union switches: filters, identical-key groups
+MIN_GAIN = 1e-3  # the CV F1 an addition must gain: smaller gains are as likely noise of the fold as signal
 
 
 def normalised(x: np.ndarray) -> np.ndarray:
@@ -29,3 +39,146 @@ def combine(embeddings: list[np.ndarray], weights: list[float]) -> np.ndarray:
     return np.concatenate(
         [np.sqrt(w / total, dtype=np.float32) * normalised(x) for x, w in zip(embeddings, weights)], 1
     )
+
+
+@dataclass
+class Pairs:
+    """Candidate pairs (row, col) of n postings, sorted by row, with each embedding set's cosine similarity on them."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    true_pair: np.ndarray
+    group_sizes: np.ndarray
+    similarity: dict[str, np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return len(self.group_sizes)
+
+
+def pair_similarities(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """x[rows[i]] . x[cols[i]] for pairs sorted by row, from one block of rows against all rows at a time."""
+    similarity = np.empty(len(rows), dtype=np.float32)
+    bounds = np.searchsorted(rows, np.arange(0, len(x) + chunk, chunk))
+    for block, start in enumerate(range(0, len(x), chunk)):
+        low, high = bounds[block], bounds[block + 1]
+        products = x[start : start + chunk] @ x.T
+        similarity[low:high] = products[rows[low:high] - start, cols[low:high]]
+    return similarity
+
+
+def cached_pairs(embeddings: dict[str, np.ndarray], labels: np.ndarray, k: int = 50) -> Pairs:
+    """The union of every embedding set's k nearest neighbours (self excluded), and each set's similarity on all of
+    them: any weighted mean similarity of the sets is then a weighted sum of these arrays."""
+    n = len(labels)
+    normal = {name: normalised(x) for name, x in embeddings.items()}
+    found = [matching.pair_keys(*knn.neighbors(x, k=min(k, n)))[0] for x in tqdm(normal.values(), desc="neighbours")]
+    keys = np.unique(np.concatenate(found))
+    rows, cols = keys // n, keys % n
+    similarity = {name: pair_similarities(x, rows, cols) for name, x in tqdm(normal.items(), desc="similarities")}
+    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    return Pairs(rows, cols, labels[rows] == labels[cols], sizes[inverse], similarity)
+
+
+def f1_curve(pairs: Pairs, similarity: np.ndarray, grid: np.ndarray = thresholds.GRID) -> np.ndarray:
+    """Mean row-wise F1 at each threshold of keeping the pairs whose similarity reaches it (as pair_f1, in one pass).
+
+    A pair reaches the thresholds grid[:b] with b = its number of grid values <= its similarity; each row's kept
+    and true kept pairs per threshold are suffix sums of its counts per b.
+    """
+    reached = np.searchsorted(grid.astype(np.float32), similarity, side="right")
+    width = len(grid) + 1
+    kept, hits = (
+        np.bincount(pairs.rows[mask] * width + reached[mask], minlength=pairs.n * width).reshape(pairs.n, width)
+        for mask in (slice(None), pairs.true_pair)
+    )
+    kept, hits = (np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:] for counts in (kept, hits))
+    return np.mean(2 * (hits + 1) / (kept + 1 + pairs.group_sizes[:, None]), axis=0)
+
+
+def greedy(
+    pairs: Pairs, names: list[str], shares: tuple = SHARES, min_gain: float = MIN_GAIN
+) -> tuple[dict[str, float], list[dict]]:
+    """Forward selection of embedding sets and weights: from the best set alone, add the (set, share of the total
+    weight) that most raises the CV F1 at the best threshold, while it gains at least `min_gain`.
+
+    Returns the weights (summing to 1) and each step: the set added, its share, F1 and best threshold after it.
+    """
+    curves = {name: f1_curve(pairs, pairs.similarity[name]) for name in names}
+    first = max(names, key=lambda name: curves[name].max())
+    weights, mixed, curve = {first: 1.0}, pairs.similarity[first], curves[first]
+    steps = [step(first, 1.0, curve)]
+    while len(weights) < len(names):
+        trials = {
+            (name, share): f1_curve(pairs, (1 - share) * mixed + share * pairs.similarity[name])
+            for name in names
+            if name not in weights
+            for share in shares
+        }
+        (name, share), best = max(trials.items(), key=lambda item: item[1].max())
+        if best.max() < curve.max() + min_gain:
+            break
+        weights = {member: round(weight * (1 - share), 6) for member, weight in weights.items()} | {name: share}
+        mixed, curve = (1 - share) * mixed + share * pairs.similarity[name], best
+        steps.append(step(name, share, curve))
+    return weights, steps
+
+
+def step(name: str, share: float, curve: np.ndarray) -> dict:
+    """One step of the greedy selection, for the report."""
+    best = int(np.argmax(curve))
+    return {"added": name, "share": share, "f1": float(curve[best]), "threshold": float(thresholds.GRID[best])}
+
+
+def blended(x: np.ndarray, blend: dict | None) -> np.ndarray:
+    """The embedding after a blend of the inference config (lib.expansion.blend), or as it is for None."""
+    return x if blend is None else expansion.blend(x, k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
+
+
+def switched(config: dict, rule: str) -> tuple[str, dict]:
+    """The config with one rule of RULES switched, and the change in words."""
+    if rule in ("unit_filter", "mutual"):
+        return f"{'without' if config[rule] else 'with'} {rule}", {**config, rule: not config[rule]}
+    present = rule in config["groups"]
+    groups = [group for group in config["groups"] if group != rule] if present else config["groups"] + [rule]
+    return f"{'without' if present else 'with'} {rule} groups", {**config, "groups": groups}
+
+
+def tune_union(
+    c: matching.Candidates,
+    alone: dict[str, float],
+    labels: np.ndarray,
+    conflicts: np.ndarray,
+    min_gain: float = MIN_GAIN,
+) -> tuple[dict, list[dict]]:
+    """The union of components and its rules, greedily: the best component with min2, each further component (best
+    first, thresholds searched jointly) and each rule change (at the same thresholds) kept where CV F1 gains at least
+    `min_gain`; the thresholds searched once more at the end.
+
+    Args:
+        alone: each searched component's best threshold alone, best component first.
+    Returns the lib.matching config and each step kept: the change and the CV F1 after it.
+    """
+    first, *others = alone
+    start = {"threshold": alone[first], "min2": float(max(alone[first] - 0.1, thresholds.GRID[0]))}
+    config = {"components": {first: start}, "groups": ["title"], "unit_filter": True, "mutual": False}
+    config, f1 = thresholds.search(c, config, labels, conflicts)
+    steps = [{"change": f"{first} (min2, title groups, unit filter)", "f1": f1}]
+    for name in others:
+        trial = copy.deepcopy(config)
+        trial["components"][name] = {"threshold": alone[name]}
+        trial, trial_f1 = thresholds.search(c, trial, labels, conflicts)
+        if trial_f1 >= f1 + min_gain:
+            config, f1 = trial, trial_f1
+            steps.append({"change": f"+ {name}", "f1": f1})
+    changed = False
+    for rule in RULES:
+        change, trial = switched(config, rule)
+        trial_f1 = matching.pair_f1(c, matching.predict(c, trial, conflicts), labels)
+        if trial_f1 >= f1 + min_gain:
+            config, f1, changed = trial, trial_f1, True
+            steps.append({"change": change, "f1": f1})
+    if changed:
+        config, f1 = thresholds.search(c, config, labels, conflicts)
+        steps.append({"change": "thresholds searched again", "f1": f1})
+    return config, steps

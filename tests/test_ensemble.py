@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from lib import ensemble, matching, thresholds
 from lib.ensemble import combine
+from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
 
 
 def test_combined_dot_products_are_weighted_means_of_cosines():
@@ -39,3 +41,105 @@ def test_combine_refuses_what_cannot_be_combined():
         combine([x, x], [1.0, 0.0])
     with pytest.raises(ValueError, match=r"members have \[3, 4\] rows"):
         combine([x, np.ones((4, 2))], [1.0, 1.0])
+
+
+def naive_f1(rows, cols, keep, labels) -> float:
+    """Mean over postings of the F1 of {self} + kept partners against the posting's group, by loops."""
+    scores = []
+    for row in range(len(labels)):
+        predicted = {row} | {int(col) for r, col, k in zip(rows, cols, keep) if r == row and k}
+        actual = set(np.flatnonzero(labels == labels[row]).tolist())
+        scores.append(2 * len(predicted & actual) / (len(predicted) + len(actual)))
+    return float(np.mean(scores))
+
+
+def test_cached_pairs_hold_every_sets_neighbours_and_exact_similarities():
+    labels = synthetic_labels(120, seed=1)
+    sets = {"a": synthetic_embeddings(labels, 2.0, 16, 1), "b": synthetic_embeddings(labels, 2.0, 16, 2)}
+    pairs = ensemble.cached_pairs(sets, labels, k=5)
+    assert np.all(np.diff(pairs.rows * 120 + pairs.cols) > 0) and not np.any(pairs.rows == pairs.cols)
+    found = set(zip(pairs.rows.tolist(), pairs.cols.tolist()))
+    for name, x in sets.items():
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        full = unit @ unit.T
+        for row in range(120):
+            others = [col for col in np.argsort(-full[row]) if col != row][:4]
+            assert {(row, int(col)) for col in others} <= found, (name, row)
+        assert np.allclose(pairs.similarity[name], full[pairs.rows, pairs.cols], atol=1e-5)
+    assert np.array_equal(pairs.true_pair, labels[pairs.rows] == labels[pairs.cols])
+
+
+def test_f1_curve_is_the_mean_row_f1_at_every_threshold():
+    labels = synthetic_labels(60, seed=2)
+    pairs = ensemble.cached_pairs({"a": synthetic_embeddings(labels, 2.5, 8, 3)}, labels, k=10)
+    grid = np.array([-0.5, 0.0, 0.2, 0.4, 0.6, 0.8])
+    curve = ensemble.f1_curve(pairs, pairs.similarity["a"], grid)
+    for threshold, f1 in zip(grid, curve):
+        keep = pairs.similarity["a"] >= np.float32(threshold)
+        assert f1 == pytest.approx(naive_f1(pairs.rows, pairs.cols, keep, labels)), threshold
+
+
+def test_the_greedy_search_gives_a_noise_model_no_weight():
+    labels = synthetic_labels(1500, seed=4)
+    sets = {f"good{i}": synthetic_embeddings(labels, 1.5, 64, i) for i in (1, 2, 3)}
+    sets["noise"] = np.random.default_rng(9).normal(size=(1500, 64)).astype(np.float32)
+    pairs = ensemble.cached_pairs(sets, labels, k=20)
+    weights, steps = ensemble.greedy(pairs, list(sets))
+    assert "noise" not in weights and set(weights) == {"good1", "good2", "good3"}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert [step["added"] for step in steps] == list(weights)
+    scores = [step["f1"] for step in steps]
+    assert all(later > earlier for earlier, later in zip(scores, scores[1:]))
+    alone = max(ensemble.f1_curve(pairs, pairs.similarity[name]).max() for name in sets)
+    assert scores[0] == pytest.approx(alone) and scores[-1] > alone + 0.02
+    mixed = sum(weight * pairs.similarity[name] for name, weight in weights.items())
+    assert ensemble.f1_curve(pairs, mixed).max() == pytest.approx(scores[-1], abs=1e-6)
+    combined = ensemble.combine([sets[name] for name in weights], list(weights.values()))
+    assert np.allclose(np.einsum("ij,ij->i", combined[pairs.rows], combined[pairs.cols]), mixed, atol=1e-5)
+
+
+def planted(rows: int, seed: int = 0):
+    """Candidates of pairs of postings (groups of 2) in two components with planted best thresholds 0.7 and 0.5:
+    "a" sees the true pairs of the first half of the groups above 0.7, "b" those of the second half above 0.5, and
+    each has false pairs up to just under its threshold."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(rows) // 2
+    partner = np.arange(rows) ^ 1
+    others = np.array(
+        [rng.choice(np.delete(np.arange(rows), [row, partner[row]]), 6, replace=False) for row in range(rows)]
+    )
+    idx = np.column_stack([np.arange(rows), partner, others])
+    neighbours = {}
+    for name, cut, half in [("a", 0.7, labels < rows // 4), ("b", 0.5, labels >= rows // 4)]:
+        sim = np.column_stack([np.ones(rows), np.where(half, rng.uniform(cut, 0.95, rows), rng.uniform(0, 0.2, rows))])
+        sim = np.column_stack([sim, rng.uniform(cut - 0.3, cut - 1e-4, others.shape)]).astype(np.float32)
+        order = np.argsort(-sim, axis=1)
+        neighbours[name] = (np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1))
+    c = matching.candidates(neighbours, {"title": [""] * rows, "phash": [str(row) for row in range(rows)]})
+    return c, labels
+
+
+def test_the_union_search_recovers_planted_thresholds():
+    c, labels = planted(400)
+    curves = {name: thresholds.f1_curve(c, name, labels) for name in ["a", "b"]}
+    alone = {name: float(thresholds.GRID[np.argmax(curves[name])]) for name in ["a", "b"]}
+    assert alone == {"a": 0.7, "b": 0.5}
+    conflicts = np.zeros(len(c.rows), dtype=bool)
+    config, steps = ensemble.tune_union(c, alone, labels, conflicts)
+    assert {name: rule["threshold"] for name, rule in config["components"].items()} == {"a": 0.7, "b": 0.5}
+    assert steps[-1]["f1"] == pytest.approx(1.0)
+    assert matching.pair_f1(c, matching.predict(c, config, conflicts), labels) == pytest.approx(1.0)
+    assert [step["change"] for step in steps[:2]] == ["a (min2, title groups, unit filter)", "+ b"]
+
+
+def test_a_rule_change_is_kept_where_it_gains():
+    c, labels = planted(200, seed=1)
+    phash = matching.candidates({}, {"phash": [str(label) if label >= 50 else "" for label in labels]})
+    c.similarity["phash"] = np.where(np.isin(c.keys, phash.keys), np.float32(1), np.float32(-np.inf))
+    conflicts = np.zeros(len(c.rows), dtype=bool)
+    config, steps = ensemble.tune_union(c, {"a": 0.7}, labels, conflicts)
+    assert config["groups"] == ["title", "phash"], "the second half's groups share a phash that a does not see"
+    changes = [step["change"] for step in steps]
+    assert changes == ["a (min2, title groups, unit filter)", "with phash groups", "thresholds searched again"]
+    assert config["unit_filter"] and not config["mutual"], "no conflicts, no gain"
+    assert steps[-1]["f1"] == pytest.approx(1.0)

@@ -1,0 +1,47 @@
+"""kernels/optimize-ensemble end to end: built for two trained runs (tools.optimize) and run offline by a real
+Jupyter kernel; the inference config it writes validates, and its CV is at least the best single model's."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import build
+from lib.tuned_config import read_tuned_config
+from tools.optimize import variant
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = "optimize-ensemble"
+
+
+def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model(trained_runs, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, folder in trained_runs.runs.items():
+        (runs / name).symlink_to(folder, target_is_directory=True)
+    build.build_kernel(variant(list(trained_runs.runs), out=tmp_path / "variants"), ROOT / "build")
+    command = ["tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs]
+    result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = runs / KERNEL
+    config = read_tuned_config(out / "inference_config.json")
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["runs"]) == set(trained_runs.runs)
+    assert set(report["single"]) == {
+        f"{run}/{output}" for run in trained_runs.runs for output in ["concat", "image", "text"]
+    }
+    best_single = max(entry["f1"] for entry in report["single"].values())
+    assert config["cv"]["f1"]["union"] >= best_single
+    assert config["cv"]["rows"] == report["rows"] == 94
+    assert config["gallery_corrected"]["rows"] == 70000
+    for component in config["components"].values():
+        for member in component.get("members", []):
+            assert config["models"][member["model"]] == {
+                "kind": "checkpoint",
+                "source": member["model"],
+                "file": "model.pt",
+            }
+    assert set(config["matching"]["components"]) == set(config["components"])
+    for plot in ["f1_vs_threshold.png", "greedy_additions.png", "similarity_histograms.png"]:
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    assert "final CV" in (out / "report.md").read_text()
