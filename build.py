@@ -31,6 +31,7 @@ SETTINGS_KEYS = {
     "kernel_sources",
 }
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
+WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`make wheels`)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -198,6 +199,31 @@ def git_stamp(repo: Path) -> str:
     return f"# Built by build.py from kernels/ and lib/: edit those, then rebuild.\nBUILD = {build!r}\nprint(BUILD)"
 
 
+def wheels_install() -> str:
+    """The source of the cell that installs the attached wheels dataset offline, or says the image's packages serve.
+
+    It runs before any lib module exists, so it finds the inputs as lib.paths does: $KERNEL_INPUT_DIR, else
+    /kaggle/input. pip's failure stops the kernel, naming the fix.
+    """
+    return f"""# Offline packages (build.py): the wheels of the attached {WHEELS_SLUG} dataset, if it holds any.
+import os, subprocess, sys
+
+WHEELS = os.path.join(os.environ.get("KERNEL_INPUT_DIR", "/kaggle/input"), "{WHEELS_SLUG}")
+if os.path.isfile(os.path.join(WHEELS, "requirements.txt")):
+    command = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", WHEELS]
+    command += ["-r", os.path.join(WHEELS, "requirements.txt")]
+    print("installing offline:", " ".join(command))
+    installed = subprocess.run(command, capture_output=True, text=True)
+    print(installed.stdout + installed.stderr)
+    if installed.returncode != 0:
+        raise RuntimeError(
+            f"pip could not install {{WHEELS}}/requirements.txt offline (its output is above): add what it lacks to "
+            "tools/wheels.txt, then `make wheels` and `make upload-weights DATASET=wheels`"
+        )
+else:
+    print(f"no {{WHEELS}}/requirements.txt: the packages of the image are used")"""
+
+
 def lib_cells(modules: list[str], repo: Path) -> list[Cell]:
     """One cell making the package folders and one `%%writefile` cell per module."""
     packages = [m for m in modules if module_file(m, repo).name == "__init__.py"]
@@ -229,8 +255,9 @@ def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
     return cells
 
 
-def compose(kernel_dir: Path, repo: Path) -> list[Cell]:
-    """Every cell of the built notebook: stamp, inlined lib modules, then the kernel's own cells."""
+def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
+    """Every cell of the built notebook: stamp, the offline install of the wheels dataset (when `wheels`, i.e.
+    attached), inlined lib modules, then the kernel's own cells."""
     source_path = kernel_dir / SOURCE_FILE
     if not source_path.is_file():
         raise BuildError(f"{source_path}: missing; every kernel folder needs a py:percent {SOURCE_FILE}")
@@ -242,7 +269,8 @@ def compose(kernel_dir: Path, repo: Path) -> list[Cell]:
             roots += [(m, cell.first_line + line - 1) for m, line in imported_lib_modules(tree, None, repo)]
     modules = lib_closure(roots, os.path.relpath(source_path, repo), repo)
     stamp = Cell("code", git_stamp(repo), "build.py")
-    return [stamp] + (lib_cells(modules, repo) if modules else []) + own
+    install = [Cell("code", wheels_install(), "build.py")] if wheels else []
+    return [stamp] + install + (lib_cells(modules, repo) if modules else []) + own
 
 
 def parse_cell(cell: Cell) -> ast.AST:
@@ -352,8 +380,9 @@ def build_kernel(kernel_dir: Path, out_root: Path, repo: Path = ROOT) -> Path:
     name = kernel_dir.name
     settings = read_settings(kernel_dir)
     metadata = kernel_metadata(name, settings, kaggle_owner(settings))
-    cells = compose(kernel_dir, repo)
-    problems = offline_problems(cells, declared_slugs(metadata), repo)
+    slugs = declared_slugs(metadata)
+    cells = compose(kernel_dir, repo, wheels=WHEELS_SLUG in {s.split("/")[-1] for s in metadata["dataset_sources"]})
+    problems = offline_problems(cells, slugs, repo)
     if problems:
         raise BuildError(f"{name}: {len(problems)} offline check(s) failed:\n  " + "\n  ".join(problems))
     out_dir = out_root / name

@@ -1,6 +1,11 @@
+import base64
+import hashlib
 import json
+import os
 import subprocess
 import sys
+import venv
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -165,3 +170,75 @@ def test_cli_fails_with_message_and_never_writes_into_sources(tmp_path):
     (kernel / "notebook.py").write_text("# %%\nprint(1)\n")
     with pytest.raises(build.BuildError, match="refusing to write a build over sources"):
         build.build_kernel(kernel, kernel.parent, repo=tmp_path)
+
+
+def build_with_sources(tmp_path: Path, dataset_sources: list[str]) -> nbformat.NotebookNode:
+    """The built notebook of the tiny kernel attaching `dataset_sources`."""
+    kernel = make_repo(tmp_path, GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", ""))
+    (kernel / "kernel.yaml").write_text(SETTINGS.replace("[some-weights, other/their-model]", str(dataset_sources)))
+    out = build.build_kernel(kernel, tmp_path / "build", repo=tmp_path)
+    return nbformat.read(out / "tiny-kernel.ipynb", as_version=4)
+
+
+def test_the_wheels_install_cell_comes_after_the_stamp_iff_the_wheels_dataset_is_attached(tmp_path):
+    plain = build_with_sources(tmp_path / "plain", ["some-weights"])
+    attached = build_with_sources(tmp_path / "own", ["some-weights", "shopee-wheels"])
+    theirs = build_with_sources(tmp_path / "theirs", ["someone/shopee-wheels"])
+    install = build.wheels_install()
+    assert [cell.source for cell in plain.cells].count(install) == 0
+    for notebook in (attached, theirs):
+        sources = [cell.source for cell in notebook.cells]
+        assert sources.count(install) == 1 and sources[1] == install
+        assert sources[0].startswith("# Built by build.py") and "LIB_DIR = tempfile.mkdtemp" in sources[2]
+        assert sources[2:] == [cell.source for cell in plain.cells][1:]
+    metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
+    assert metadata["id"].split("/")[1] == build.WHEELS_SLUG
+
+
+def tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel of package `tinywheel` 1.0, zipped by hand as the wheel format (PEP 427) lays it out."""
+    files = {
+        "tinywheel/__init__.py": "VALUE = 'installed from the wheels dataset'\n",
+        "tinywheel-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinywheel\nVersion: 1.0\n",
+        "tinywheel-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files["tinywheel-1.0.dist-info/RECORD"] = "\n".join(record + ["tinywheel-1.0.dist-info/RECORD,,"]) + "\n"
+    path = folder / "tinywheel-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path
+
+
+def run_install_cell(python: Path, input_root: Path) -> subprocess.CompletedProcess:
+    """The wheels install cell run by `python`, with `input_root` as the kernel's inputs, offline."""
+    env = {**os.environ, "KERNEL_INPUT_DIR": str(input_root), "PIP_CONFIG_FILE": os.devnull}
+    return subprocess.run([str(python), "-c", build.wheels_install()], capture_output=True, text=True, env=env)
+
+
+def test_the_wheels_install_cell_installs_offline_or_says_the_image_serves(tmp_path):
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    check = [str(python), "-c", "import tinywheel; print(tinywheel.VALUE)"]
+    skipped = run_install_cell(python, tmp_path / "input")
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stdout == f"no {tmp_path}/input/shopee-wheels/requirements.txt: the packages of the image are used\n"
+    assert subprocess.run(check, capture_output=True).returncode != 0
+    wheels = tmp_path / "input" / "shopee-wheels"
+    wheels.mkdir(parents=True)
+    tiny_wheel(wheels)
+    (wheels / "requirements.txt").write_text("tinywheel==1.0\n")
+    installed = run_install_cell(python, tmp_path / "input")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    command = f"{python} -m pip install --no-index --find-links {wheels} -r {wheels}/requirements.txt"
+    assert installed.stdout.startswith(f"installing offline: {command}\n")
+    assert "Successfully installed tinywheel-1.0" in installed.stdout
+    assert subprocess.run(check, capture_output=True, text=True).stdout == "installed from the wheels dataset\n"
+    (wheels / "requirements.txt").write_text("tinywheel==1.0\nabsent-package==2.0\n")
+    refused = run_install_cell(python, tmp_path / "input")
+    assert refused.returncode == 1 and "No matching distribution found for absent-package==2.0" in refused.stdout
+    assert "add what it lacks to tools/wheels.txt, then `make wheels`" in refused.stderr

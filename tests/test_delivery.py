@@ -20,6 +20,7 @@ from tests.kaggle_recorder import Recorder
 from tools import delivery, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
 USER = "fake-delivery-user"
 KEY = "notarealkey0deliverytest0c0ffee"
 AUTH = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
@@ -69,7 +70,7 @@ def samples(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("samples")
     run_python("tools/make_sample.py", "--out", folder / "sample", "--rows", 300, "--seed", 3)
     run_python("tools/make_sample.py", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
-    if not (ROOT / "data" / "datasets" / "all-minilm-l6-v2" / "config.json").is_file():
+    if not all((ROOT / "data" / "datasets" / path).is_file() for path in LOCAL_COPIES):
         run_python("tools/local_datasets.py")
     return folder
 

@@ -19,6 +19,7 @@ from lib.models import read_checkpoint
 from tools.delivery import experiment_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
 KERNEL = ROOT / "kernels" / "shopee-train"
 EXPERIMENT = "test-tiny"
 TINY = {
@@ -45,7 +46,7 @@ def run(*args) -> str:
 def sample(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data") / "sample"
     run("tools/make_sample.py", "--out", folder, "--rows", 300, "--seed", 4)
-    if not (ROOT / "data" / "datasets" / "all-minilm-l6-v2" / "config.json").is_file():
+    if not all((ROOT / "data" / "datasets" / path).is_file() for path in LOCAL_COPIES):
         run("tools/local_datasets.py")
     return folder
 
