@@ -378,6 +378,10 @@ def test_checkpoint_that_does_not_fit_is_named(tmp_path):
         load_model(path, text_model_dir=MINILM)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_model(tmp_path / "absent.pt")
+    for garbage in [b"not a checkpoint", b"PK\x03\x04" + bytes(64)]:  # a pickle and a zip archive, both broken
+        path.write_bytes(garbage)
+        with pytest.raises(ValueError, match=f"{path}: not a readable checkpoint"):
+            load_model(path)
 
 
 def test_autocast_bfloat16_on_cpu():

@@ -38,7 +38,12 @@ def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
         folders[slug] = runs / slug
     for slug, folder in folders.items():
         if not folder.is_dir():
-            raise RunError(f"{folder}: missing local copy of source '{slug}'; run `make sample` / `make datasets`")
+            made_by = "`make sample` / `make datasets`"
+            if folder.parent == runs:
+                made_by = (
+                    "the kernel whose output it is (`make train EXP=<exp>` for shopee-train-<exp>, `make optimize`)"
+                )
+            raise RunError(f"{folder}: missing local copy of source '{slug}'; run {made_by}")
     return folders
 
 
@@ -128,6 +133,13 @@ def summary(out_dir: Path, seconds: float) -> str:
         lines += [f"  {name:>34}: {score:.4f}" for name, score in report["ablation"].items()]
         union, corrected = report["thresholds"]["union"], report["gallery_corrected"]
         lines.append(f"union thresholds {union}; for a {corrected['rows']}-row test: {corrected['union']}")
+    status = out_dir / "run_status.json"
+    if status.is_file() and json.loads(status.read_text())["fallback"]:
+        lines.append(f"FALLBACK submission: a stage failed ({json.loads(status.read_text())['error']})")
+    timings = out_dir / "timings.json"
+    if timings.is_file():
+        hours = json.loads(timings.read_text())["t4_seconds_at_hidden_rows"] / 3600
+        lines.append(f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/timing.py)")
     return "\n".join(lines)
 
 

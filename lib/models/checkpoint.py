@@ -5,6 +5,7 @@ rebuilds the model from the config with random weights (no image weights file is
 its folder's config.json) and loads the state dict, raising with every missing, unexpected or misshapen key.
 """
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -54,7 +55,11 @@ def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict at `path` (config, state_dict, extra), tensors on the CPU."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; attach the dataset that holds it")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ValueError(f"{path}: not a readable checkpoint ({reason}); copy it again from its run") from error
 
 
 def load_model(

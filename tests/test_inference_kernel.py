@@ -1,0 +1,190 @@
+"""End to end: the inference kernel built and run offline by a real Jupyter kernel on a two-model plan.
+
+The two tiny trained runs of conftest.py stand for the demo's training outputs (shopee-train-demo, -demo2); the
+plan (inference_config.json) is written here as the optimize-ensemble kernel would, and attached as its output.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import build
+from lib.metrics import mean_f1, true_matches
+from lib.submission import validate_submission
+from lib.tuned_config import validate_tuned_config
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = "shopee-inference"
+SOURCES = {"shopee-train-demo": "shopee-train-a", "shopee-train-demo2": "shopee-train-b"}
+
+
+def run(*args, check=True):
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 or not check, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def notebook_output(out: Path, name: str = KERNEL) -> str:
+    """Everything the executed notebook's cells printed."""
+    notebook = json.loads((out / f"{name}.ipynb").read_text())
+    texts = [o.get("text", "") for cell in notebook["cells"] for o in cell.get("outputs", [])]
+    return "".join(text if isinstance(text, str) else "".join(text) for text in texts)
+
+
+def union_thresholds(run: Path) -> dict[str, float]:
+    """The thresholds of each output in the union that a training run tuned at its best epoch."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    best = next(entry for entry in metrics["epochs"] if entry["epoch"] == metrics["best"]["epoch"])
+    return best["thresholds"]["union"]
+
+
+def two_model_plan(trained_runs) -> dict:
+    """A plan over both runs: their concat outputs averaged, the image output of one, TF-IDF; the runs' thresholds."""
+    a, b = (union_thresholds(trained_runs.runs[name]) for name in SOURCES.values())
+    rules = {
+        "components": {
+            "concat": {"threshold": round((a["concat"] + b["concat"]) / 2, 2), "min2": 0.5},
+            "image": {"threshold": a["image"]},
+            "tfidf": {"threshold": 0.6},
+        },
+        "groups": ["title"],
+        "unit_filter": True,
+        "mutual": False,
+    }
+    plan = {
+        "models": {
+            "a": {"kind": "checkpoint", "source": "shopee-train-demo", "file": "model.pt"},
+            "b": {"kind": "checkpoint", "source": "shopee-train-demo2", "file": "model.pt"},
+        },
+        "components": {
+            "concat": {
+                "members": [{"model": m, "output": "concat", "weight": w} for m, w in [("a", 0.6), ("b", 0.4)]],
+                "blend": None,
+            },
+            "image": {"members": [{"model": "a", "output": "image", "weight": 1.0}], "blend": None},
+            "tfidf": {"tfidf": {"analyzer": "word"}},
+        },
+        "matching": rules,
+        "gallery_corrected": {"rows": 70000, "matching": rules},
+        "cv": {"rows": 1, "f1": {"union": 0.5}},
+    }
+    validate_tuned_config(plan, "two_model_plan")
+    return plan
+
+
+def runs_folder(folder: Path, trained_runs, plan: dict) -> Path:
+    """A runs folder holding the plan as the optimize-ensemble output and the trained runs under the demo slugs."""
+    (folder / "optimize-ensemble").mkdir(parents=True)
+    (folder / "optimize-ensemble" / "inference_config.json").write_text(json.dumps(plan))
+    for slug, name in SOURCES.items():
+        (folder / slug).symlink_to(trained_runs.runs[name], target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built():
+    build.build_kernel(ROOT / "kernels" / KERNEL, ROOT / "build")
+
+
+def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs)
+    run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--source")
+    out, source = runs / KERNEL, runs / f"{KERNEL}-source"
+    for name in ["submission.csv", "cv_scores.json", "matching_config.json", "run_status.json"]:
+        assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
+    assert "CV mean F1" in log
+
+    report = json.loads((out / "cv_scores.json").read_text())
+    oof_ids = np.load(trained_runs.runs["shopee-train-a"] / "oof_embeddings.npz")["posting_id"]
+    assert report["rows"] == len(oof_ids) and report["evaluated_on"] == "the models' out-of-fold rows"
+    assert set(report["f1"]) == {"concat", "image", "tfidf", "union"}
+    # the image component is model a's image output alone: its CV is what training measured on the same rows
+    metrics = json.loads((trained_runs.runs["shopee-train-a"] / "metrics.json").read_text())
+    best = next(entry for entry in metrics["epochs"] if entry["epoch"] == metrics["best"]["epoch"])
+    assert report["f1"]["image"] == pytest.approx(best["cv"]["image"], abs=0.005)
+    assert report["gallery_corrected"]["rows"] == 70000
+    assert report["ablation"]["tuned"] == pytest.approx(report["f1"]["union"], abs=0.02)
+    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
+    timings = json.loads((out / "timings.json").read_text())
+    names = [stage["name"] for stage in timings["stages"]]
+    assert "evaluation: a: embeddings" in names and "test (as evaluation): concat: neighbours" in names
+    assert timings["t4_seconds_at_hidden_rows"] > 0
+    for plot in ["similarity_histograms.png", "f1_vs_threshold.png"]:
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(trained_runs, built, tmp_path):
+    comp = tmp_path / "hidden"
+    run("tools/make_sample.py", "--out", comp, "--rows", 300, "--seed", 3, "--hidden")
+    assert (comp / "train.csv").read_bytes() == (trained_runs.competition / "train.csv").read_bytes()
+    test = pd.read_csv(comp / "test.csv")
+    (comp / "test_images" / test.image[0]).write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (comp / "test_images" / test.image[1]).unlink()
+    test.loc[2, "title"], test.loc[3, "title"] = "", "\\xf0\\x9f\\x94\\xa5 !!! ??? 0 ml"
+    test.to_csv(comp / "test.csv", index=False)
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs)
+
+    out = runs / KERNEL
+    assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
+    assert "unreadable image" in log + notebook_output(out)
+    assert json.loads((out / "cv_scores.json").read_text())["gallery_corrected"]["rows"] == len(test)
+    validate_submission(out / "submission.csv", test.posting_id)
+    submission = pd.read_csv(out / "submission.csv").set_index("posting_id").loc[test.posting_id]
+    solution = pd.read_csv(f"{comp}.solution.csv").set_index("posting_id").loc[test.posting_id]
+    actual = true_matches(list(solution.index), list(solution.label_group))
+    singletons = [{posting_id} for posting_id in test.posting_id]
+    assert mean_f1(submission.matches.str.split(), actual) > mean_f1(singletons, actual)
+    stages = {stage["name"]: stage for stage in json.loads((out / "timings.json").read_text())["stages"]}
+    assert stages["test: a: embeddings"]["rows"] == len(test)
+
+
+def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path):
+    kernel = tmp_path / "kernels" / f"{KERNEL}-titles"
+    shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
+    source = (kernel / "notebook.py").read_text()
+    (kernel / "notebook.py").write_text(
+        source.replace('"plan": "optimize-ensemble/inference_config.json"', '"plan": None')
+    )
+    build.build_kernel(kernel, ROOT / "build")
+    comp = tmp_path / "comp"
+    shutil.copytree(trained_runs.competition, comp, symlinks=True)
+    test = pd.read_csv(comp / "test.csv").head(1)
+    test.to_csv(comp / "test.csv", index=False)
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    run("tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs)
+
+    out = runs / kernel.name
+    assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
+    report = json.loads((out / "cv_scores.json").read_text())
+    assert report["evaluated_on"] == "all of train"
+    assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
+    assert set(report["f1"]) == {"tfidf", "text", "union"}
+    assert (out / "submission.csv").read_text().splitlines() == [
+        "posting_id,matches",
+        f"{test.posting_id[0]},{test.posting_id[0]}",
+    ]
+
+
+def test_an_unreadable_checkpoint_leaves_the_fallback_submission(trained_runs, built, tmp_path):
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    broken = tmp_path / "broken-run"
+    shutil.copytree(trained_runs.runs["shopee-train-a"], broken)
+    (broken / "model.pt").write_bytes(b"not a checkpoint")
+    (runs / "shopee-train-demo").unlink()
+    (runs / "shopee-train-demo").symlink_to(broken, target_is_directory=True)
+    run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs)
+
+    out = runs / KERNEL
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
+    assert "the fallback submission (TF-IDF and identical titles) is kept" in notebook_output(out)
+    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
