@@ -1,10 +1,14 @@
 """The training loop of an experiment (lib.experiment): one process per GPU through accelerate, outputs per epoch.
 
 `run` trains in the current process, or on every GPU (2 x T4 on Kaggle) through accelerate's notebook_launcher:
-one process each, gradients averaged by DDP. Per process and step: `train.batch_size` postings; an update every
-`train.accumulate` steps. AdamW with one learning rate per part (image backbone, text transformer, neck, head),
-linear warm-up then cosine decay per update, gradient clipping, float16 autocast on CUDA, the image size of each
-epoch (image.sizes) and the margin ramp of each head (lib.heads.margin_at) per step.
+one process each, gradients averaged by DDP. accelerate keeps one state per process (its singletons `PartialState`
+and `AcceleratorState`), which no public call resets: trainings in one process share it, so they must agree on the
+device and mixed precision (accelerate refuses a change, naming the flag), and a multi-GPU launch must come from a
+process that has not trained (notebook_launcher's rule). A kernel trains once; tests needing other settings start a
+process. Per process and step: `train.batch_size` postings; an update every `train.accumulate` steps. AdamW with
+one learning rate per part (image backbone, text transformer, neck, head), linear warm-up then cosine decay per
+update, gradient clipping, float16 autocast on CUDA, the image size of each epoch (image.sizes) and the margin ramp
+of each head (lib.heads.margin_at) per step.
 
 After each epoch the main process writes into the output folder (a weights dataset as it is):
     model.pt                the best checkpoint so far (by CV F1 of the union; the last epoch without validation),
@@ -34,7 +38,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from accelerate import Accelerator, notebook_launcher  # noqa: E402
-from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 from accelerate.utils import DistributedDataParallelKwargs  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
@@ -396,12 +399,8 @@ class Training:
 
 
 def train_process(config: dict, name: str, comp_dir: Path, out_dir: Path) -> None:
-    """The training of one process; accelerate's global state is cleared after, so that a process can train again."""
-    try:
-        Training(config, name, comp_dir, out_dir).fit()
-    finally:
-        AcceleratorState._reset_state(True)
-        GradientState._reset_state()
+    """The training of one process (accelerate's state, one per process, is set up by its Accelerator)."""
+    Training(config, name, comp_dir, out_dir).fit()
 
 
 def continue_from(source: str, out_dir: Path) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 from mlflow import MlflowClient
 
 from lib import experiment, train
@@ -281,16 +280,13 @@ def test_training_reads_the_competition_through_lib_data(input_root):
     assert isinstance(everything[0], pd.DataFrame)
 
 
-def test_accumulation_updates_once_per_group_of_steps(input_root, tmp_path):
+def test_accumulation_updates_once_per_group_of_steps(trained, input_root, tmp_path):
+    """After the `trained` run in this process: a second training needs no reset of accelerate's state."""
     config = experiment.resolve({**IMAGE_ONLY, "train": {**IMAGE_ONLY["train"], "accumulate": 4}}, "t")
     training = train.Training(config, "accumulate", input_root / "shopee-product-matching", tmp_path)
-    try:
-        assert training.batches == len(training.fitted) // 32
-        assert training.updates_per_epoch == -(-training.batches // 4) == 2
-        before = [parameter.detach().clone() for parameter in training.model.parameters()]
-        _, update = training.train_epoch(0, 0)
-        assert update == training.updates_per_epoch
-        assert any(not torch.equal(a, b) for a, b in zip(before, training.model.parameters()))
-    finally:
-        AcceleratorState._reset_state(True)
-        GradientState._reset_state()
+    assert training.batches == len(training.fitted) // 32
+    assert training.updates_per_epoch == -(-training.batches // 4) == 2
+    before = [parameter.detach().clone() for parameter in training.model.parameters()]
+    _, update = training.train_epoch(0, 0)
+    assert update == training.updates_per_epoch
+    assert any(not torch.equal(a, b) for a, b in zip(before, training.model.parameters()))
