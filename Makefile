@@ -8,7 +8,7 @@ COMP ?= $(SAMPLE)
 ROWS ?= 2000
 SEED ?= 0
 
-.PHONY: help setup sample sample-hidden datasets build run run-source demo bench test lint format clean
+.PHONY: help setup sample sample-hidden datasets build run run-source demo timing bench test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -40,13 +40,21 @@ data/datasets/all-minilm-l6-v2/config.json: | setup
 build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
 	$(PY) build.py
 
-run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample)
+run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs)
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP)
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --source
 
-demo: run  ## set-up, sample, build, offline run and CV summary, in one go
+demo: setup sample datasets  ## the whole loop on the sample: train demo and demo2, tune their ensemble, run inference (CV + submission)
+	$(MAKE) --no-print-directory train EXP=demo
+	$(MAKE) --no-print-directory train EXP=demo2
+	$(MAKE) --no-print-directory optimize RUNS="shopee-train-demo shopee-train-demo2"
+	$(MAKE) --no-print-directory run KERNEL=shopee-inference
+
+timing: build sample datasets  ## inference on 70,000 synthetic test rows on this CPU with the demo's models: the per-stage time table
+	$(PY) -m tools.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
+	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --output runs/timing-70k --timeout 14400
 
 bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50) and sparse TF-IDF search
 	$(PY) tools/bench_knn.py
@@ -67,3 +75,4 @@ clean:  ## remove build/, runs/ and generated data (keeps .venv)
 
 include tools/delivery.mk
 include tools/train.mk
+include tools/optimize.mk

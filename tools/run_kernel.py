@@ -4,7 +4,7 @@ Usage: python tools/run_kernel.py KERNEL [--comp FOLDER] [--source]
 
 /kaggle/input is mapped to a temporary folder holding every declared source under its slug: the competition
 as FOLDER (default data/sample), datasets from data/datasets/<slug>, kernel sources from runs/<slug>.
-Outputs land in runs/<KERNEL>/ (or runs/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
+Outputs land in runs/<KERNEL>/ (or --output; runs/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
 as a plain script with lib importable, for comparison with the built notebook).
 """
 
@@ -150,6 +150,7 @@ def main() -> int:
     parser.add_argument("--source", action="store_true", help="run kernels/KERNEL/notebook.py, not the build")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
+    parser.add_argument("--output", type=Path, help="folder for this run's outputs (default: RUNS/KERNEL)")
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--input-root", help=argparse.SUPPRESS)
     parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
@@ -162,7 +163,7 @@ def main() -> int:
         if not metadata_path.is_file():
             raise RunError(f"{metadata_path}: not built; run `make build` first")
         input_root = input_tree(source_folders(json.loads(metadata_path.read_text()), args.comp, args.runs))
-        out_dir = args.runs / (args.kernel + ("-source" if args.source else ""))
+        out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         prefix, network = network_isolation()
@@ -175,6 +176,9 @@ def main() -> int:
         if returncode != 0:
             return 1
         print(summary(out_dir, time.perf_counter() - started))
+        status = out_dir / "run_status.json"
+        if status.is_file() and json.loads(status.read_text())["fallback"]:
+            raise RunError(f"a stage failed and the kernel kept its fallback submission; see {status}")
     except RunError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return 1
