@@ -6,16 +6,14 @@ With equal weights it is the plain concatenation of normalised embeddings, so "c
 similarity" are one operation and only the weights need searching.
 """
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from lib import expansion, knn, matching, thresholds
+from lib import knn, matching, thresholds
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # weight of an added set, as a share of the new total
-RULES = ("unit_filter", "mutual", "title", "phash")  # the rules tune_union switches: filters, identical-key groups
 MIN_GAIN = 1e-3  # the CV F1 an addition must gain: smaller gains are as likely noise of the fold as signal
 
 
@@ -128,57 +126,3 @@ def step(name: str, share: float, curve: np.ndarray) -> dict:
     """One step of the greedy selection, for the report."""
     best = int(np.argmax(curve))
     return {"added": name, "share": share, "f1": float(curve[best]), "threshold": float(thresholds.GRID[best])}
-
-
-def blended(x: np.ndarray, blend: dict | None) -> np.ndarray:
-    """The embedding after a blend of the inference config (lib.expansion.blend), or as it is for None."""
-    return x if blend is None else expansion.blend(x, k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
-
-
-def switched(config: dict, rule: str) -> tuple[str, dict]:
-    """The config with one rule of RULES switched, and the change in words."""
-    if rule in ("unit_filter", "mutual"):
-        return f"{'without' if config[rule] else 'with'} {rule}", {**config, rule: not config[rule]}
-    present = rule in config["groups"]
-    groups = [group for group in config["groups"] if group != rule] if present else config["groups"] + [rule]
-    return f"{'without' if present else 'with'} {rule} groups", {**config, "groups": groups}
-
-
-def tune_union(
-    c: matching.Candidates,
-    alone: dict[str, float],
-    labels: np.ndarray,
-    conflicts: np.ndarray,
-    min_gain: float = MIN_GAIN,
-) -> tuple[dict, list[dict]]:
-    """The union of components and its rules, greedily: the best component with min2, each further component (best
-    first, thresholds searched jointly) and each rule change (at the same thresholds) kept where CV F1 gains at least
-    `min_gain`; the thresholds searched once more at the end.
-
-    Args:
-        alone: each searched component's best threshold alone, best component first.
-    Returns the lib.matching config and each step kept: the change and the CV F1 after it.
-    """
-    first, *others = alone
-    start = {"threshold": alone[first], "min2": float(max(alone[first] - 0.1, thresholds.GRID[0]))}
-    config = {"components": {first: start}, "groups": ["title"], "unit_filter": True, "mutual": False}
-    config, f1 = thresholds.search(c, config, labels, conflicts)
-    steps = [{"change": f"{first} (min2, title groups, unit filter)", "f1": f1}]
-    for name in others:
-        trial = copy.deepcopy(config)
-        trial["components"][name] = {"threshold": alone[name]}
-        trial, trial_f1 = thresholds.search(c, trial, labels, conflicts)
-        if trial_f1 >= f1 + min_gain:
-            config, f1 = trial, trial_f1
-            steps.append({"change": f"+ {name}", "f1": f1})
-    changed = False
-    for rule in RULES:
-        change, trial = switched(config, rule)
-        trial_f1 = matching.pair_f1(c, matching.predict(c, trial, conflicts), labels)
-        if trial_f1 >= f1 + min_gain:
-            config, f1, changed = trial, trial_f1, True
-            steps.append({"change": change, "f1": f1})
-    if changed:
-        config, f1 = thresholds.search(c, config, labels, conflicts)
-        steps.append({"change": "thresholds searched again", "f1": f1})
-    return config, steps

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lib import ensemble, matching, thresholds
+from lib import ensemble
 from lib.ensemble import combine
 from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
 
@@ -96,50 +96,3 @@ def test_the_greedy_search_gives_a_noise_model_no_weight():
     assert ensemble.f1_curve(pairs, mixed).max() == pytest.approx(scores[-1], abs=1e-6)
     combined = ensemble.combine([sets[name] for name in weights], list(weights.values()))
     assert np.allclose(np.einsum("ij,ij->i", combined[pairs.rows], combined[pairs.cols]), mixed, atol=1e-5)
-
-
-def planted(rows: int, seed: int = 0):
-    """Candidates of pairs of postings (groups of 2) in two components with planted best thresholds 0.7 and 0.5:
-    "a" sees the true pairs of the first half of the groups above 0.7, "b" those of the second half above 0.5, and
-    each has false pairs up to just under its threshold."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(rows) // 2
-    partner = np.arange(rows) ^ 1
-    others = np.array(
-        [rng.choice(np.delete(np.arange(rows), [row, partner[row]]), 6, replace=False) for row in range(rows)]
-    )
-    idx = np.column_stack([np.arange(rows), partner, others])
-    neighbours = {}
-    for name, cut, half in [("a", 0.7, labels < rows // 4), ("b", 0.5, labels >= rows // 4)]:
-        sim = np.column_stack([np.ones(rows), np.where(half, rng.uniform(cut, 0.95, rows), rng.uniform(0, 0.2, rows))])
-        sim = np.column_stack([sim, rng.uniform(cut - 0.3, cut - 1e-4, others.shape)]).astype(np.float32)
-        order = np.argsort(-sim, axis=1)
-        neighbours[name] = (np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1))
-    c = matching.candidates(neighbours, {"title": [""] * rows, "phash": [str(row) for row in range(rows)]})
-    return c, labels
-
-
-def test_the_union_search_recovers_planted_thresholds():
-    c, labels = planted(400)
-    curves = {name: thresholds.f1_curve(c, name, labels) for name in ["a", "b"]}
-    alone = {name: float(thresholds.GRID[np.argmax(curves[name])]) for name in ["a", "b"]}
-    assert alone == {"a": 0.7, "b": 0.5}
-    conflicts = np.zeros(len(c.rows), dtype=bool)
-    config, steps = ensemble.tune_union(c, alone, labels, conflicts)
-    assert {name: rule["threshold"] for name, rule in config["components"].items()} == {"a": 0.7, "b": 0.5}
-    assert steps[-1]["f1"] == pytest.approx(1.0)
-    assert matching.pair_f1(c, matching.predict(c, config, conflicts), labels) == pytest.approx(1.0)
-    assert [step["change"] for step in steps[:2]] == ["a (min2, title groups, unit filter)", "+ b"]
-
-
-def test_a_rule_change_is_kept_where_it_gains():
-    c, labels = planted(200, seed=1)
-    phash = matching.candidates({}, {"phash": [str(label) if label >= 50 else "" for label in labels]})
-    c.similarity["phash"] = np.where(np.isin(c.keys, phash.keys), np.float32(1), np.float32(-np.inf))
-    conflicts = np.zeros(len(c.rows), dtype=bool)
-    config, steps = ensemble.tune_union(c, {"a": 0.7}, labels, conflicts)
-    assert config["groups"] == ["title", "phash"], "the second half's groups share a phash that a does not see"
-    changes = [step["change"] for step in steps]
-    assert changes == ["a (min2, title groups, unit filter)", "with phash groups", "thresholds searched again"]
-    assert config["unit_filter"] and not config["mutual"], "no conflicts, no gain"
-    assert steps[-1]["f1"] == pytest.approx(1.0)

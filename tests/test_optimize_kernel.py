@@ -32,6 +32,7 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     }
     best_single = max(entry["f1"] for entry in report["single"].values())
     assert config["cv"]["f1"]["union"] >= best_single
+    assert set(report["each_run_same_search"]) == set(trained_runs.runs)
     assert config["cv"]["rows"] == report["rows"] == 94
     assert config["gallery_corrected"]["rows"] == 70000
     for component in config["components"].values():

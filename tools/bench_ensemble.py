@@ -29,7 +29,7 @@ def synthetic_embeddings(labels: np.ndarray, noise: float, dim: int, seed: int) 
 
 
 def main() -> None:
-    from lib import ensemble
+    from lib import ensemble, knn, tuning
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=12)
@@ -45,8 +45,17 @@ def main() -> None:
     cached = time.perf_counter()
     weights, steps = ensemble.greedy(pairs, list(models))
     done = time.perf_counter()
+    combined = ensemble.combine([models[name] for name in weights], list(weights.values()))
+    inb = {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1}
+    _, neighbours, blend = tuning.best_blend(combined, [inb], labels, k=50)
+    blended = time.perf_counter()
+    components = {"combined": neighbours, "best": knn.neighbors(ensemble.normalised(models[steps[0]["added"]]), k=50)}
+    result = tuning.tune(components, [""] * args.rows, [""] * args.rows, labels)
+    tuned = time.perf_counter()
     print(f"{args.models} models x {args.rows} rows x {args.dim}-d, {len(pairs.rows):,} candidate pairs")
     print(f"neighbours + cached similarities: {cached - started:.1f} s; greedy selection: {done - cached:.1f} s")
+    print(f"blend choice of the combined embedding (none or INB): {blended - done:.1f} s, chose {blend}")
+    print(f"union of the combined and the best single model, rules: {tuned - blended:.1f} s, CV F1 {result.f1:.4f}")
     for entry in steps:
         print(f"  + {entry['added']} (share {entry['share']}): F1 {entry['f1']:.4f} at {entry['threshold']}")
     print("weights:", {name: round(weight, 3) for name, weight in weights.items()})
