@@ -32,9 +32,9 @@ sample-hidden: $(SAMPLE)-hidden/train.csv  ## the same sample with every held-ou
 $(SAMPLE)-hidden/train.csv: tools/make_sample.py | setup
 	$(PY) tools/make_sample.py --out $(SAMPLE)-hidden --rows $(ROWS) --seed $(SEED) --hidden
 
-datasets: data/datasets/all-minilm-l6-v2/config.json  ## local copies of the datasets kernels attach
+datasets: data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt  ## local copies of the datasets kernels attach
 
-data/datasets/all-minilm-l6-v2/config.json: | setup
+data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt &: tools/wheels.txt | setup
 	$(PY) tools/local_datasets.py
 
 build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
