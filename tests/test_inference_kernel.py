@@ -110,6 +110,8 @@ def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, bui
     metrics = json.loads((trained_runs.runs["shopee-train-a"] / "metrics.json").read_text())
     best = next(entry for entry in metrics["epochs"] if entry["epoch"] == metrics["best"]["epoch"])
     assert report["f1"]["image"] == pytest.approx(best["cv"]["image"], abs=0.005)
+    for output in ["concat", "image", "text", "union"]:  # each model alone, as its training measured it
+        assert report["models"][f"a/{output}"] == pytest.approx(best["cv"][output], abs=0.005)
     assert report["gallery_corrected"]["rows"] == 70000
     assert report["ablation"]["tuned"] == pytest.approx(report["f1"]["union"], abs=0.02)
     validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)

@@ -127,8 +127,15 @@ def summary(out_dir: Path, seconds: float) -> str:
     scores = out_dir / "cv_scores.json"
     if scores.is_file():
         report = json.loads(scores.read_text())
-        lines.append(f"CV mean F1 on {report['rows']} train postings, each component at its best threshold:")
-        lines += [f"  {name:>34}: {score:.4f}" for name, score in report["f1"].items()]
+        if report.get("models"):
+            lines.append(f"CV mean F1 on {report['rows']} train postings ({report['evaluated_on']}), each model alone:")
+            lines += [f"  {name:>34}: {score:.4f}" for name, score in report["models"].items()]
+        lines.append("each component of the plan at its best threshold, and the plan's union:")
+        optimiser = report.get("optimiser_f1", {})
+        lines += [
+            f"  {name:>34}: {score:.4f}" + (f"  (optimiser: {optimiser[name]:.4f})" if name in optimiser else "")
+            for name, score in report["f1"].items()
+        ]
         lines.append("ablation (one change to the tuned union at its thresholds):")
         lines += [f"  {name:>34}: {score:.4f}" for name, score in report["ablation"].items()]
         union, corrected = report["thresholds"]["union"], report["gallery_corrected"]

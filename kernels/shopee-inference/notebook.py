@@ -42,7 +42,7 @@ import traceback
 import matplotlib.pyplot as plt
 import torch
 
-from lib import knn, matching, metrics, paths, pipeline, plots, text, thresholds, timing
+from lib import embed, knn, matching, metrics, paths, pipeline, plots, text, thresholds, timing
 from lib.data import read_postings
 from lib.experiment import input_path
 from lib.submission import MAX_MATCHES, validate_submission, write_submission
@@ -90,12 +90,12 @@ print(f"fallback submission.csv written ({len(test)} rows)")
 
 # %%
 def signals(plan: dict, postings, titles: list[str], image_dir):
-    """Candidate pairs of the postings under the plan, their unit conflicts, and the component vectors."""
+    """Candidate pairs of the postings under the plan, their unit conflicts, the component vectors, model outputs."""
     outputs = pipeline.model_outputs(plan, postings, image_dir, CONFIG, stopwatch)
     vectors = pipeline.component_vectors(plan, outputs, titles, corpus, stopwatch)
     neighbours = pipeline.neighbour_search(vectors, CONFIG["k"], stopwatch)
     c, conflicts = pipeline.candidate_pairs(postings, titles, neighbours, stopwatch)
-    return c, conflicts, vectors
+    return c, conflicts, vectors, outputs
 
 
 def evaluate(plan: dict, tune: bool) -> dict:
@@ -104,7 +104,7 @@ def evaluate(plan: dict, tune: bool) -> dict:
     rows = train if ids is None else train.set_index("posting_id").loc[ids].reset_index()
     titles = [text.normalise_title(title) for title in rows.title]
     with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
-        c, conflicts, vectors = signals(plan, rows, titles, COMPETITION / "train_images")
+        c, conflicts, vectors, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
     labels = rows.label_group.to_numpy()
     rules = thresholds.search(c, plan["matching"], labels, conflicts)[0] if tune else plan["matching"]
     negatives = {name: thresholds.random_pair_similarities(x, labels) for name, x in vectors.items()}
@@ -119,6 +119,11 @@ def evaluate(plan: dict, tune: bool) -> dict:
         "rows": len(rows),
         "evaluated_on": "all of train" if ids is None else "the models' out-of-fold rows",
         "f1": {**{name: float(curve.max()) for name, curve in curves.items()}, "union": union},
+        "models": {  # each model's outputs alone and their union, as its training measured them
+            f"{model}/{output}": score
+            for model, embeddings in outputs.items()
+            for output, score in embed.cv_scores(embeddings, labels, CONFIG["k"])[0]["f1"].items()
+        },
         "optimiser_f1": plan.get("cv", {}).get("f1", {}),
         "thresholds": {"union": rules["components"]},
         "gallery_corrected": {"rows": TARGET_ROWS, "union": corrected["components"]},
@@ -130,7 +135,7 @@ def evaluate(plan: dict, tune: bool) -> dict:
 
 def match_test(plan: dict, rules: dict) -> list[list[str]]:
     """Every test posting's matches under the plan and the (gallery-corrected) rules."""
-    c, conflicts, _ = signals(plan, test, test_titles, COMPETITION / "test_images")
+    c, conflicts, _, _ = signals(plan, test, test_titles, COMPETITION / "test_images")
     with stopwatch.stage("matching rules", len(test), where="host"):
         return matching.to_posting_ids(matching.to_lists(c, matching.predict(c, rules, conflicts)), test.posting_id)
 
