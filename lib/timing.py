@@ -15,6 +15,7 @@ peak of 65 is not sustained). Host stages are assumed no faster on Kaggle than w
 """
 
 import json
+import resource
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -133,11 +134,20 @@ def table(stages: list[Stage], tflops: float) -> str:
     return "\n".join(lines)
 
 
-def write_timings(path: Path, stages: list[Stage], tflops: float, device: str) -> None:
-    """timings.json: the stages, the device and its measured rate, and the T4 projection for the hidden test."""
+def peak_memory_gb(device: torch.device) -> dict[str, float]:
+    """The peak resident memory of this process so far, and the peak memory allocated on a CUDA device, in GB."""
+    peaks = {"host": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # kilobytes on Linux
+    if device.type == "cuda":
+        peaks["device"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return peaks
+
+
+def write_timings(path: Path, stages: list[Stage], tflops: float, device: torch.device) -> None:
+    """timings.json: the stages, the device, its measured rate and peak memory, the T4 projection of the rerun."""
     projected = sum(t4_seconds(stage, tflops) for stage in stages)
     report = {
-        "device": device,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "peak_memory_gb": peak_memory_gb(device),
         "tflops": tflops,
         "stages": [asdict(stage) for stage in stages],
         "t4_seconds_at_hidden_rows": projected,

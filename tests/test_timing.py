@@ -62,8 +62,10 @@ def test_t4_projection_speeds_up_device_stages_only(tmp_path):
     tflops = timing.T4_TFLOPS / 4  # a device four times slower than a T4
     assert timing.t4_seconds(device, tflops) == pytest.approx(2.5)
     assert timing.t4_seconds(host, tflops) == pytest.approx(10.0)
-    timing.write_timings(tmp_path / "timings.json", [device, host], tflops, "cpu")
-    assert json.loads((tmp_path / "timings.json").read_text())["t4_seconds_at_hidden_rows"] == pytest.approx(12.5)
+    timing.write_timings(tmp_path / "timings.json", [device, host], tflops, torch.device("cpu"))
+    written = json.loads((tmp_path / "timings.json").read_text())
+    assert written["t4_seconds_at_hidden_rows"] == pytest.approx(12.5)
+    assert written["device"] == "cpu" and 0.01 < written["peak_memory_gb"]["host"] < 64
     assert timing.read_timings(tmp_path / "timings.json") == ([device, host], tflops)
     assert "total" in timing.table([device, host], tflops)
 
