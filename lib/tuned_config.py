@@ -139,6 +139,10 @@ def validate_tuned_config(config: dict, source: str) -> None:
 def read_tuned_config(path) -> dict:
     """The validated config of an inference_config.json; ValueError naming the file and the key otherwise."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no tuned plan there; attach the output of the optimize-ensemble kernel (`make optimize` locally)"
+        )
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as error:

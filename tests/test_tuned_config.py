@@ -104,3 +104,8 @@ def test_read_names_the_file_of_invalid_json(tmp_path):
     path.write_text(json.dumps(changed(["cv"], None)))
     with pytest.raises(ValueError, match=r"^inference_config.json: the file: missing keys \['cv'\]"):
         read_tuned_config(path)
+
+
+def test_read_names_a_missing_plan_and_where_it_comes_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match="inference_config.json: no tuned plan there; attach the output of"):
+        read_tuned_config(tmp_path / "inference_config.json")
