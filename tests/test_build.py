@@ -1,17 +1,15 @@
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import venv
-import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
 import build
+from tests.wheel_files import write_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = """slug: tiny-kernel
@@ -195,25 +193,6 @@ def test_the_wheels_install_cell_comes_after_the_stamp_iff_the_wheels_dataset_is
     assert metadata["id"].split("/")[1] == build.WHEELS_SLUG
 
 
-def tiny_wheel(folder: Path) -> Path:
-    """A pure-Python wheel of package `tinywheel` 1.0, zipped by hand as the wheel format (PEP 427) lays it out."""
-    files = {
-        "tinywheel/__init__.py": "VALUE = 'installed from the wheels dataset'\n",
-        "tinywheel-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinywheel\nVersion: 1.0\n",
-        "tinywheel-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    files["tinywheel-1.0.dist-info/RECORD"] = "\n".join(record + ["tinywheel-1.0.dist-info/RECORD,,"]) + "\n"
-    path = folder / "tinywheel-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return path
-
-
 def run_install_cell(python: Path, input_root: Path) -> subprocess.CompletedProcess:
     """The wheels install cell run by `python`, with `input_root` as the kernel's inputs, offline."""
     env = {**os.environ, "KERNEL_INPUT_DIR": str(input_root), "PIP_CONFIG_FILE": os.devnull}
@@ -223,21 +202,21 @@ def run_install_cell(python: Path, input_root: Path) -> subprocess.CompletedProc
 def test_the_wheels_install_cell_installs_offline_or_says_the_image_serves(tmp_path):
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
-    check = [str(python), "-c", "import tinywheel; print(tinywheel.VALUE)"]
+    check = [str(python), "-c", "import tinywheel; print(tinywheel.VALUE)"]  # a module of write_wheel
     skipped = run_install_cell(python, tmp_path / "input")
     assert skipped.returncode == 0, skipped.stderr
     assert skipped.stdout == f"no {tmp_path}/input/shopee-wheels/requirements.txt: the packages of the image are used\n"
     assert subprocess.run(check, capture_output=True).returncode != 0
     wheels = tmp_path / "input" / "shopee-wheels"
     wheels.mkdir(parents=True)
-    tiny_wheel(wheels)
+    write_wheel(wheels, "tinywheel", "1.0", "py3-none-any")
     (wheels / "requirements.txt").write_text("tinywheel==1.0\n")
     installed = run_install_cell(python, tmp_path / "input")
     assert installed.returncode == 0, installed.stdout + installed.stderr
     command = f"{python} -m pip install --no-index --find-links {wheels} -r {wheels}/requirements.txt"
     assert installed.stdout.startswith(f"installing offline: {command}\n")
     assert "Successfully installed tinywheel-1.0" in installed.stdout
-    assert subprocess.run(check, capture_output=True, text=True).stdout == "installed from the wheels dataset\n"
+    assert subprocess.run(check, capture_output=True, text=True).stdout == "1\n"
     (wheels / "requirements.txt").write_text("tinywheel==1.0\nabsent-package==2.0\n")
     refused = run_install_cell(python, tmp_path / "input")
     assert refused.returncode == 1 and "No matching distribution found for absent-package==2.0" in refused.stdout

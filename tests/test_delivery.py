@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.kaggle_recorder import Recorder
+from tests.wheel_files import write_wheel
 from tools import delivery, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,8 @@ AUTH = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
 INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
+BIG = "bigtest"  # a copy of the real exp001 (MiniLM fine-tuned for 10 epochs) pushed by the smoke pre-flight test
+OVERRIDES = {"train": {"epochs": 2, "lr": {"text": 0.001}}}  # the small kernel's experiment: a lib.experiment one
 LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
 SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
@@ -37,7 +40,7 @@ import json
 
 from lib import paths
 
-if EXPERIMENT.get("fail"):
+if EXPERIMENT.get("seed") == 13:
     raise RuntimeError("broken on purpose")
 rows = len(open(paths.input_dir("shopee-product-matching") / "train.csv").readlines()) - 1
 with open("experiment.json", "w") as file:
@@ -85,15 +88,17 @@ def train_kernels(tmp_path) -> Path:
         "title": "Shopee train",
         "enable_gpu": True,
         "competition_sources": ["shopee-product-matching"],
+        "dataset_sources": ["all-minilm-l6-v2"],
     }
     (kernel / "kernel.yaml").write_text(yaml.safe_dump(settings))
     (kernel / "notebook.py").write_text(TRAIN_SOURCE)
-    (kernel / "experiments" / f"{EXPERIMENT}.yaml").write_text("lr: 0.001\nepochs: 2\n")
-    (kernel / "experiments" / "broken.yaml").write_text("fail: true\n")
+    (kernel / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(OVERRIDES))
+    (kernel / "experiments" / "broken.yaml").write_text("seed: 13\n")
     yield kernel.parent
-    for name in [TRAIN_BUILD, "shopee-train-broken"]:
-        shutil.rmtree(ROOT / "build" / name, ignore_errors=True)
-        shutil.rmtree(ROOT / "build" / "experiments" / name, ignore_errors=True)
+    for name in [TRAIN_BUILD, "shopee-train-broken", f"shopee-train-{BIG}"]:
+        for folder in [name, f"{name}-smoke"]:
+            shutil.rmtree(ROOT / "build" / folder, ignore_errors=True)
+            shutil.rmtree(ROOT / "build" / "experiments" / folder, ignore_errors=True)
     if (ROOT / "build" / "experiments").is_dir() and not any((ROOT / "build" / "experiments").iterdir()):
         (ROOT / "build" / "experiments").rmdir()
 
@@ -445,31 +450,30 @@ def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_ke
         broken = deliver(recorder, env, "push-train", "broken", *args)
         assert recorder.requests == []
         result = deliver(recorder, env, "push-train", EXPERIMENT, *args)
-    assert broken.returncode == 1 and "local run of build/shopee-train-broken" in broken.stderr
+    assert broken.returncode == 1 and "local run of build/shopee-train-broken-smoke" in broken.stderr
     assert "broken on purpose" in broken.stdout + broken.stderr
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ran = json.loads((runs / TRAIN_BUILD / "experiment.json").read_text())
-    train_rows = len(pd.read_csv(samples / "sample" / "train.csv"))
-    assert ran == {"name": EXPERIMENT, "settings": {"lr": 0.001, "epochs": 2}, "rows": train_rows}
+    ran = json.loads((runs / f"{TRAIN_BUILD}-smoke" / "experiment.json").read_text())
+    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}}, "image": {"sizes": [64]}}
+    assert ran == {"name": EXPERIMENT, "settings": smoke, "rows": smoke_rows(samples / "sample" / "train.csv")}
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
     assert save["enableInternet"] is False and save["competitionDataSources"] == ["shopee-product-matching"]
     assert json.loads(save["text"]) == pushed_text(ROOT / "build" / TRAIN_BUILD / f"{TRAIN_BUILD}.ipynb")
-    assert "EXPERIMENT = {'lr': 0.001, 'epochs': 2}" in save["text"]
+    assert f"EXPERIMENT = {OVERRIDES!r}" in save["text"]
 
 
-def write_wheel(folder: Path, name: str, version: str, tag: str, requires: str = "") -> None:
-    """A minimal valid wheel of a one-module package."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": "VALUE = 1\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires}",
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
-    with zipfile.ZipFile(folder / f"{name}-{version}-{tag}.whl", "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
+def smoke_rows(path: Path) -> int:
+    """Rows of the first whole label groups (in order of first row) of a train.csv that reach preflight.SMOKE_ROWS."""
+    sizes: dict[str, int] = {}
+    for group in pd.read_csv(path, dtype=str).label_group:
+        sizes[group] = sizes.get(group, 0) + 1
+    total = 0
+    for size in sizes.values():
+        total += size
+        if total >= preflight.SMOKE_ROWS:
+            break
+    return total
 
 
 def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(tmp_path, monkeypatch):
@@ -524,3 +528,66 @@ def test_no_credentials_in_builds_runs_logs_requests_or_tracked_files(tmp_path):
     assert built and len(LOGS) >= 2 and SENT
     assert not [text for text in texts if KEY.encode() in text or AUTH.encode() in text]
     assert not [path for path in tracked if USER.encode() in path.read_bytes()]
+
+
+def test_push_train_of_a_big_experiment_runs_its_smoke_test_then_pushes_it_whole(samples, tmp_path, train_kernels):
+    kernels = tmp_path / "real-kernels"
+    shutil.copytree(ROOT / "kernels" / "shopee-train", kernels / "shopee-train")
+    experiment = (kernels / "shopee-train" / "experiments" / "exp001.yaml").read_text()
+    (kernels / "shopee-train" / "experiments" / f"{BIG}.yaml").write_text(experiment)
+    overrides = yaml.safe_load(experiment)
+    runs = tmp_path / "runs"
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path)
+        args = ["--kernels", kernels, "--sample", samples / "sample", "--runs", runs]
+        result = deliver(recorder, env, "push-train", BIG, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = smoke_rows(samples / "sample" / "train.csv")
+    assert "shrunk: train.epochs 10 -> 1; image.sizes [256] -> [64]" in result.stdout
+    assert f"pre-flight smoke run on {rows} of the 300 rows" in result.stdout
+    assert f"as the smoke test build/shopee-train-{BIG}-smoke" in result.stdout
+    metrics = json.loads((runs / f"shopee-train-{BIG}-smoke" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["cv"]["text"] > 0
+    [save] = recorder.calls("SaveKernel")
+    assert save["slug"] == f"{USER}/shopee-train-{BIG}"
+    assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2", f"{USER}/shopee-wheels"]
+    assert f"EXPERIMENT = {overrides!r}" in save["text"] and "'epochs': 1" not in save["text"]
+
+
+def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weights(tmp_path):
+    overrides = {
+        "train": {"epochs": 10, "batch_size": 16},
+        "image": {"sizes": [256, 320]},
+        "resume": "killed-run",
+        "model": {"image": {"backbone": "efficientnet_b3", "weights": "b3-weights/b3.pth"}},
+    }
+    shrunk, notes, unread = preflight.smoke_experiment(overrides, "big.yaml", tmp_path)
+    assert shrunk == {
+        "train": {"epochs": 1, "batch_size": 16},
+        "image": {"sizes": [64]},
+        "resume": None,
+        "model": {"image": {"backbone": "test_resnet", "weights": None}},
+    }
+    assert unread == {"b3-weights"} and len(notes) == 4
+    swap = "efficientnet_b3 with weights b3-weights/b3.pth -> test_resnet from random weights"
+    assert f"{swap} (no local copy in {tmp_path})" in notes[3]
+    (tmp_path / "b3-weights").mkdir()
+    (tmp_path / "b3-weights" / "b3.pth").write_bytes(b"weights")
+    kept, notes, unread = preflight.smoke_experiment({**overrides, "image": {"sizes": [32]}}, "big.yaml", tmp_path)
+    assert kept["model"] == overrides["model"] and kept["image"] == {"sizes": [32]} and unread == set()
+    assert notes[:2] == ["train.epochs 10 -> 1", "image.sizes [32] -> [32]"]
+
+
+def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
+    settings = {"dataset_sources": ["all-minilm-l6-v2"], "kernel_sources": ["someone/shopee-train-old"]}
+    path = tmp_path / "kernel.yaml"
+    preflight.check_experiment({"resume": "shopee-train-old"}, "ok.yaml", settings, path)
+    weights = {"model": {"image": {"backbone": "efficientnet_b3", "weights": "b3-weights/b3.pth"}}}
+    with pytest.raises(preflight.PreflightError) as refused:
+        preflight.check_experiment(weights, "big.yaml", settings, path)
+    assert str(refused.value) == (
+        f"big.yaml: model.image.weights reads 'b3-weights/b3.pth', but {path} does not attach 'b3-weights'; "
+        "add it to dataset_sources (described in datasets-meta/) or kernel_sources"
+    )
+    with pytest.raises(preflight.PreflightError, match="bad.yaml: train.epochs: 'ten' is not"):
+        preflight.check_experiment({"train": {"epochs": "ten"}}, "bad.yaml", settings, path)

@@ -10,7 +10,7 @@ PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-flight (build, checks, local runs on sample and sample-hidden), push shopee-inference; FORCE=1: no runs
 	$(DELIVERY) push-inference --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(FORCE_FLAG)
 
-push-train: setup $(PREFLIGHT_DATA)  ## the same for kernels/shopee-train with EXP=<experiments/EXP.yaml>, pushed as shopee-train-EXP
+push-train: setup $(PREFLIGHT_DATA)  ## pre-flight (checks, a smoke run of EXP shrunk to minutes on the sample), push kernels/shopee-train as shopee-train-EXP; FORCE=1: no run
 	$(DELIVERY) push-train $(EXP) --sample $(SAMPLE) $(FORCE_FLAG)
 
 upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ folder> from WEIGHTS=<folder> (default data/datasets/<slug>)

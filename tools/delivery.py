@@ -35,7 +35,10 @@ from tools.preflight import (
     DATASETS_META,
     ROOT,
     PreflightError,
+    check_experiment,
     preflight,
+    smoke_competition,
+    smoke_experiment,
 )
 
 KERNELS = ROOT / "kernels"
@@ -124,12 +127,14 @@ def experiments(kernel_dir: Path) -> list[str]:
     return sorted(path.stem for path in (kernel_dir / "experiments").glob("*.yaml"))
 
 
-def experiment_kernel(kernel_dir: Path, experiment: str) -> Path:
+def experiment_kernel(kernel_dir: Path, experiment: str, smoke: bool = False) -> Path:
     """Write build/experiments/<kernel>-<exp>/: the training kernel with its own slug and an EXPERIMENT cell first.
 
     The notebook gets, before its own cells, `EXPERIMENT_NAME = "<exp>"` and `EXPERIMENT = {...}` (the settings of
     experiments/<exp>.yaml), and the kernel is pushed as slug `<slug>-<exp>`, titled `<title> <exp>`: one Kaggle
-    kernel per experiment. Build errors name lines of this generated notebook.py.
+    kernel per experiment. With `smoke`, the experiment is shrunk for the pre-flight's local run instead
+    (tools.preflight.smoke_experiment; folder and slug end in -smoke), and what was shrunk is printed. Build errors
+    name lines of this generated notebook.py; an input the experiment reads must be attached in kernel.yaml.
     """
     if not (kernel_dir / build.SETTINGS_FILE).is_file():
         raise DeliveryError(f"no {kernel_dir} yet: the training kernel is not written, so there is nothing to push")
@@ -143,8 +148,15 @@ def experiment_kernel(kernel_dir: Path, experiment: str) -> Path:
     if not isinstance(overrides, dict):
         raise DeliveryError(f"{path}: must hold `key: value` settings, not {type(overrides).__name__}")
     settings = build.read_settings(kernel_dir)
-    settings.update(slug=f"{settings['slug']}-{experiment}", title=f"{settings['title']} {experiment}")
-    target = BUILD / "experiments" / f"{kernel_dir.name}-{experiment}"
+    check_experiment(overrides, str(path), settings, kernel_dir / build.SETTINGS_FILE)
+    suffix = ""
+    if smoke:
+        overrides, shrunk, unread = smoke_experiment(overrides, str(path), LOCAL_DATASETS)
+        print(f"pre-flight smoke run of {experiment} (not what is pushed), shrunk: " + "; ".join(shrunk), flush=True)
+        settings["dataset_sources"] = [s for s in settings.get("dataset_sources", []) if s.split("/")[-1] not in unread]
+        suffix = "-smoke"
+    settings.update(slug=f"{settings['slug']}-{experiment}{suffix}", title=f"{settings['title']} {experiment}{suffix}")
+    target = BUILD / "experiments" / f"{kernel_dir.name}-{experiment}{suffix}"
     target.mkdir(parents=True, exist_ok=True)
     (target / build.SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
     header = f"# %%\nEXPERIMENT_NAME = {experiment!r}\nEXPERIMENT = {overrides!r}\n\n"
@@ -153,9 +165,15 @@ def experiment_kernel(kernel_dir: Path, experiment: str) -> Path:
 
 
 def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, force: bool) -> int:
-    """Pre-flight the training kernel of one experiment (commit run unless forced), then push it."""
+    """Pre-flight the training kernel of one experiment (its smoke run on a few rows of the sample unless forced),
+    then push it."""
     kernel_dir = experiment_kernel(kernels / TRAIN, experiment)
-    return push(preflight(kernel_dir, False, sample, None, runs, force))
+    if force:
+        return push(preflight(kernel_dir, False, sample, None, runs, force))
+    smoke = experiment_kernel(kernels / TRAIN, experiment, smoke=True)
+    with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
+        comp = smoke_competition(sample, Path(tmp) / COMPETITION)
+        return push(preflight(kernel_dir, False, comp, None, runs, force, smoke=smoke))
 
 
 def stage_dataset(folder: Path, metadata: dict, staging: Path) -> None:

@@ -5,7 +5,11 @@
 3. a fresh build into build/<name>/ with build.py's static offline checks;
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
-   hidden test set), each submission.csv checked with lib.submission.validate_submission.
+   hidden test set), each submission.csv checked with lib.submission.validate_submission. A training experiment
+   runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline, model
+   code and sources, shrunk to a couple of minutes on the CPU (1 epoch, images of at most SMOKE_SIZE px, the first
+   whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when the experiment's backbone
+   weights have no local copy); it catches configuration errors, missing sources and crashes, not speed or memory.
 Checks 1 and 2 come before the build and the build writes nothing when its checks fail, so a kernel refused
 by a check leaves build/ as it was.
 """
@@ -15,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import build
@@ -25,6 +30,9 @@ DATASETS_META = ROOT / "datasets-meta"
 COMPETITION = "shopee-product-matching"
 VISIBLE_TEST_ROWS = 3
 DATASET_OWNER_PLACEHOLDER = "KAGGLE_USERNAME"
+SMOKE_ROWS = 200
+SMOKE_SIZE = 64
+SMOKE_BACKBONE = "test_resnet"  # timm's tiny test network, the one of the demo experiment
 
 
 class PreflightError(Exception):
@@ -123,7 +131,88 @@ def check_submission(out_dir: Path, comp: Path) -> None:
         raise PreflightError(f"local run on {comp}: {error}") from error
 
 
-def preflight(kernel_dir: Path, submission: bool, sample: Path, hidden: Path | None, runs: Path, force: bool) -> Path:
+def experiment_inputs(config: dict) -> dict[str, str]:
+    """The `<slug>/<path>` inputs a resolved experiment config reads, by setting."""
+    model = config["model"]
+    found = {
+        "model.image.weights": (model.get("image") or {}).get("weights"),
+        "model.text.model_dir": (model.get("text") or {}).get("model_dir"),
+        "resume": config["resume"],
+    }
+    return {setting: value for setting, value in found.items() if value}
+
+
+def check_experiment(overrides: dict, source: str, settings: dict, settings_path: Path) -> None:
+    """Refuse an experiment that lib.experiment refuses, or that reads a source the kernel's settings do not attach."""
+    from lib import experiment  # here: lib.models is slow to import for the other steps
+
+    try:
+        config = experiment.resolve(overrides, source)
+    except ValueError as error:
+        raise PreflightError(str(error)) from error
+    declared = {s.split("/")[-1] for key in ["dataset_sources", "kernel_sources"] for s in settings.get(key, [])}
+    problems = [
+        f"{source}: {setting} reads '{value}', but {settings_path} does not attach '{value.split('/')[0]}'; "
+        "add it to dataset_sources (described in datasets-meta/) or kernel_sources"
+        for setting, value in experiment_inputs(config).items()
+        if value.split("/")[0] not in declared
+    ]
+    if problems:
+        raise PreflightError("\n  ".join(problems))
+
+
+def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tuple[dict, list[str], set[str]]:
+    """The overrides of an experiment shrunk for the smoke run, what was shrunk in words, and the datasets the smoke
+    run no longer reads (the backbone weights it replaced)."""
+    from lib import experiment  # here: lib.models is slow to import for the other steps
+
+    config = experiment.resolve(overrides, source)
+    size = min(min(config["image"]["sizes"]), SMOKE_SIZE)
+    shrink = {"train": {"epochs": 1}, "image": {"sizes": [size]}}
+    notes = [f"train.epochs {config['train']['epochs']} -> 1", f"image.sizes {config['image']['sizes']} -> [{size}]"]
+    if config["resume"]:
+        shrink["resume"] = None
+        notes.append(f"resume {config['resume']} -> null (a fresh start)")
+    dropped = set()
+    image = config["model"].get("image") or {}
+    if image.get("weights") and not (local_datasets / image["weights"]).is_file():
+        shrink["model"] = {"image": {"backbone": SMOKE_BACKBONE, "weights": None}}
+        dropped.add(image["weights"].split("/")[0])
+        notes.append(
+            f"model.image {image['backbone']} with weights {image['weights']} -> {SMOKE_BACKBONE} from random "
+            f"weights (no local copy in {local_datasets})"
+        )
+    return experiment.merged(overrides, shrink), notes, dropped
+
+
+def smoke_competition(sample: Path, folder: Path) -> Path:
+    """A competition folder in `folder`: the first whole label groups of sample/train.csv reaching SMOKE_ROWS rows,
+    and links to everything else of the sample (test.csv, images)."""
+    path = sample / "train.csv"
+    if not path.is_file():
+        raise PreflightError(f"{path}: missing; run `make sample` (or FORCE=1 to skip the smoke run)")
+    train = pd.read_csv(path, dtype=str, keep_default_na=False)
+    sizes = train.groupby("label_group", sort=False).size()
+    groups = sizes.index[: int(np.searchsorted(sizes.cumsum().to_numpy(), SMOKE_ROWS)) + 1]
+    folder.mkdir(parents=True)
+    kept = train[train.label_group.isin(groups)]
+    kept.to_csv(folder / "train.csv", index=False)
+    print(f"pre-flight smoke run on {len(kept)} of the {len(train)} rows of {path} ({len(groups)} whole label groups)")
+    for entry in sample.iterdir():
+        if entry.name != "train.csv":
+            (folder / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    return folder
+
+
+def preflight(
+    kernel_dir: Path,
+    submission: bool,
+    sample: Path,
+    hidden: Path | None,
+    runs: Path,
+    force: bool,
+    smoke: Path | None = None,
+) -> Path:
     """Every check before a push of kernel_dir; returns the fresh build folder or raises PreflightError.
 
     Args:
@@ -133,6 +222,8 @@ def preflight(kernel_dir: Path, submission: bool, sample: Path, hidden: Path | N
         hidden: the competition folder of the scoring rerun (every held-out row); used when submission is true.
         runs: where the local runs write their outputs (and find kernel sources).
         force: skip the local runs, not the checks.
+        smoke: a kernel folder run locally instead of kernel_dir's build (a training experiment shrunk for a smoke
+            run, with `sample` a competition folder from smoke_competition).
     """
     settings_path = kernel_dir / build.SETTINGS_FILE
     metadata = planned_metadata(kernel_dir)
@@ -146,10 +237,14 @@ def preflight(kernel_dir: Path, submission: bool, sample: Path, hidden: Path | N
     situations = [] if force else [(sample, False)] + ([(hidden, True)] if submission else [])
     for comp, scoring in situations:
         check_situation(comp, scoring)
+    local = kernel_dir if smoke is None or force else smoke
+    if local != kernel_dir:
+        fresh_build(local)
     for comp, _ in situations:
-        run_dir = local_run(kernel_dir.name, comp, runs)
+        run_dir = local_run(local.name, comp, runs)
         if submission:
             check_submission(run_dir, comp)
     runs_done = "FORCE=1, so no local run" if force else f"run locally in {len(situations)} situation(s)"
+    runs_done += f" as the smoke test build/{local.name}" if local != kernel_dir else ""
     print(f"pre-flight: {kernel_dir.name} built, checked and {runs_done}")
     return out_dir
