@@ -161,11 +161,25 @@ def tree_state(folder: Path) -> dict[str, tuple[str, int]]:
     }
 
 
+def titles_only_inference(kernels: Path) -> Path:
+    """A copy of the inference kernel on its default title plan, so without trained runs or kernel sources."""
+    kernel = kernels / INFERENCE
+    shutil.copytree(ROOT / "kernels" / INFERENCE, kernel)
+    source = (kernel / "notebook.py").read_text()
+    planned = '"plan": "optimize-ensemble/inference_config.json"'
+    assert planned in source, "the inference kernel's plan setting moved; update this test"
+    (kernel / "notebook.py").write_text(source.replace(planned, '"plan": None'))
+    settings = yaml.safe_load((kernel / "kernel.yaml").read_text())
+    (kernel / "kernel.yaml").write_text(yaml.safe_dump({**settings, "kernel_sources": []}))
+    return kernels
+
+
 def test_push_inference_runs_both_situations_then_sends_the_built_notebook(samples, tmp_path):
+    kernels = titles_only_inference(tmp_path / "kernels")
     with Recorder() as recorder:
         env = environment(recorder, tmp_path)
         runs = tmp_path / "runs"
-        args = ["--sample", samples / "sample", "--hidden", samples / "hidden", "--runs", runs]
+        args = ["--kernels", kernels, "--sample", samples / "sample", "--hidden", samples / "hidden", "--runs", runs]
         result = deliver(recorder, env, "push-inference", *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"on {samples / 'sample'};" in result.stdout and f"on {samples / 'hidden'};" in result.stdout
@@ -178,7 +192,7 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{INFERENCE}"
     assert save["enableInternet"] is False and save["enableGpu"] is True and save["isPrivate"] is True
-    assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2"]
+    assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2", f"{USER}/shopee-wheels"]
     assert save["competitionDataSources"] == ["shopee-product-matching"]
     assert save["language"] == "python" and save["kernelType"] == "notebook"
     assert json.loads(save["text"]) == pushed_text(ROOT / "build" / INFERENCE / f"{INFERENCE}.ipynb")
