@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -184,6 +185,10 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"on {samples / 'sample'};" in result.stdout and f"on {samples / 'hidden'};" in result.stdout
     assert "run locally in 2 situation(s)" in result.stdout
+    assert re.search(
+        r"time budget: \d+\.\d\d h projected on a T4 for the hidden rerun, (within|WARNING: over) the 2 h",
+        result.stdout,
+    )
     hidden_test = pd.read_csv(samples / "hidden" / "test.csv")
     submission = pd.read_csv(runs / INFERENCE / "submission.csv")
     assert len(hidden_test) > 3 and sorted(submission.posting_id) == sorted(hidden_test.posting_id)

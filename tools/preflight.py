@@ -5,7 +5,8 @@
 3. a fresh build into build/<name>/ with build.py's static offline checks;
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
-   hidden test set), each submission.csv checked with lib.submission.validate_submission. A training experiment
+   hidden test set), each submission.csv checked with lib.submission.validate_submission, and the rerun's
+   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/timing.py). A training experiment
    runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline, model
    code and sources, shrunk to a couple of minutes on the CPU (1 epoch, images of at most SMOKE_SIZE px, the first
    whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when the experiment's backbone
@@ -131,6 +132,24 @@ def check_submission(out_dir: Path, comp: Path) -> None:
         raise PreflightError(f"local run on {comp}: {error}") from error
 
 
+def time_budget(out_dir: Path) -> str:
+    """The T4 projection of a scoring-rerun run (its timings.json) against the GPU limit, as a line to print."""
+    from lib import timing  # here: lib.timing imports torch, slow for the other steps
+
+    path = out_dir / "timings.json"
+    if not path.is_file():
+        return f"time budget: {path} missing, so the kernel's time on the hidden test is not projected"
+    stages, tflops = timing.read_timings(path)
+    hours = sum(timing.t4_seconds(stage, tflops) for stage in stages) / 3600
+    ratio = timing.T4_TFLOPS / tflops
+    verdict = "within" if hours * 3600 <= timing.GPU_LIMIT_SECONDS else "WARNING: over"
+    return (
+        f"time budget: {hours:.2f} h projected on a T4 for the hidden rerun, {verdict} the "
+        f"{timing.GPU_LIMIT_SECONDS / 3600:.0f} h limit (device stages / {ratio:.0f}: a T4's {timing.T4_TFLOPS:.0f} "
+        f"TFLOPS over this machine's measured {tflops:.3f}; host stages as measured; lib/timing.py; {path})"
+    )
+
+
 def experiment_inputs(config: dict) -> dict[str, str]:
     """The `<slug>/<path>` inputs a resolved experiment config reads, by setting."""
     model = config["model"]
@@ -240,10 +259,12 @@ def preflight(
     local = kernel_dir if smoke is None or force else smoke
     if local != kernel_dir:
         fresh_build(local)
-    for comp, _ in situations:
+    for comp, scoring in situations:
         run_dir = local_run(local.name, comp, runs)
         if submission:
             check_submission(run_dir, comp)
+        if scoring:
+            print(time_budget(run_dir))
     runs_done = "FORCE=1, so no local run" if force else f"run locally in {len(situations)} situation(s)"
     runs_done += f" as the smoke test build/{local.name}" if local != kernel_dir else ""
     print(f"pre-flight: {kernel_dir.name} built, checked and {runs_done}")
