@@ -145,3 +145,17 @@ def evaluation_ids(plan: dict) -> list[str] | None:
         if sorted(other) != sorted(ids):
             raise ValueError(f"{OOF_FILE} of models {first} and {name} hold different postings: train them on one fold")
     return ids
+
+
+def evaluation_rows(plan: dict, train):
+    """The train postings the plan is evaluated on: its checkpoints' out-of-fold rows, else all of train."""
+    ids = evaluation_ids(plan)
+    if ids is None:
+        return train
+    unknown = sorted(set(ids) - set(train.posting_id))
+    if unknown:
+        raise ValueError(
+            f"{OOF_FILE} of the plan's models holds {len(unknown)} postings not in train.csv (e.g. {unknown[0]}): "
+            "they were trained on other competition data; train them on this one"
+        )
+    return train.set_index("posting_id").loc[ids].reset_index()

@@ -69,9 +69,15 @@ def test_checkpoints_must_share_their_out_of_fold_postings(tmp_path, monkeypatch
     assert pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("b", "image", 1.0)]})) == ["p1", "p2", "p3"]
     with pytest.raises(ValueError, match="models a and c hold different postings"):
         pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("c", "concat", 1.0)]}))
+    train = pd.DataFrame({"posting_id": ["p0", "p3", "p2", "p1"], "title": ["w", "x", "y", "z"]})
+    rows = pipeline.evaluation_rows(plan_of({"x": [("b", "concat", 1.0)]}), train)
+    assert list(rows.posting_id) == ["p3", "p1", "p2"] and list(rows.title) == ["x", "z", "y"]
+    with pytest.raises(ValueError, match="holds 1 postings not in train.csv \\(e.g. p9\\)"):
+        pipeline.evaluation_rows(plan_of({"x": [("c", "concat", 1.0)]}), train)
     (tmp_path / "d").mkdir()  # an all-data model: no out-of-fold rows
     assert pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("d", "concat", 1.0)]})) is None
     assert pipeline.evaluation_ids(plan_of({}, tfidf=True)) is None
+    assert pipeline.evaluation_rows(plan_of({}, tfidf=True), train) is train
 
 
 def test_candidate_pairs_carry_unit_conflicts():

@@ -100,8 +100,7 @@ def signals(plan: dict, postings, titles: list[str], image_dir):
 
 def evaluate(plan: dict, tune: bool) -> dict:
     """The plan's rules (tuned when `tune`), corrected for TARGET_ROWS, scored on the evaluation rows; writes plots."""
-    ids = pipeline.evaluation_ids(plan)
-    rows = train if ids is None else train.set_index("posting_id").loc[ids].reset_index()
+    rows = pipeline.evaluation_rows(plan, train)
     titles = [text.normalise_title(title) for title in rows.title]
     with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
         c, conflicts, vectors, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
@@ -117,7 +116,7 @@ def evaluate(plan: dict, tune: bool) -> dict:
     plots.f1_curves(thresholds.GRID, curves, chosen).savefig("f1_vs_threshold.png", dpi=80)
     return {
         "rows": len(rows),
-        "evaluated_on": "all of train" if ids is None else "the models' out-of-fold rows",
+        "evaluated_on": "all of train" if rows is train else "the models' out-of-fold rows",
         "f1": {**{name: float(curve.max()) for name, curve in curves.items()}, "union": union},
         "models": {  # each model's outputs alone and their union, as its training measured them
             f"{model}/{output}": score
