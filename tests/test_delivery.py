@@ -582,14 +582,15 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
     }
     shrunk, notes, unread = preflight.smoke_experiment(overrides, "big.yaml", tmp_path)
     assert shrunk == {
-        "train": {"epochs": 1, "batch_size": 16},
+        "train": {"epochs": 1, "batch_size": 16, "workers": 0},
         "image": {"sizes": [64]},
         "resume": None,
         "model": {"image": {"backbone": "test_resnet", "weights": None}},
     }
-    assert unread == {"b3-weights"} and len(notes) == 4
+    assert unread == {"b3-weights"} and len(notes) == 5
+    assert notes[2] == "train.workers 2 -> 0 (batches made in the kernel process)"
     swap = "efficientnet_b3 with weights b3-weights/b3.pth -> test_resnet from random weights"
-    assert f"{swap} (no local copy in {tmp_path})" in notes[3]
+    assert f"{swap} (no local copy in {tmp_path})" in notes[4]
     (tmp_path / "b3-weights").mkdir()
     (tmp_path / "b3-weights" / "b3.pth").write_bytes(b"weights")
     kept, notes, unread = preflight.smoke_experiment({**overrides, "image": {"sizes": [32]}}, "big.yaml", tmp_path)

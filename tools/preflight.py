@@ -8,9 +8,10 @@
    hidden test set), each submission.csv checked with lib.submission.validate_submission, and the rerun's
    timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/timing.py). A training experiment
    runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline, model
-   code and sources, shrunk to a couple of minutes on the CPU (1 epoch, images of at most SMOKE_SIZE px, the first
-   whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when the experiment's backbone
-   weights have no local copy); it catches configuration errors, missing sources and crashes, not speed or memory.
+   code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
+   SMOKE_SIZE px, the first whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when
+   the experiment's backbone weights have no local copy); it catches configuration errors, missing sources and
+   crashes, not speed or memory.
 Checks 1 and 2 come before the build and the build writes nothing when its checks fail, so a kernel refused
 by a check leaves build/ as it was.
 """
@@ -187,8 +188,9 @@ def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tupl
 
     config = experiment.resolve(overrides, source)
     size = min(min(config["image"]["sizes"]), SMOKE_SIZE)
-    shrink = {"train": {"epochs": 1}, "image": {"sizes": [size]}}
+    shrink = {"train": {"epochs": 1, "workers": 0}, "image": {"sizes": [size]}}
     notes = [f"train.epochs {config['train']['epochs']} -> 1", f"image.sizes {config['image']['sizes']} -> [{size}]"]
+    notes.append(f"train.workers {config['train']['workers']} -> 0 (batches made in the kernel process)")
     if config["resume"]:
         shrink["resume"] = None
         notes.append(f"resume {config['resume']} -> null (a fresh start)")
