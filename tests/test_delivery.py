@@ -473,7 +473,7 @@ def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_ke
     assert "broken on purpose" in broken.stdout + broken.stderr
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ran = json.loads((runs / f"{TRAIN_BUILD}-smoke" / "experiment.json").read_text())
-    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}}, "image": {"sizes": [64]}}
+    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}, "workers": 0}, "image": {"sizes": [64]}}
     assert ran == {"name": EXPERIMENT, "settings": smoke, "rows": smoke_rows(samples / "sample" / "train.csv")}
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
