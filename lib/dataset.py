@@ -13,6 +13,14 @@ from torch.utils.data import Dataset, get_worker_info
 from lib.images import read_image
 from lib.text import normalise_title
 
+LOADER_TIMEOUT_S = 300  # a batch takes seconds: a loader worker silent this long has hung
+
+
+def loader_timeout(workers: int) -> int:
+    """DataLoader's `timeout` for `workers` loader processes: a hung worker raises instead of stalling the kernel (a
+    hung inference kernel loses the submission; a raised error leaves the fallback). 0 without worker processes."""
+    return LOADER_TIMEOUT_S if workers > 0 else 0
+
 
 class Postings(Dataset):
     """Postings of one frame (posting_id, image, title): each item its transformed image, title and label.

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from lib import knn, matching, thresholds
 from lib.augment import backbone_stats, eval_transform
-from lib.dataset import Collate, Postings
+from lib.dataset import Collate, Postings, loader_timeout
 from lib.experiment import input_path
 from lib.models import load_model, read_checkpoint
 
@@ -60,6 +60,7 @@ def posting_embeddings(
         batch_size,
         num_workers=workers,
         collate_fn=collate_for(model),
+        timeout=loader_timeout(workers),
     )
     parts: dict[str, list[np.ndarray]] = {}
     for batch in tqdm(loader, desc=f"embeddings ({Path(checkpoint).parent.name})"):

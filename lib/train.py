@@ -46,7 +46,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from lib import paths, plots, thresholds  # noqa: E402
 from lib.augment import backbone_stats, train_transform  # noqa: E402
 from lib.data import read_postings  # noqa: E402
-from lib.dataset import Postings, seed_worker  # noqa: E402
+from lib.dataset import Postings, loader_timeout, seed_worker  # noqa: E402
 from lib.embed import collate_for, cv_scores, eval_dataset  # noqa: E402
 from lib.experiment import input_path, size_at  # noqa: E402
 from lib.folds import group_folds  # noqa: E402
@@ -250,6 +250,7 @@ class Training:
             dataset,
             batch_sampler=self.batches_of(epoch),
             num_workers=self.config["train"]["workers"],
+            timeout=loader_timeout(self.config["train"]["workers"]),
             collate_fn=self.collate,
             worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(seed),
@@ -304,7 +305,10 @@ class Training:
         model.eval()
         dataset = eval_dataset(model, self.held, self.comp_dir / "train_images", size_at(self.config, epoch))
         batch_size, workers = self.config["valid"]["batch_size"], self.config["train"]["workers"]
-        loader = accelerator.prepare(DataLoader(dataset, batch_size, num_workers=workers, collate_fn=self.collate))
+        loader = DataLoader(
+            dataset, batch_size, num_workers=workers, collate_fn=self.collate, timeout=loader_timeout(workers)
+        )
+        loader = accelerator.prepare(loader)
         parts: dict[str, list[np.ndarray]] = {}
         for batch in tqdm(loader, desc="validation embeddings", disable=not self.main):
             with accelerator.autocast():
