@@ -12,12 +12,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from lib import embed, ensemble, expansion, knn, matching, text, text_embed
+from lib import embed, ensemble, expansion, knn, matching, oof, text, text_embed
 from lib.experiment import input_path
 from lib.images import read_image
 from lib.timing import Stopwatch
 
-OOF_FILE = "oof_embeddings.npz"
 IMAGE_SAMPLE = 32  # images read in the main process to time reading apart from the model
 
 
@@ -128,34 +127,18 @@ def candidate_pairs(postings, titles: list[str], neighbours: dict, stopwatch: St
         return c, matching.unit_conflicts(c, titles)
 
 
-def evaluation_ids(plan: dict) -> list[str] | None:
-    """The out-of-fold posting ids of the plan's checkpoints (shared by all), or None when none has any."""
-    found = {}
+def evaluation_rows(plan: dict, train):
+    """The train postings the plan is evaluated on: the out-of-fold rows its checkpoints share (lib.oof checks they
+    are the same rows in one order), else all of train (no checkpoint, or one trained on every row)."""
+    runs = []
     for name in used_models(plan):
         model = plan["models"][name]
         if model["kind"] == "checkpoint":
-            path = checkpoint_path(model).parent / OOF_FILE
-            if not path.is_file():
-                return None
-            found[name] = np.load(path)["posting_id"].tolist()
-    if not found:
-        return None
-    first, ids = next(iter(found.items()))
-    for name, other in found.items():
-        if sorted(other) != sorted(ids):
-            raise ValueError(f"{OOF_FILE} of models {first} and {name} hold different postings: train them on one fold")
-    return ids
-
-
-def evaluation_rows(plan: dict, train):
-    """The train postings the plan is evaluated on: its checkpoints' out-of-fold rows, else all of train."""
-    ids = evaluation_ids(plan)
-    if ids is None:
+            folder = checkpoint_path(model).parent
+            if not (folder / oof.OOF).is_file():
+                return train
+            runs.append(oof.read_run(model["source"], folder))
+    if not runs:
         return train
-    unknown = sorted(set(ids) - set(train.posting_id))
-    if unknown:
-        raise ValueError(
-            f"{OOF_FILE} of the plan's models holds {len(unknown)} postings not in train.csv (e.g. {unknown[0]}): "
-            "they were trained on other competition data; train them on this one"
-        )
-    return train.set_index("posting_id").loc[ids].reset_index()
+    oof.check_aligned(runs)
+    return oof.oof_postings(runs[0], train, "train.csv")

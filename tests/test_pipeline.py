@@ -1,10 +1,12 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 
-from lib import pipeline
+from lib import oof, pipeline
 from lib.timing import Stopwatch
 
 
@@ -63,20 +65,22 @@ def test_components_combine_their_members_and_tfidf_reads_titles():
 
 def test_checkpoints_must_share_their_out_of_fold_postings(tmp_path, monkeypatch):
     monkeypatch.setenv("KERNEL_INPUT_DIR", str(tmp_path))
-    for name, ids in [("a", ["p1", "p2", "p3"]), ("b", ["p3", "p1", "p2"]), ("c", ["p1", "p2", "p9"])]:
+    runs = [("a", ["p3", "p1", "p2"]), ("b", ["p3", "p1", "p2"]), ("c", ["p1", "p2", "p9"]), ("e", ["p1", "p2", "p3"])]
+    for name, ids in runs:
         (tmp_path / name).mkdir()
-        np.savez(tmp_path / name / pipeline.OOF_FILE, posting_id=np.array(ids), label_group=np.arange(3))
-    assert pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("b", "image", 1.0)]})) == ["p1", "p2", "p3"]
-    with pytest.raises(ValueError, match="models a and c hold different postings"):
-        pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("c", "concat", 1.0)]}))
+        np.savez(tmp_path / name / oof.OOF, posting_id=np.array(ids), label_group=np.arange(3), concat=np.eye(3))
+        (tmp_path / name / oof.MODEL).write_bytes(b"weights")
+        split = {"seed": 42, "folds": {"count": 5, "fold": 0}}
+        (tmp_path / name / oof.METRICS).write_text(json.dumps({"config": split}))
     train = pd.DataFrame({"posting_id": ["p0", "p3", "p2", "p1"], "title": ["w", "x", "y", "z"]})
-    rows = pipeline.evaluation_rows(plan_of({"x": [("b", "concat", 1.0)]}), train)
+    rows = pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("b", "image", 1.0)]}), train)
     assert list(rows.posting_id) == ["p3", "p1", "p2"] and list(rows.title) == ["x", "z", "y"]
-    with pytest.raises(ValueError, match="holds 1 postings not in train.csv \\(e.g. p9\\)"):
+    with pytest.raises(ValueError, match="a and e hold different OOF postings: row 0 is p3"):
+        pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("e", "concat", 1.0)]}), train)
+    with pytest.raises(ValueError, match="row 2 is posting p9, which train.csv lacks"):
         pipeline.evaluation_rows(plan_of({"x": [("c", "concat", 1.0)]}), train)
     (tmp_path / "d").mkdir()  # an all-data model: no out-of-fold rows
-    assert pipeline.evaluation_ids(plan_of({"x": [("a", "concat", 1.0), ("d", "concat", 1.0)]})) is None
-    assert pipeline.evaluation_ids(plan_of({}, tfidf=True)) is None
+    assert pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("d", "concat", 1.0)]}), train) is train
     assert pipeline.evaluation_rows(plan_of({}, tfidf=True), train) is train
 
 
