@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE_FLAG = "--inside-namespace"
+STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
 
 
 class RunError(Exception):
@@ -120,6 +121,13 @@ def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str,
         execute_notebook(ROOT / "build" / args.kernel / f"{args.kernel}.ipynb", out_dir, args.timeout)
 
 
+def fallback_error(out_dir: Path) -> str | None:
+    """The failure a run recorded in run_status.json when it kept its fallback submission, else None."""
+    path = out_dir / STATUS
+    status = json.loads(path.read_text()) if path.is_file() else {"fallback": False}
+    return status["error"] if status["fallback"] else None
+
+
 def summary(out_dir: Path, seconds: float) -> str:
     """What the run left: CV F1 per component and the output files."""
     lines = [f"finished in {seconds:.0f} s; outputs in {os.path.relpath(out_dir)}/:"]
@@ -140,9 +148,9 @@ def summary(out_dir: Path, seconds: float) -> str:
         lines += [f"  {name:>34}: {score:.4f}" for name, score in report["ablation"].items()]
         union, corrected = report["thresholds"]["union"], report["gallery_corrected"]
         lines.append(f"union thresholds {union}; for a {corrected['rows']}-row test: {corrected['union']}")
-    status = out_dir / "run_status.json"
-    if status.is_file() and json.loads(status.read_text())["fallback"]:
-        lines.append(f"FALLBACK submission: a stage failed ({json.loads(status.read_text())['error']})")
+    failure = fallback_error(out_dir)
+    if failure:
+        lines.append(f"FALLBACK submission: a stage failed ({failure})")
     timings = out_dir / "timings.json"
     if timings.is_file():
         hours = json.loads(timings.read_text())["t4_seconds_at_hidden_rows"] / 3600
@@ -183,9 +191,8 @@ def main() -> int:
         if returncode != 0:
             return 1
         print(summary(out_dir, time.perf_counter() - started))
-        status = out_dir / "run_status.json"
-        if status.is_file() and json.loads(status.read_text())["fallback"]:
-            raise RunError(f"a stage failed and the kernel kept its fallback submission; see {status}")
+        if fallback_error(out_dir):
+            raise RunError(f"a stage failed and the kernel kept its fallback submission; see {out_dir / STATUS}")
     except RunError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return 1
