@@ -1,4 +1,4 @@
-# The user's interface. `make demo` and `make test` create .venv with the pinned dependencies when missing.
+# The user's interface. `make demo` and `make test` create .venv from the lock (requirements.lock) when missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,20 +7,48 @@ SAMPLE := data/sample
 COMP ?= $(SAMPLE)
 ROWS ?= 2000
 SEED ?= 0
+# The locks are for the machines the project runs on: Linux x86_64, CPython 3.11.
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
+KAGGLE_VENV := .venv-kaggle
+KAGGLE_PY := $(KAGGLE_VENV)/bin/python
+KAGGLE_WHEELS := data/kaggle-image-wheels
+KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup sample sample-hidden datasets build run run-source demo timing bench test lint format clean
+.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets build run run-source demo timing bench test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
+setup: $(VENV)/.installed  ## create .venv with exactly the packages of requirements.lock (hashes checked)
 
-$(VENV)/.installed: requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -r requirements.txt
+$(VENV)/.installed: requirements.lock
+	rm -rf $(VENV)  # a new lock means a new environment: nothing from an older lock stays
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip check
+	$(PY) -m tools.lock_check --installed requirements.lock
 	touch $@
+
+lock: setup  ## recompile both locks from their lists (every dependency, with hashes), then tools/wheels.txt
+	$(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) requirements.in -o requirements.lock
+	$(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) requirements-kaggle-image.in -o requirements-kaggle-image.lock
+	$(PY) -m tools.lock_check
+	@echo "make setup installs the new lock; then regenerate the wheels list: $(PY) -m tools.wheels list"
+
+# The Kaggle-image test environment: the image's versions (tools/kaggle_image.txt) on this machine's Python 3.11, then
+# the wheels dataset's packages installed offline on top with the command of the kernels' first cell (build.py).
+$(KAGGLE_VENV)/.installed: requirements-kaggle-image.lock tools/wheels.txt | setup
+	rm -rf $(KAGGLE_VENV)
+	$(PYTHON) -m venv $(KAGGLE_VENV)
+	$(KAGGLE_PY) -m pip install --quiet --require-hashes --no-deps -r requirements-kaggle-image.lock
+	$(KAGGLE_PY) -m tools.lock_check --installed requirements-kaggle-image.lock
+	$(PY) -m tools.wheels download --python 3.11 --out $(KAGGLE_WHEELS)
+	$(KAGGLE_PY) -m pip install --quiet --no-index --find-links $(KAGGLE_WHEELS) -r $(KAGGLE_WHEELS)/requirements.txt
+	$(KAGGLE_PY) -m pip check
+	touch $@
+
+test-kaggle-image: $(KAGGLE_VENV)/.installed sample datasets  ## the end-to-end runs of the built kernels in the Kaggle-image environment
+	$(KAGGLE_PY) -m pytest -q -p no:cacheprovider $(KAGGLE_IMAGE_TESTS)
 
 sample: $(SAMPLE)/train.csv  ## generate the sample competition folder (ROWS=2000 SEED=0)
 

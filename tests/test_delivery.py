@@ -500,12 +500,12 @@ def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(t
     house.mkdir()
     linux = "manylinux_2_17_x86_64.manylinux2014_x86_64"
     for version, tag in [
+        ("1.0", f"cp312-cp312-{linux}"),
         ("1.0", f"cp311-cp311-{linux}"),
-        ("1.0", f"cp310-cp310-{linux}"),
-        ("2.0", f"cp311-cp311-{linux}"),
+        ("2.0", f"cp312-cp312-{linux}"),
     ]:
         write_wheel(house, "tinyplat", version, tag)
-    write_wheel(house, "tinyplat", "1.0", "cp311-cp311-macosx_11_0_arm64")
+    write_wheel(house, "tinyplat", "1.0", "cp312-cp312-macosx_11_0_arm64")
     write_wheel(house, "tinypure", "0.1", "py3-none-any", requires="Requires-Dist: tinymissing\n")
     (house / "tinysrc-1.0.tar.gz").write_bytes(b"not a wheel")
     wanted = tmp_path / "wheels.txt"
@@ -513,18 +513,19 @@ def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(t
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(house))
-    monkeypatch.setattr(delivery, "WHEELS_LIST", wanted)
+    monkeypatch.setattr(delivery.wheels_list, "WHEELS_LIST", wanted)
     monkeypatch.setattr(delivery, "LOCAL_DATASETS", tmp_path / "datasets")
     target = tmp_path / "datasets" / "shopee-wheels"
     target.mkdir(parents=True)
     (target / "stale-0.1-py3-none-any.whl").write_bytes(b"old")
 
     found = delivery.wheels()
-    assert [path.name for path in found] == [f"tinyplat-1.0-cp311-cp311-{linux}.whl", "tinypure-0.1-py3-none-any.whl"]
+    assert delivery.wheels_list.image_python() == "3.12"  # tools/kaggle_image.txt
+    assert [path.name for path in found] == [f"tinyplat-1.0-cp312-cp312-{linux}.whl", "tinypure-0.1-py3-none-any.whl"]
     assert sorted(path.name for path in target.iterdir()) == sorted([p.name for p in found] + ["requirements.txt"])
     assert (target / "requirements.txt").read_text() == wanted.read_text()
     wanted.write_text("tinysrc==1.0\n")
-    with pytest.raises(delivery.DeliveryError, match="pip found no wheel for Python 3.11"):
+    with pytest.raises(delivery.DeliveryError, match="pip found no wheel for Python 3.12"):
         delivery.wheels()
     metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
     slug = metadata["id"].split("/")[1]

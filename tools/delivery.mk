@@ -16,7 +16,7 @@ push-train: setup $(PREFLIGHT_DATA)  ## pre-flight (checks, a smoke run of EXP s
 upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ folder> from WEIGHTS=<folder> (default data/datasets/<slug>)
 	$(DELIVERY) upload-weights $(DATASET) $(if $(WEIGHTS),--folder $(WEIGHTS)) $(if $(MESSAGE),--message "$(MESSAGE)")
 
-wheels: setup  ## download tools/wheels.txt for Kaggle (Python 3.11, manylinux x86_64) into data/datasets/shopee-wheels
+wheels: setup  ## download tools/wheels.txt for Kaggle's image (its Python, manylinux x86_64, binary only) into data/datasets/shopee-wheels
 	$(DELIVERY) wheels
 
 status: setup  ## status of KERNEL (build/ folder name or owner/slug) on Kaggle; fails on ERROR or a cancelled run

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import yaml
 
 import build
+from tools import wheels as wheels_list
 from tools.preflight import (
     BUILD,
     COMPETITION,
@@ -53,15 +53,7 @@ PUSH_RECORD = "push.json"
 SUBMISSION_FILE = "submission.csv"
 FAILED_STATES = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-# Kernels are pushed without a `docker_image` pin, so Kaggle runs them on its current image, not on the one of the
-# competition's time (spring 2021, Python 3.7): Python 3.11 on Ubuntu 22.04 (glibc 2.35), x86_64, with torch, timm,
-# transformers, scikit-learn and pandas preinstalled. Wheels are fetched for that interpreter and every manylinux
-# tag glibc 2.35 accepts. Pinning `docker_image` in a kernel means changing these too.
-WHEELS_LIST = ROOT / "tools" / "wheels.txt"
 WHEELS_META = DATASETS_META / "wheels"
-KAGGLE_PYTHON = "3.11"
-KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["manylinux2014_x86_64"]
 
 
 class DeliveryError(Exception):
@@ -229,34 +221,15 @@ def upload_dataset(name: str, folder: Path | None, message: str | None) -> str:
     return ref
 
 
-def download_wheels(requirements: Path, target: Path) -> list[Path]:
-    """Download the wheels listed in requirements for Kaggle's Python and platform into target, replacing them.
-
-    Only the listed packages are fetched (--no-deps): their dependencies come from Kaggle's image unless listed.
-    The list is copied as target/requirements.txt for the kernels' install line.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{target.name}-", dir=target.parent) as tmp:
-        platforms = [argument for platform in KAGGLE_PLATFORMS for argument in ("--platform", platform)]
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", tmp]
-        command += ["--python-version", KAGGLE_PYTHON, "--implementation", "cp", *platforms, "-r", str(requirements)]
-        if subprocess.run(command).returncode != 0:
-            raise DeliveryError(
-                f"{requirements}: pip found no wheel for Python {KAGGLE_PYTHON} on manylinux x86_64 for some line "
-                "(see above); pin a version that has one"
-            )
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir()
-        for wheel in sorted(Path(tmp).iterdir()):
-            shutil.move(wheel, target / wheel.name)
-    shutil.copyfile(requirements, target / "requirements.txt")
-    return sorted(target.glob("*.whl"))
-
-
 def wheels() -> list[Path]:
     """Download the wheels dataset into data/datasets/<slug>/ and say how kernels install from it."""
     slug = dataset_metadata(WHEELS_META.name)["id"].split("/", 1)[1]
-    found = download_wheels(WHEELS_LIST, LOCAL_DATASETS / slug)
+    python = wheels_list.image_python()
+    try:
+        found = wheels_list.download(wheels_list.WHEELS_LIST, LOCAL_DATASETS / slug, python)
+    except wheels_list.WheelsError as error:
+        raise DeliveryError(str(error)) from error
+    print(f"for Python {python}, the Python of Kaggle's image (tools/kaggle_image.txt)")
     print(f"{len(found)} wheel(s) in {LOCAL_DATASETS / slug}; upload with `make upload-weights DATASET=wheels`")
     print(
         f"kernels attach {slug} and run: pip install --no-index --find-links /kaggle/input/{slug} "
