@@ -37,10 +37,11 @@ lock: setup  ## recompile both locks from their lists (every dependency, with ha
 
 # The Kaggle-image test environment: the image's versions (tools/kaggle_image.txt) on this machine's Python 3.11, then
 # the wheels dataset's packages installed offline on top with the command of the kernels' first cell (build.py).
+# uv installs the lock: it downloads the image's CUDA torch (about 3 GB) once into its cache.
 $(KAGGLE_VENV)/.installed: requirements-kaggle-image.lock tools/wheels.txt | setup
 	rm -rf $(KAGGLE_VENV)
 	$(PYTHON) -m venv $(KAGGLE_VENV)
-	$(KAGGLE_PY) -m pip install --quiet --require-hashes --no-deps -r requirements-kaggle-image.lock
+	$(VENV)/bin/uv pip install --quiet --python $(KAGGLE_PY) --require-hashes --no-deps -r requirements-kaggle-image.lock
 	$(KAGGLE_PY) -m tools.lock_check --installed requirements-kaggle-image.lock
 	$(PY) -m tools.wheels download --python 3.11 --out $(KAGGLE_WHEELS)
 	$(KAGGLE_PY) -m pip install --quiet --no-index --find-links $(KAGGLE_WHEELS) -r $(KAGGLE_WHEELS)/requirements.txt

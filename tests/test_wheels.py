@@ -77,3 +77,17 @@ def test_the_image_python_comes_from_its_file(tmp_path):
     (tmp_path / "image.txt").write_text("numpy==2.0.2\n")
     with pytest.raises(wheels.WheelsError, match="no '# python X.Y.Z' line"):
         wheels.image_python(tmp_path / "image.txt")
+
+
+def test_the_kaggle_image_environment_holds_what_the_kernels_and_the_wheels_need_from_the_image():
+    listed = set(locked_versions(wheels.WHEELS_LIST))
+    needed = {
+        canonicalize_name(Requirement(text).name)
+        for name in listed
+        for text in distribution(name).requires or []
+        if not Requirement(text).marker or Requirement(text).marker.evaluate({"python_version": "3.12", "extra": ""})
+    }
+    needed |= set(wheels.kernel_needs())
+    image_lock = locked_versions(ROOT / "requirements-kaggle-image.lock")
+    missing = sorted(needed - listed - set(image_lock))
+    assert not missing, f"add {missing} to requirements-kaggle-image.in (the image holds them), then `make lock`"

@@ -32,6 +32,9 @@ KAGGLE_IMAGE = ROOT / "tools" / "kaggle_image.txt"
 LOCK = ROOT / "requirements.lock"
 # Kaggle's image runs Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag that glibc accepts.
 KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["manylinux2014_x86_64"]
+# Needed by the kernels at run time though no kernel imports them: MLflow's SQLite store (lib/tracking.py) imports
+# these, and mlflow-skinny leaves them out of its requirements.
+RUN_TIME_NEEDS = ["alembic", "sqlalchemy"]
 HEADER = """# Made by `python -m tools.wheels list` (tools/wheels.py): do not edit; change its inputs and regenerate.
 # What the kernels import that Kaggle's image (tools/kaggle_image.txt) lacks, with the dependencies the image does not
 # satisfy, each at the version of requirements.lock. `make wheels` downloads them for the image's Python into the
@@ -78,6 +81,11 @@ def distributions_of(modules: set[str]) -> list[str]:
     return sorted({canonicalize_name(providers[module][0]) for module in modules})
 
 
+def kernel_needs() -> list[str]:
+    """Every distribution the kernels need directly: those their imports come from, and RUN_TIME_NEEDS."""
+    return sorted(set(distributions_of(kernel_imports())) | set(RUN_TIME_NEEDS))
+
+
 def is_compiled(name: str) -> bool:
     """Whether the installed distribution carries compiled code (its wheel is not pure Python)."""
     wheel = distribution(name).read_text("WHEEL") or ""
@@ -117,7 +125,7 @@ def wheel_list(roots: list[str], image: dict[str, str], lock: dict[str, str], py
 
 def derived_text() -> str:
     """The content tools/wheels.txt must have, from this environment, tools/kaggle_image.txt and the lock."""
-    roots = [name for name in distributions_of(kernel_imports()) if name not in image_versions()]
+    roots = [name for name in kernel_needs() if name not in image_versions()]
     listed = wheel_list(roots, image_versions(), locked_versions(LOCK), image_python())
     return HEADER + "".join(f"{name}=={line}\n" for name, line in listed.items())
 
