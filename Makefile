@@ -30,8 +30,12 @@ $(VENV)/.installed: requirements.lock
 	touch $@
 
 lock: setup  ## recompile both locks from their lists (every dependency, with hashes), then tools/wheels.txt
-	$(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) requirements.in -o requirements.lock
-	$(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) requirements-kaggle-image.in -o requirements-kaggle-image.lock
+	for name in requirements requirements-kaggle-image; do \
+	  cp -p $$name.lock $$name.lock.before; \
+	  $(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) $$name.in -o $$name.lock || exit 1; \
+	  if cmp -s $$name.lock $$name.lock.before; then touch -r $$name.lock.before $$name.lock; fi; \
+	  rm $$name.lock.before; \
+	done  # a lock that did not change keeps its time, so the environments made from it stay
 	$(PY) -m tools.lock_check
 	@echo "make setup installs the new lock; then regenerate the wheels list: $(PY) -m tools.wheels list"
 
