@@ -29,7 +29,9 @@ SETTINGS_KEYS = {
     "competition_sources",
     "dataset_sources",
     "kernel_sources",
+    "machine_shape",
 }
+GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
 WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`make wheels`)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -63,6 +65,8 @@ def read_settings(kernel_dir: Path) -> dict:
     for key in ["slug", "title"]:
         if len(str(settings.get(key, ""))) < 5:
             raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
+    if "machine_shape" in settings and not settings.get("enable_gpu", True):
+        raise BuildError(f"{path}: machine_shape is the GPU's; remove it, or set enable_gpu: true")
     return settings
 
 
@@ -95,8 +99,8 @@ def with_owner(source: str, owner: str) -> str:
 
 
 def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
-    """kernel-metadata.json for `kaggle kernels push`, internet off written explicitly."""
-    return {
+    """kernel-metadata.json for `kaggle kernels push`, internet off and a GPU kernel's machine shape written."""
+    metadata = {
         "id": f"{owner}/{settings['slug']}",
         "title": settings["title"],
         "code_file": f"{name}.ipynb",
@@ -110,6 +114,9 @@ def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
         "dataset_sources": [with_owner(s, owner) for s in settings.get("dataset_sources", [])],
         "kernel_sources": [with_owner(s, owner) for s in settings.get("kernel_sources", [])],
     }
+    if metadata["enable_gpu"]:
+        metadata["machine_shape"] = settings.get("machine_shape", GPU_SHAPE)
+    return metadata
 
 
 def declared_slugs(metadata: dict) -> set[str]:

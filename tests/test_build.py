@@ -108,7 +108,21 @@ def test_kernel_metadata_is_explicit_about_internet_and_sources(tmp_path, monkey
         "competition_sources": ["shopee-product-matching"],
         "dataset_sources": ["someone/some-weights", "other/their-model"],
         "kernel_sources": ["bob/their-run"],
+        "machine_shape": "NvidiaTeslaT4",
     }
+
+
+def test_a_gpu_kernel_asks_for_t4s_unless_its_settings_name_another_shape(tmp_path):
+    kernel = make_repo(tmp_path, "# %%\nprint(1)\n")
+    shapes = {}
+    for name, extra in [("default", ""), ("p100", "machine_shape: NvidiaTeslaP100\n"), ("cpu", "enable_gpu: false\n")]:
+        (kernel / "kernel.yaml").write_text(SETTINGS + extra)
+        out = build.build_kernel(kernel, tmp_path / name, repo=tmp_path)
+        shapes[name] = json.loads((out / "kernel-metadata.json").read_text()).get("machine_shape")
+    assert shapes == {"default": "NvidiaTeslaT4", "p100": "NvidiaTeslaP100", "cpu": None}
+    (kernel / "kernel.yaml").write_text(SETTINGS + "enable_gpu: false\nmachine_shape: NvidiaTeslaT4\n")
+    with pytest.raises(build.BuildError, match="kernel.yaml: machine_shape is the GPU's; remove it, or set enable_gpu"):
+        build.build_kernel(kernel, tmp_path / "refused", repo=tmp_path)
 
 
 PLANTED = [
