@@ -258,10 +258,7 @@ def wheels() -> list[Path]:
     slug = dataset_metadata(WHEELS_META.name)["id"].split("/", 1)[1]
     found = download_wheels(WHEELS_LIST, LOCAL_DATASETS / slug)
     print(f"{len(found)} wheel(s) in {LOCAL_DATASETS / slug}; upload with `make upload-weights DATASET=wheels`")
-    print(
-        f"kernels attach {slug} and run: pip install --no-index --find-links /kaggle/input/{slug} "
-        f"-r /kaggle/input/{slug}/requirements.txt"
-    )
+    print(f"kernels attaching {slug} install its requirements.txt with pip --no-index in build.py's wheels cell")
     return found
 
 
