@@ -40,7 +40,7 @@ lock: setup  ## recompile both locks from their lists (every dependency, with ha
 	@echo "make setup installs the new lock; then regenerate the wheels list: $(PY) -m tools.wheels list"
 
 # The Kaggle-image test environment: the image's versions (tools/kaggle_image.txt) on this machine's Python 3.11, then
-# the wheels dataset's packages installed offline on top with the command of the kernels' first cell (build.py).
+# the wheels dataset's packages installed offline on top with the command of the kernels' wheels cell (build.py).
 # uv installs the lock: it downloads the image's CUDA torch (about 3 GB) once into its cache.
 $(KAGGLE_VENV)/.installed: requirements-kaggle-image.lock tools/wheels.txt | setup
 	rm -rf $(KAGGLE_VENV)

@@ -29,10 +29,14 @@ SETTINGS_KEYS = {
     "competition_sources",
     "dataset_sources",
     "kernel_sources",
+    "machine_shape",
 }
+GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
 WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`make wheels`)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+# the folder under /kaggle/input of each kind of source in Kaggle's current layout (its owner/slug below it)
+MOUNT_FOLDERS = {"competition_sources": "competitions", "dataset_sources": "datasets", "kernel_sources": "notebooks"}
 
 
 class BuildError(Exception):
@@ -61,6 +65,8 @@ def read_settings(kernel_dir: Path) -> dict:
     for key in ["slug", "title"]:
         if len(str(settings.get(key, ""))) < 5:
             raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
+    if "machine_shape" in settings and not settings.get("enable_gpu", True):
+        raise BuildError(f"{path}: machine_shape is the GPU's; remove it, or set enable_gpu: true")
     return settings
 
 
@@ -93,8 +99,8 @@ def with_owner(source: str, owner: str) -> str:
 
 
 def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
-    """kernel-metadata.json for `kaggle kernels push`, internet off written explicitly."""
-    return {
+    """kernel-metadata.json for `kaggle kernels push`, internet off and a GPU kernel's machine shape written."""
+    metadata = {
         "id": f"{owner}/{settings['slug']}",
         "title": settings["title"],
         "code_file": f"{name}.ipynb",
@@ -108,12 +114,22 @@ def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
         "dataset_sources": [with_owner(s, owner) for s in settings.get("dataset_sources", [])],
         "kernel_sources": [with_owner(s, owner) for s in settings.get("kernel_sources", [])],
     }
+    if metadata["enable_gpu"]:
+        metadata["machine_shape"] = settings.get("machine_shape", GPU_SHAPE)
+    return metadata
 
 
 def declared_slugs(metadata: dict) -> set[str]:
-    """The folder names under /kaggle/input that the declared sources give."""
+    """The slugs of the declared sources (what lib.paths.input_dir finds them by)."""
     sources = metadata["competition_sources"] + metadata["dataset_sources"] + metadata["kernel_sources"]
     return {source.split("/")[-1] for source in sources}
+
+
+def declared_paths(metadata: dict) -> set[str]:
+    """The paths under /kaggle/input where Kaggle may mount the declared sources: competitions/<slug>,
+    datasets/<owner>/<slug> and notebooks/<owner>/<slug> of each source of that kind, and the flat <slug>."""
+    mounted = {f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]}
+    return mounted | declared_slugs(metadata)
 
 
 def python_text(source: str) -> str:
@@ -202,26 +218,33 @@ def git_stamp(repo: Path) -> str:
 def wheels_install() -> str:
     """The source of the cell that installs the attached wheels dataset offline, or says the image's packages serve.
 
-    It runs before any lib module exists, so it finds the inputs as lib.paths does: $KERNEL_INPUT_DIR, else
-    /kaggle/input. pip's failure stops the kernel, naming the fix.
+    It comes after the lib cells, which only write the modules, and finds the dataset with lib.paths in whichever
+    layout Kaggle mounted it; the kernel's own cells import the modules, and the packages, after it. pip's failure
+    stops the kernel, naming the fix.
     """
     return f"""# Offline packages (build.py): the wheels of the attached {WHEELS_SLUG} dataset, if it holds any.
-import os, subprocess, sys
+import subprocess
+import sys
 
-WHEELS = os.path.join(os.environ.get("KERNEL_INPUT_DIR", "/kaggle/input"), "{WHEELS_SLUG}")
-if os.path.isfile(os.path.join(WHEELS, "requirements.txt")):
-    command = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", WHEELS]
-    command += ["-r", os.path.join(WHEELS, "requirements.txt")]
+from lib import paths
+
+try:
+    REQUIREMENTS = paths.input_dir("{WHEELS_SLUG}") / "requirements.txt"
+except FileNotFoundError:
+    REQUIREMENTS = None
+if REQUIREMENTS and REQUIREMENTS.is_file():
+    command = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(REQUIREMENTS.parent)]
+    command += ["-r", str(REQUIREMENTS)]
     print("installing offline:", " ".join(command))
     installed = subprocess.run(command, capture_output=True, text=True)
     print(installed.stdout + installed.stderr)
     if installed.returncode != 0:
         raise RuntimeError(
-            f"pip could not install {{WHEELS}}/requirements.txt offline (its output is above): add what it lacks to "
+            f"pip could not install {{REQUIREMENTS}} offline (its output is above): add what it lacks to "
             "tools/wheels.txt, then `make wheels` and `make upload-weights DATASET=wheels`"
         )
 else:
-    print(f"no {{WHEELS}}/requirements.txt: the packages of the image are used")"""
+    print(f"no {WHEELS_SLUG}/requirements.txt under {{paths.input_root()}}: the packages of the image are used")"""
 
 
 def lib_cells(modules: list[str], repo: Path) -> list[Cell]:
@@ -256,8 +279,8 @@ def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
 
 
 def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
-    """Every cell of the built notebook: stamp, the offline install of the wheels dataset (when `wheels`, i.e.
-    attached), inlined lib modules, then the kernel's own cells."""
+    """Every cell of the built notebook: stamp, inlined lib modules, the offline install of the wheels dataset (when
+    `wheels`, i.e. attached; it needs lib.paths), then the kernel's own cells."""
     source_path = kernel_dir / SOURCE_FILE
     if not source_path.is_file():
         raise BuildError(f"{source_path}: missing; every kernel folder needs a py:percent {SOURCE_FILE}")
@@ -268,9 +291,11 @@ def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
             tree = parse_cell(cell)
             roots += [(m, cell.first_line + line - 1) for m, line in imported_lib_modules(tree, None, repo)]
     modules = lib_closure(roots, os.path.relpath(source_path, repo), repo)
+    if wheels:
+        modules = sorted(set(modules) | set(lib_closure([("lib.paths", 1)], "build.py (wheels install cell)", repo)))
     stamp = Cell("code", git_stamp(repo), "build.py")
     install = [Cell("code", wheels_install(), "build.py")] if wheels else []
-    return [stamp] + install + (lib_cells(modules, repo) if modules else []) + own
+    return [stamp] + (lib_cells(modules, repo) if modules else []) + install + own
 
 
 def parse_cell(cell: Cell) -> ast.AST:
@@ -290,6 +315,8 @@ CREDENTIAL_PATTERNS = [
     re.compile(r"\bhf_[A-Za-z0-9]{30,}"),
 ]
 HUB_DOWNLOADS = {"hf_hub_download", "snapshot_download", "kagglehub"}
+SLUG = r"[A-Za-z0-9_.-]+"
+INPUT_PATH = re.compile(rf"/kaggle/input/((?:competitions/|(?:datasets|notebooks)/{SLUG}/)?{SLUG})")
 
 
 def live_secrets() -> list[str]:
@@ -298,14 +325,17 @@ def live_secrets() -> list[str]:
     return [secret for secret in secrets if len(secret) >= 8]
 
 
-def line_problems(line: str, slugs: set[str], secrets: list[str]) -> list[str]:
-    """What is wrong with one line of text, by pattern."""
+def line_problems(line: str, declared: set[str], secrets: list[str]) -> list[str]:
+    """What is wrong with one line of text, by pattern; `declared`: the paths of declared_paths."""
     problems = []
     if re.search(r"\bpip3?\s+install\b", line) and "--no-index" not in line:
         problems.append("`pip install` without --no-index needs the internet; install from a wheels dataset")
-    for slug in re.findall(r"/kaggle/input/([A-Za-z0-9_.-]+)", line):
-        if slug not in slugs:
-            problems.append(f"reads /kaggle/input/{slug}, which is not a declared source; add it to {SETTINGS_FILE}")
+    for path in INPUT_PATH.findall(line):
+        if path not in declared:
+            problems.append(
+                f"reads /kaggle/input/{path}, which is not where a declared source is mounted; declare it in "
+                f"{SETTINGS_FILE}, or read it through lib.paths.input_dir(slug)"
+            )
     if any(pattern.search(line) for pattern in CREDENTIAL_PATTERNS) or any(s in line for s in secrets):
         problems.append("this looks like a credential; read secrets from the environment, never from code")
     return problems
@@ -345,16 +375,15 @@ def call_problems(tree: ast.AST, slugs: set[str], inlined: set[str], package: st
     return problems
 
 
-def offline_problems(cells: list[Cell], slugs: set[str], repo: Path) -> list[str]:
+def offline_problems(cells: list[Cell], metadata: dict, repo: Path) -> list[str]:
     """Every static offline violation in the built cells, each naming cell, source file and line."""
     inlined = {module_name(repo / c.origin, repo) for c in cells if c.origin.startswith("lib/")}
-    secrets = live_secrets()
+    slugs, declared, secrets = declared_slugs(metadata), declared_paths(metadata), live_secrets()
     problems = []
     for number, cell in enumerate(cells, start=1):
         where = f"cell {number} ({cell.origin}"
-        found = [
-            (i, p) for i, line in enumerate(cell.source.split("\n"), 1) for p in line_problems(line, slugs, secrets)
-        ]
+        lines = enumerate(cell.source.split("\n"), 1)
+        found = [(i, p) for i, line in lines for p in line_problems(line, declared, secrets)]
         if cell.kind == "code":
             package = package_of(repo / cell.origin, repo) if cell.origin.startswith("lib/") else None
             found += call_problems(parse_cell(cell), slugs, inlined, package, repo)
@@ -380,9 +409,8 @@ def build_kernel(kernel_dir: Path, out_root: Path, repo: Path = ROOT) -> Path:
     name = kernel_dir.name
     settings = read_settings(kernel_dir)
     metadata = kernel_metadata(name, settings, kaggle_owner(settings))
-    slugs = declared_slugs(metadata)
     cells = compose(kernel_dir, repo, wheels=WHEELS_SLUG in {s.split("/")[-1] for s in metadata["dataset_sources"]})
-    problems = offline_problems(cells, slugs, repo)
+    problems = offline_problems(cells, metadata, repo)
     if problems:
         raise BuildError(f"{name}: {len(problems)} offline check(s) failed:\n  " + "\n  ".join(problems))
     out_dir = out_root / name

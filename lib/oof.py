@@ -77,8 +77,7 @@ def check_aligned(runs: list[Run]) -> None:
 
 def attached_runs() -> list[str]:
     """The slugs of the attached sources that are training runs (hold OOF embeddings), sorted."""
-    root = paths.input_root()
-    return sorted(folder.name for folder in root.iterdir() if (folder / OOF).is_file()) if root.is_dir() else []
+    return sorted(slug for slug, folder in paths.attached_sources().items() if (folder / OOF).is_file())
 
 
 def oof_postings(run: Run, train: pd.DataFrame, source: str) -> pd.DataFrame:

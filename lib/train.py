@@ -53,7 +53,7 @@ from lib.folds import group_folds  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
 from lib.tracking import Tracker  # noqa: E402
 
-COMPETITION = "shopee-product-matching"
+COMPETITION = paths.COMPETITION
 RESUME = "last.pt"
 MODEL = "model.pt"
 METRICS = "metrics.json"

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
 COMPETITION = "shopee-product-matching"
+OWNER = "someone"  # the owner of the datasets and kernel outputs in the input root, as Kaggle mounts them
 TINY_RUN = {
     "folds": {"count": 4, "fold": 0},
     "train": {"epochs": 2, "batch_size": 32, "workers": 0, "lr": {"image": 3e-3, "text": 1e-4}},
@@ -41,9 +42,10 @@ class TrainedRuns:
     """Training outputs of the two tiny experiments.
 
     Attributes:
-        input_root: a /kaggle/input stand-in: the sample as shopee-product-matching, the offline MiniLM as
-            all-minilm-l6-v2, and a link per run (a kernel source) under its name.
-        competition: the sample competition folder (input_root/shopee-product-matching).
+        input_root: a /kaggle/input stand-in in Kaggle's current layout: the sample as
+            competitions/shopee-product-matching, the offline MiniLM as datasets/<OWNER>/all-minilm-l6-v2, and a link
+            per run (a kernel source) as notebooks/<OWNER>/<name>.
+        competition: the sample competition folder (input_root/competitions/shopee-product-matching).
         runs: run name (the slug of its kernel source) -> its output folder (model.pt, oof_embeddings.npz, ...).
     """
 
@@ -59,16 +61,20 @@ def trained_runs(tmp_path_factory) -> TrainedRuns:
 
     base = tmp_path_factory.mktemp("trained-runs")
     root = base / "input"
-    sample = [sys.executable, "tools/make_sample.py", "--out", str(root / COMPETITION), "--rows", "300", "--seed", "3"]
+    competition = root / "competitions" / COMPETITION
+    datasets, notebooks = root / "datasets" / OWNER, root / "notebooks" / OWNER
+    sample = [sys.executable, "tools/make_sample.py", "--out", str(competition), "--rows", "300", "--seed", "3"]
     subprocess.run(sample, check=True, cwd=ROOT, capture_output=True)
     if not (MINILM / "config.json").is_file():
         subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
-    (root / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
+    datasets.mkdir(parents=True)
+    notebooks.mkdir(parents=True)
+    (datasets / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
     runs = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERNEL_INPUT_DIR", str(root))
         for name, overrides in EXPERIMENTS.items():
             runs[name] = base / "runs" / name
             train.run(experiment.resolve(overrides, f"tests/conftest.py ({name})"), name, runs[name])
-            (root / name).symlink_to(runs[name], target_is_directory=True)
-    return TrainedRuns(root, root / COMPETITION, runs)
+            (notebooks / name).symlink_to(runs[name], target_is_directory=True)
+    return TrainedRuns(root, competition, runs)

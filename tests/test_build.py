@@ -17,6 +17,7 @@ title: Tiny kernel
 owner: someone
 competition_sources: [shopee-product-matching]
 dataset_sources: [some-weights, other/their-model]
+kernel_sources: [bob/their-run]
 """
 LIB = {
     "lib/__init__.py": "",
@@ -26,6 +27,7 @@ LIB = {
     "lib/sub/__init__.py": "from .delta import BASE as BASE\n",
     "lib/sub/delta.py": "BASE = 4\n",
 }
+PATHS = {"lib/paths.py": (ROOT / "lib" / "paths.py").read_text()}
 GOOD_SOURCE = """# %% [markdown]
 # # A tiny kernel
 
@@ -105,14 +107,22 @@ def test_kernel_metadata_is_explicit_about_internet_and_sources(tmp_path, monkey
         "enable_internet": False,
         "competition_sources": ["shopee-product-matching"],
         "dataset_sources": ["someone/some-weights", "other/their-model"],
-        "kernel_sources": [],
+        "kernel_sources": ["bob/their-run"],
+        "machine_shape": "NvidiaTeslaT4",
     }
 
 
-def test_owner_comes_from_kaggle_username_without_a_setting(tmp_path, monkeypatch):
-    monkeypatch.setenv("KAGGLE_USERNAME", "envuser")
-    out = build.build_kernel(ROOT / "kernels" / "shopee-inference", tmp_path)
-    assert json.loads((out / "kernel-metadata.json").read_text())["id"] == "envuser/shopee-inference"
+def test_a_gpu_kernel_asks_for_t4s_unless_its_settings_name_another_shape(tmp_path):
+    kernel = make_repo(tmp_path, "# %%\nprint(1)\n")
+    shapes = {}
+    for name, extra in [("default", ""), ("p100", "machine_shape: NvidiaTeslaP100\n"), ("cpu", "enable_gpu: false\n")]:
+        (kernel / "kernel.yaml").write_text(SETTINGS + extra)
+        out = build.build_kernel(kernel, tmp_path / name, repo=tmp_path)
+        shapes[name] = json.loads((out / "kernel-metadata.json").read_text()).get("machine_shape")
+    assert shapes == {"default": "NvidiaTeslaT4", "p100": "NvidiaTeslaP100", "cpu": None}
+    (kernel / "kernel.yaml").write_text(SETTINGS + "enable_gpu: false\nmachine_shape: NvidiaTeslaT4\n")
+    with pytest.raises(build.BuildError, match="kernel.yaml: machine_shape is the GPU's; remove it, or set enable_gpu"):
+        build.build_kernel(kernel, tmp_path / "refused", repo=tmp_path)
 
 
 PLANTED = [
@@ -121,7 +131,12 @@ PLANTED = [
     ("from transformers import AutoModel\nAutoModel.from_pretrained('bert-base-uncased')", "loads 'bert-base-uncased'"),
     ("import timm\ntimm.create_model('resnet18', pretrained=True)", "timm pretrained=True downloads"),
     ("from huggingface_hub import hf_hub_download", "downloads from a hub"),
-    ("import pandas\npandas.read_csv('/kaggle/input/undeclared-data/x.csv')", "/kaggle/input/undeclared-data"),
+    ("import pandas\npandas.read_csv('/kaggle/input/undeclared-data/x.csv')", "/kaggle/input/undeclared-data,"),
+    ("data = '/kaggle/input/competitions/some-weights'", "/kaggle/input/competitions/some-weights,"),
+    ("data = '/kaggle/input/datasets/someone/their-model/x'", "/kaggle/input/datasets/someone/their-model,"),
+    ("data = '/kaggle/input/notebooks/other/their-model'", "/kaggle/input/notebooks/other/their-model,"),
+    ("data = '/kaggle/input/datasets/bob/their-run'", "/kaggle/input/datasets/bob/their-run,"),
+    ("data = '/kaggle/input/datasets/someone/'", "/kaggle/input/datasets,"),
     ("from lib import paths\npaths.input_dir('not-attached')", "input 'not-attached' is not a declared source"),
     ("import importlib\nimportlib.import_module('lib.gamma')", "dynamic import of lib.gamma"),
     ("import os\nos.environ['KAGGLE_KEY'] = '0123456789abcdef0123456789abcdef'", "looks like a credential"),
@@ -140,6 +155,20 @@ def test_each_offline_violation_is_refused_with_cell_and_line(tmp_path, planted,
     assert f"notebook.py line {planted_line}," in text
     assert "cell " in text and "cell line" in text
     assert not (tmp_path / "build" / "tiny-kernel").exists()
+
+
+def test_every_place_kaggle_may_mount_a_declared_source_is_accepted(tmp_path):
+    reads = [
+        "/kaggle/input/competitions/shopee-product-matching/train.csv",
+        "/kaggle/input/shopee-product-matching/train.csv",
+        "/kaggle/input/datasets/someone/some-weights/model.pt",
+        "/kaggle/input/datasets/other/their-model",
+        "/kaggle/input/their-model/config.json",
+        "/kaggle/input/notebooks/bob/their-run/model.pt",
+        "/kaggle/input/their-run",
+    ]
+    source = "# %%\nfrom lib import paths\n\nREADS = " + repr(reads) + "\nrun = paths.input_dir('their-run')\n"
+    assert (build_tiny(tmp_path, source, PATHS) / "tiny-kernel.ipynb").is_file()
 
 
 def test_violation_inside_a_lib_module_names_the_module(tmp_path):
@@ -171,53 +200,60 @@ def test_cli_fails_with_message_and_never_writes_into_sources(tmp_path):
 
 
 def build_with_sources(tmp_path: Path, dataset_sources: list[str]) -> nbformat.NotebookNode:
-    """The built notebook of the tiny kernel attaching `dataset_sources`."""
-    kernel = make_repo(tmp_path, GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", ""))
+    """The built notebook of the tiny kernel attaching `dataset_sources` (its lib given the real lib/paths.py)."""
+    kernel = make_repo(tmp_path, GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", ""), PATHS)
     (kernel / "kernel.yaml").write_text(SETTINGS.replace("[some-weights, other/their-model]", str(dataset_sources)))
     out = build.build_kernel(kernel, tmp_path / "build", repo=tmp_path)
     return nbformat.read(out / "tiny-kernel.ipynb", as_version=4)
 
 
-def test_the_wheels_install_cell_comes_after_the_stamp_iff_the_wheels_dataset_is_attached(tmp_path):
+def test_the_wheels_install_cell_follows_the_lib_cells_with_lib_paths_iff_the_wheels_dataset_is_attached(tmp_path):
     plain = build_with_sources(tmp_path / "plain", ["some-weights"])
     attached = build_with_sources(tmp_path / "own", ["some-weights", "shopee-wheels"])
     theirs = build_with_sources(tmp_path / "theirs", ["someone/shopee-wheels"])
     install = build.wheels_install()
     assert [cell.source for cell in plain.cells].count(install) == 0
+    assert "lib/paths.py" not in written_modules(plain)
     for notebook in (attached, theirs):
         sources = [cell.source for cell in notebook.cells]
-        assert sources.count(install) == 1 and sources[1] == install
-        assert sources[0].startswith("# Built by build.py") and "LIB_DIR = tempfile.mkdtemp" in sources[2]
-        assert sources[2:] == [cell.source for cell in plain.cells][1:]
+        assert sources.count(install) == 1
+        assert written_modules(notebook) == sorted(written_modules(plain) + ["lib/paths.py"])
+        position = sources.index(install)
+        assert sources[position - 1].startswith("%%writefile") and not sources[position + 1].startswith("%%writefile")
+        assert sources[position + 1 :] == [cell.source for cell in plain.cells][position - 1 :]
     metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
     assert metadata["id"].split("/")[1] == build.WHEELS_SLUG
 
 
 def run_install_cell(python: Path, input_root: Path) -> subprocess.CompletedProcess:
-    """The wheels install cell run by `python`, with `input_root` as the kernel's inputs, offline."""
-    env = {**os.environ, "KERNEL_INPUT_DIR": str(input_root), "PIP_CONFIG_FILE": os.devnull}
+    """The wheels install cell run by `python`, with `input_root` as the kernel's inputs and lib importable, offline."""
+    env = {**os.environ, "KERNEL_INPUT_DIR": str(input_root), "PIP_CONFIG_FILE": os.devnull, "PYTHONPATH": str(ROOT)}
     return subprocess.run([str(python), "-c", build.wheels_install()], capture_output=True, text=True, env=env)
 
 
-def test_the_wheels_install_cell_installs_offline_or_says_the_image_serves(tmp_path):
+def test_the_wheels_install_cell_installs_offline_in_either_layout_or_says_the_image_serves(tmp_path):
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
     check = [str(python), "-c", "import tinywheel; print(tinywheel.VALUE)"]  # a module of write_wheel
-    skipped = run_install_cell(python, tmp_path / "input")
+    inputs = tmp_path / "input"
+    (inputs / "competitions" / "shopee-product-matching").mkdir(parents=True)
+    skipped = run_install_cell(python, inputs)
     assert skipped.returncode == 0, skipped.stderr
-    assert skipped.stdout == f"no {tmp_path}/input/shopee-wheels/requirements.txt: the packages of the image are used\n"
+    assert skipped.stdout == f"no shopee-wheels/requirements.txt under {inputs}: the packages of the image are used\n"
     assert subprocess.run(check, capture_output=True).returncode != 0
-    wheels = tmp_path / "input" / "shopee-wheels"
+    wheels = inputs / "datasets" / "someone" / "shopee-wheels"
     wheels.mkdir(parents=True)
     write_wheel(wheels, "tinywheel", "1.0", "py3-none-any")
     (wheels / "requirements.txt").write_text("tinywheel==1.0\n")
-    installed = run_install_cell(python, tmp_path / "input")
+    installed = run_install_cell(python, inputs)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     command = f"{python} -m pip install --no-index --find-links {wheels} -r {wheels}/requirements.txt"
     assert installed.stdout.startswith(f"installing offline: {command}\n")
     assert "Successfully installed tinywheel-1.0" in installed.stdout
     assert subprocess.run(check, capture_output=True, text=True).stdout == "1\n"
-    (wheels / "requirements.txt").write_text("tinywheel==1.0\nabsent-package==2.0\n")
-    refused = run_install_cell(python, tmp_path / "input")
+    flat = wheels.rename(inputs / "shopee-wheels")
+    (flat / "requirements.txt").write_text("tinywheel==1.0\nabsent-package==2.0\n")
+    refused = run_install_cell(python, inputs)
+    assert f"installing offline: {python} -m pip install --no-index --find-links {flat} -r" in refused.stdout
     assert refused.returncode == 1 and "No matching distribution found for absent-package==2.0" in refused.stdout
     assert "add what it lacks to tools/wheels.txt, then `make wheels`" in refused.stderr

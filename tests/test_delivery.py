@@ -197,6 +197,7 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{INFERENCE}"
     assert save["enableInternet"] is False and save["enableGpu"] is True and save["isPrivate"] is True
+    assert save["machineShape"] == "NvidiaTeslaT4"
     assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2", f"{USER}/shopee-wheels"]
     assert save["competitionDataSources"] == ["shopee-product-matching"]
     assert save["language"] == "python" and save["kernelType"] == "notebook"
@@ -232,6 +233,8 @@ def broken_inference(tmp_path: Path, change: str) -> Path:
     settings = yaml.safe_load((kernel / "kernel.yaml").read_text())
     if change == "gpu":
         settings["enable_gpu"] = False
+    elif change == "p100":
+        settings["machine_shape"] = "NvidiaTeslaP100"
     elif change == "dataset":
         settings["dataset_sources"].append("missing-weights")
     elif change == "competition":
@@ -247,6 +250,12 @@ def broken_inference(tmp_path: Path, change: str) -> Path:
     "change, reason",
     [
         ("gpu", "GPU is off"),
+        (
+            "p100",
+            "machine_shape NvidiaTeslaP100 is not a T4 (NvidiaTeslaT4): torch 2.10's cu128 wheels in Kaggle's image "
+            "support sm_70 and newer, so on a P100 (sm_60) the first CUDA call fails with "
+            '"no kernel image is available"',
+        ),
         ("dataset", f"dataset {USER}/missing-weights is not described"),
         ("competition", "add shopee-product-matching to competition_sources"),
         ("offline", "`pip install` without --no-index"),
@@ -478,6 +487,7 @@ def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_ke
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
     assert save["enableInternet"] is False and save["competitionDataSources"] == ["shopee-product-matching"]
+    assert save["enableGpu"] is True and save["machineShape"] == "NvidiaTeslaT4"
     assert json.loads(save["text"]) == pushed_text(ROOT / "build" / TRAIN_BUILD / f"{TRAIN_BUILD}.ipynb")
     assert f"EXPERIMENT = {OVERRIDES!r}" in save["text"]
 

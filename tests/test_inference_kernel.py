@@ -5,6 +5,7 @@ plan (inference_config.json) is written here as the optimize-ensemble kernel wou
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,8 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     assert stages["test: a: embeddings"]["rows"] == len(test)
 
 
-def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path):
+@pytest.mark.parametrize("layout", ["nested", "flat"])  # Kaggle's current layout of /kaggle/input, and the older one
+def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path, layout):
     kernel = tmp_path / "kernels" / f"{KERNEL}-titles"
     shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
     source = (kernel / "notebook.py").read_text()
@@ -162,9 +164,16 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     test = pd.read_csv(comp / "test.csv").head(1)
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    run("tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs)
+    log = run("tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs, "--layout", layout)
 
     out = runs / kernel.name
+    assert f"; {layout} layout;" in log
+    owner = json.loads((ROOT / "build" / kernel.name / "kernel-metadata.json").read_text())["id"].split("/")[0]
+    wheels = f"datasets/{owner}/shopee-wheels" if layout == "nested" else "shopee-wheels"
+    assert re.search(
+        rf"installing offline: .* --find-links \S+/kaggle-input-[^/]+/{re.escape(wheels)} -r ",
+        notebook_output(out, kernel.name),
+    )
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
     report = json.loads((out / "cv_scores.json").read_text())
     assert report["evaluated_on"] == "all of train"

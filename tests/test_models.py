@@ -420,4 +420,5 @@ def test_cuda_autocast(dtype):
 def test_models_inline_and_pass_the_offline_checks():
     modules = build.lib_closure([("lib.models", 1)], "test", build.ROOT)
     assert {"lib.heads", "lib.losses", "lib.models.model", "lib.models.registry"} <= set(modules)
-    assert build.offline_problems(build.lib_cells(modules, build.ROOT), set(), build.ROOT) == []
+    no_sources = {"competition_sources": [], "dataset_sources": [], "kernel_sources": []}
+    assert build.offline_problems(build.lib_cells(modules, build.ROOT), no_sources, build.ROOT) == []

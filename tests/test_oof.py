@@ -59,9 +59,12 @@ def test_runs_with_other_folds_are_refused_naming_both_and_the_first_difference(
         oof.check_aligned([first, shorter])
 
 
-def test_attached_runs_are_the_sources_holding_oof_embeddings(tmp_path, monkeypatch):
-    write_run(tmp_path / "shopee-train-b", ["p1"], [1])
-    write_run(tmp_path / "shopee-train-a", ["p1"], [1])
-    (tmp_path / "shopee-product-matching").mkdir()
+@pytest.mark.parametrize("layout", ["nested", "flat"])
+def test_attached_runs_are_the_sources_holding_oof_embeddings(tmp_path, monkeypatch, layout):
+    kernels, competition = ("notebooks/someone/", "competitions/") if layout == "nested" else ("", "")
+    write_run(tmp_path / f"{kernels}shopee-train-b", ["p1"], [1])
+    write_run(tmp_path / f"{kernels}shopee-train-a", ["p1"], [1])
+    (tmp_path / f"{kernels}optimize-ensemble").mkdir()
+    (tmp_path / f"{competition}shopee-product-matching").mkdir(parents=True)
     monkeypatch.setenv("KERNEL_INPUT_DIR", str(tmp_path))
     assert oof.attached_runs() == ["shopee-train-a", "shopee-train-b"]

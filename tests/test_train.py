@@ -25,6 +25,7 @@ from lib.tracking import store_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
+COMPETITION_PLACE = Path("competitions") / train.COMPETITION  # where Kaggle mounts the competition today
 TINY_IMAGE = {"backbone": "test_resnet", "embedding": 32, "dropout": 0.0}
 JOINT = {
     "folds": {"count": 4, "fold": 0},
@@ -49,13 +50,14 @@ IMAGE_ONLY = {
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """An input root with a 300-row sample as the competition and the offline MiniLM."""
+    """An input root in Kaggle's current layout with a 300-row sample as the competition and the offline MiniLM."""
     root = tmp_path_factory.mktemp("input")
-    command = [sys.executable, "tools/make_sample.py", "--out", root / "shopee-product-matching", "--rows", "300"]
+    command = [sys.executable, "tools/make_sample.py", "--out", root / COMPETITION_PLACE, "--rows", "300"]
     subprocess.run([*map(str, command), "--seed", "3"], check=True, cwd=ROOT, capture_output=True)
     if not (MINILM / "config.json").is_file():
         subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
-    (root / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
+    (root / "datasets" / "someone").mkdir(parents=True)
+    (root / "datasets" / "someone" / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
     return root
 
 
@@ -148,7 +150,7 @@ def test_a_short_training_lowers_the_loss_and_beats_the_untrained_model(trained,
     assert all(last["losses"][output] < first["losses"][output] for output in ["concat", "image", "text"])
     assert [entry["image_size"] for entry in metrics["epochs"]] == [32, 48]
     assert set(last["cv"]) == {"concat", "image", "text", "union"}
-    untrained = untrained_cv(config, input_root / "shopee-product-matching")
+    untrained = untrained_cv(config, input_root / COMPETITION_PLACE)
     assert metrics["best"]["cv"] > untrained
 
 
@@ -165,7 +167,7 @@ def test_outputs_are_a_weights_dataset_for_inference(trained, input_root):
     assert checkpoint["extra"]["epoch"] == best and checkpoint["extra"]["config"] == config
     assert checkpoint["extra"]["image_size"] == metrics["epochs"][best - 1]["image_size"]
     assert checkpoint["extra"]["thresholds"] == metrics["epochs"][best - 1]["thresholds"]
-    comp = input_root / "shopee-product-matching"
+    comp = input_root / COMPETITION_PLACE
     _, _, held, labels = train.split(config, comp)
     oof = np.load(out / "oof_embeddings.npz")
     assert list(oof["posting_id"]) == list(held.posting_id) and np.array_equal(oof["label_group"], labels)
@@ -206,7 +208,7 @@ def test_a_killed_run_continues_to_the_checkpoint_of_an_unbroken_run(inputs, tmp
 
 
 def test_resume_copies_a_killed_run_from_an_attached_source(input_root, tmp_path):
-    killed = input_root / "shopee-train-exp001"
+    killed = input_root / "notebooks" / "someone" / "shopee-train-exp001"
     (killed / "mlartifacts").mkdir(parents=True)
     (killed / "last.pt").write_bytes(b"state")
     (killed / "mlartifacts" / "plot.png").write_bytes(b"png")
@@ -251,7 +253,7 @@ def test_two_processes_agree_on_the_weights(inputs, tmp_path):
         assert torch.equal(value, second[key]), key
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["cv"]["image"] > 0
-    held = train.split(experiment.resolve(config, "test"), inputs / "shopee-product-matching")[2]
+    held = train.split(experiment.resolve(config, "test"), inputs / COMPETITION_PLACE)[2]
     assert len(np.load(out / "oof_embeddings.npz")["posting_id"]) == len(held), "validation gathered from both"
     initial = create_model_like(config, inputs)
     assert any(not torch.equal(value, initial[key]) for key, value in first.items() if value.is_floating_point())
@@ -260,22 +262,18 @@ def test_two_processes_agree_on_the_weights(inputs, tmp_path):
 def create_model_like(config: dict, inputs: Path) -> dict:
     """The initial weights of a training run of `config`."""
     resolved = experiment.resolve(config, "test")
-    classes = train.split(resolved, inputs / "shopee-product-matching")[1]
+    classes = train.split(resolved, inputs / COMPETITION_PLACE)[1]
     torch.manual_seed(resolved["seed"])
     return create_model(train.model_config(resolved, int(classes.max()) + 1)).state_dict()
 
 
 def test_training_reads_the_competition_through_lib_data(input_root):
-    frame = read_postings(input_root / "shopee-product-matching" / "train.csv", labelled=True)
-    fitted, classes, held, labels = train.split(
-        experiment.resolve(JOINT, "test"), input_root / "shopee-product-matching"
-    )
+    frame = read_postings(input_root / COMPETITION_PLACE / "train.csv", labelled=True)
+    fitted, classes, held, labels = train.split(experiment.resolve(JOINT, "test"), input_root / COMPETITION_PLACE)
     assert len(fitted) + len(held) == len(frame)
     assert not set(fitted.label_group) & set(held.label_group)
     assert classes.max() + 1 == fitted.label_group.nunique() and len(labels) == len(held)
-    everything = train.split(
-        experiment.resolve({"folds": {"fold": None}}, "test"), input_root / "shopee-product-matching"
-    )
+    everything = train.split(experiment.resolve({"folds": {"fold": None}}, "test"), input_root / COMPETITION_PLACE)
     assert len(everything[0]) == len(frame) and everything[2] is None
     assert isinstance(everything[0], pd.DataFrame)
 
@@ -283,7 +281,7 @@ def test_training_reads_the_competition_through_lib_data(input_root):
 def test_accumulation_updates_once_per_group_of_steps(trained, input_root, tmp_path):
     """After the `trained` run in this process: a second training needs no reset of accelerate's state."""
     config = experiment.resolve({**IMAGE_ONLY, "train": {**IMAGE_ONLY["train"], "accumulate": 4}}, "t")
-    training = train.Training(config, "accumulate", input_root / "shopee-product-matching", tmp_path)
+    training = train.Training(config, "accumulate", input_root / COMPETITION_PLACE, tmp_path)
     assert training.batches == len(training.fitted) // 32
     assert training.updates_per_epoch == -(-training.batches // 4) == 2
     before = [parameter.detach().clone() for parameter in training.model.parameters()]

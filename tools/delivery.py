@@ -231,10 +231,7 @@ def wheels() -> list[Path]:
         raise DeliveryError(str(error)) from error
     print(f"for Python {python}, the Python of Kaggle's image (tools/kaggle_image.txt)")
     print(f"{len(found)} wheel(s) in {LOCAL_DATASETS / slug}; upload with `make upload-weights DATASET=wheels`")
-    print(
-        f"kernels attach {slug} and run: pip install --no-index --find-links /kaggle/input/{slug} "
-        f"-r /kaggle/input/{slug}/requirements.txt"
-    )
+    print(f"kernels attaching {slug} install its requirements.txt with pip --no-index in build.py's wheels cell")
     return found
 
 

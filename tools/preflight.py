@@ -1,6 +1,7 @@
 """Pre-flight checks run before any push: what would fail on Kaggle is refused here, with the reason and the fix.
 
-1. settings: an owner is known, internet off; for a submission kernel also GPU on and the competition attached;
+1. settings: an owner is known, internet off, a GPU kernel asks for T4s; for a submission kernel also GPU on and the
+   competition attached;
 2. every dataset source is described in datasets-meta/ (kernel sources need nothing more);
 3. a fresh build into build/<name>/ with build.py's static offline checks;
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
@@ -35,6 +36,7 @@ DATASET_OWNER_PLACEHOLDER = "KAGGLE_USERNAME"
 SMOKE_ROWS = 200
 SMOKE_SIZE = 64
 SMOKE_BACKBONE = "test_resnet"  # timm's tiny test network, the one of the demo experiment
+T4_SHAPES = {"NvidiaTeslaT4"}  # Kaggle's machine shapes with T4 GPUs (sm_75)
 
 
 class PreflightError(Exception):
@@ -57,6 +59,12 @@ def settings_problems(metadata: dict, settings_path: Path, submission: bool) -> 
         problems.append(f"{settings_path}: no Kaggle owner; set KAGGLE_USERNAME or 'owner'")
     if metadata["enable_internet"] is not False:
         problems.append(f"{settings_path}: internet is on; Kaggle's scoring run has none, so it must be off")
+    if metadata["enable_gpu"] and metadata.get("machine_shape") not in T4_SHAPES:
+        problems.append(
+            f"{settings_path}: machine_shape {metadata.get('machine_shape')} is not a T4 ({', '.join(T4_SHAPES)}): "
+            "torch 2.10's cu128 wheels in Kaggle's image support sm_70 and newer, so on a P100 (sm_60) the first "
+            'CUDA call fails with "no kernel image is available"; set machine_shape: NvidiaTeslaT4 or remove it'
+        )
     if submission and metadata["enable_gpu"] is not True:
         problems.append(f"{settings_path}: GPU is off; set enable_gpu: true (the scoring rerun needs it for time)")
     if submission and COMPETITION not in metadata["competition_sources"]:

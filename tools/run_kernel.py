@@ -1,9 +1,11 @@
 """Run a built kernel locally as Kaggle would: a real Jupyter kernel, an empty working folder, no network.
 
-Usage: python tools/run_kernel.py KERNEL [--comp FOLDER] [--source]
+Usage: python tools/run_kernel.py KERNEL [--comp FOLDER] [--source] [--layout flat]
 
-/kaggle/input is mapped to a temporary folder holding every declared source under its slug: the competition
-as FOLDER (default data/sample), datasets from data/datasets/<slug>, kernel sources from runs/<slug>.
+/kaggle/input is mapped to a temporary folder holding every declared source where today's Kaggle mounts it:
+competitions/<slug>, datasets/<owner>/<slug>, notebooks/<owner>/<slug> (owners from the built kernel-metadata.json),
+or each at <slug> with --layout flat (older images). The competition is FOLDER (default data/sample), datasets come
+from data/datasets/<slug>, kernel sources from runs/<slug>.
 Outputs land in runs/<KERNEL>/ (or --output; runs/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
 as a plain script with lib importable, for comparison with the built notebook).
 """
@@ -22,6 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE_FLAG = "--inside-namespace"
 STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
+# the folder of each kind of source in Kaggle's current layout, the source's owner/slug below it (as build.py)
+MOUNT_FOLDERS = {"competition_sources": "competitions", "dataset_sources": "datasets", "kernel_sources": "notebooks"}
+LAYOUTS = ("nested", "flat")
 
 
 class RunError(Exception):
@@ -48,11 +53,22 @@ def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
     return folders
 
 
-def input_tree(folders: dict[str, Path]) -> Path:
-    """A temporary folder standing in for /kaggle/input: one link per slug."""
+def mount_points(metadata: dict, layout: str) -> dict[str, str]:
+    """Where each declared source is mounted under /kaggle/input, by slug: <kind>/<owner>/<slug> (competitions/<slug>)
+    in the nested layout, <slug> in the flat one."""
+    places = {
+        source.split("/")[-1]: f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]
+    }
+    return {slug: slug for slug in places} if layout == "flat" else places
+
+
+def input_tree(folders: dict[str, Path], places: dict[str, str]) -> Path:
+    """A temporary folder standing in for /kaggle/input: a link to each source's folder at its place."""
     root = Path(tempfile.mkdtemp(prefix="kaggle-input-"))
     for slug, folder in folders.items():
-        (root / slug).symlink_to(folder.resolve(), target_is_directory=True)
+        link = root / places[slug]
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(folder.resolve(), target_is_directory=True)
     return root
 
 
@@ -166,6 +182,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
     parser.add_argument("--output", type=Path, help="folder for this run's outputs (default: RUNS/KERNEL)")
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="nested", help="where sources are mounted: today's Kaggle, or <slug>"
+    )
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--input-root", help=argparse.SUPPRESS)
     parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
@@ -177,12 +196,14 @@ def main() -> int:
         metadata_path = ROOT / "build" / args.kernel / "kernel-metadata.json"
         if not metadata_path.is_file():
             raise RunError(f"{metadata_path}: not built; run `make build` first")
-        input_root = input_tree(source_folders(json.loads(metadata_path.read_text()), args.comp, args.runs))
+        metadata = json.loads(metadata_path.read_text())
+        input_root = input_tree(source_folders(metadata, args.comp, args.runs), mount_points(metadata, args.layout))
         out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         prefix, network = network_isolation()
-        print(f"running {args.kernel} ({'source' if args.source else 'built notebook'}) on {args.comp}; {network}")
+        kind = "source" if args.source else "built notebook"
+        print(f"running {args.kernel} ({kind}) on {args.comp}; {args.layout} layout; {network}")
         command = [sys.executable, __file__, args.kernel, INSIDE_FLAG, "--out", str(out_dir)]
         command += ["--input-root", str(input_root), "--timeout", str(args.timeout)] + ["--source"] * args.source
         started = time.perf_counter()

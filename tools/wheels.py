@@ -38,7 +38,7 @@ RUN_TIME_NEEDS = ["alembic", "cryptography", "sqlalchemy"]
 HEADER = """# Made by `python -m tools.wheels list` (tools/wheels.py): do not edit; change its inputs and regenerate.
 # What the kernels import that Kaggle's image (tools/kaggle_image.txt) lacks, with the dependencies the image does not
 # satisfy, each at the version of requirements.lock. `make wheels` downloads them for the image's Python into the
-# wheels dataset; kernels install them offline with pip --no-index in their first cell.
+# wheels dataset; kernels install them offline with pip --no-index in a cell of build.py.
 """
 
 
