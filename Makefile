@@ -74,8 +74,8 @@ data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requireme
 build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
 	$(PY) build.py
 
-run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs)
-	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP)
+run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs); LAYOUT=flat: old /kaggle/input layout
+	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) $(if $(LAYOUT),--layout $(LAYOUT))
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --source
