@@ -8,7 +8,7 @@ environment, which holds requirements.lock), Kaggle's image (tools/kaggle_image.
 the image holds is left to the image (`make test-kaggle-image` runs the kernels on its versions); one it lacks is
 listed at the lock's version with every dependency the image does not satisfy. A dependency the image holds at a
 version outside the requirement is listed only when it is pure Python: upgrading a compiled package the image has
-already loaded can leave its old compiled module in use (seen with Pillow and protobuf), so that is refused.
+already loaded can leave its old compiled module in use (seen with Pillow on Kaggle), so that is refused.
 """
 
 import argparse
