@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from lib.matching import NO_MATCH
 from lib.tuned_config import read_tuned_config, validate_tuned_config
 
 MATCHING = {
@@ -57,6 +58,10 @@ def test_the_documented_shape_reads_back(tmp_path):
     path = tmp_path / "inference_config.json"
     path.write_text(json.dumps(CONFIG))
     assert read_tuned_config(path) == CONFIG
+
+
+def test_a_component_that_keeps_no_pair_validates():
+    validate_tuned_config(changed(["matching", "components", "tfidf", "threshold"], NO_MATCH), "no match")
 
 
 @pytest.mark.parametrize(
