@@ -121,9 +121,7 @@ def check_matching(matching, components: dict, source: str, where: str) -> None:
 def validate_tuned_config(config: dict, source: str) -> None:
     """Raise ValueError naming `source` and the key path of the first problem of a tuned inference config."""
     mapping(config, source, "the file", KEYS)
-    models = mapping(config["models"], source, "models")
-    if not models:
-        fail(source, "models", "no model")
+    models = mapping(config["models"], source, "models")  # none where TF-IDF alone is the plan
     for name, model in models.items():
         check_model(model, source, f"models.{name}")
     components = mapping(config["components"], source, "components")
