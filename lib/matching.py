@@ -17,6 +17,8 @@ import numpy as np
 from lib.submission import MAX_MATCHES
 from lib.text import quantities, quantities_differ
 
+NO_MATCH = 1.01  # a threshold above every cosine similarity: the component keeps no pair
+
 
 @dataclass
 class Candidates:

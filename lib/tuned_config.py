@@ -4,13 +4,16 @@ models              name -> {"kind": "checkpoint", "source": <slug>, "file": "mo
                              | {"kind": "sentence", "source": <slug of a transformers folder>}
 components          name -> {"members": [{"model", "output", "weight"}, ...], "blend": null | {kind, k, alpha,
                              stages}} (lib.ensemble.combine, then lib.expansion.blend) | {"tfidf": {"analyzer"}}
-matching            a lib.matching.predict config over the component names (groups: "title", "phash")
+matching            a lib.matching.predict config over the component names (groups: "title", "phash"); a threshold
+                    of lib.matching.NO_MATCH keeps no pair of that component
 gallery_corrected   {"rows": test rows it is corrected for, "matching": the same config, thresholds shifted}
 cv                  {"rows": CV postings, "f1": {name: mean F1}}
 """
 
 import json
 from pathlib import Path
+
+from lib.matching import NO_MATCH
 
 OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
 BLENDS = ("inb", "qe")
@@ -104,7 +107,7 @@ def check_matching(matching, components: dict, source: str, where: str) -> None:
         if name not in components:
             fail(source, at, f'{name!r} is not a component of "components" ({sorted(components)})')
         mapping(rule, source, at, {"threshold"}, {"min2"})
-        number(rule["threshold"], source, f"{at}.threshold", -1.0, 1.0)
+        number(rule["threshold"], source, f"{at}.threshold", -1.0, NO_MATCH)
         if rule.get("min2") is not None:
             number(rule["min2"], source, f"{at}.min2", -1.0, 1.0)
     groups = matching["groups"]
@@ -118,9 +121,7 @@ def check_matching(matching, components: dict, source: str, where: str) -> None:
 def validate_tuned_config(config: dict, source: str) -> None:
     """Raise ValueError naming `source` and the key path of the first problem of a tuned inference config."""
     mapping(config, source, "the file", KEYS)
-    models = mapping(config["models"], source, "models")
-    if not models:
-        fail(source, "models", "no model")
+    models = mapping(config["models"], source, "models")  # none where TF-IDF alone is the plan
     for name, model in models.items():
         check_model(model, source, f"models.{name}")
     components = mapping(config["components"], source, "components")

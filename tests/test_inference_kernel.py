@@ -39,10 +39,12 @@ def notebook_output(out: Path, name: str = KERNEL) -> str:
 
 
 def union_thresholds(run: Path) -> dict[str, float]:
-    """The thresholds of each output in the union that a training run tuned at its best epoch."""
+    """The thresholds of each output in the union that a training run tuned at its best epoch (an output the union
+    leaves out: its own best threshold)."""
     metrics = json.loads((run / "metrics.json").read_text())
     best = next(entry for entry in metrics["epochs"] if entry["epoch"] == metrics["best"]["epoch"])
-    return best["thresholds"]["union"]
+    alone = {output: best["thresholds"][output] for output in ["concat", "image", "text"]}
+    return alone | {output: rule for output, rule in best["thresholds"]["union"].items() if rule < 1}
 
 
 def two_model_plan(trained_runs) -> dict:

@@ -32,7 +32,17 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     }
     best_single = max(entry["f1"] for entry in report["single"].values())
     assert config["cv"]["f1"]["union"] >= best_single
-    assert set(report["each_run_same_search"]) == set(trained_runs.runs)
+    assert set(report["same_search"]) == {f"{run} alone" for run in trained_runs.runs} | {"ensemble"}
+    baselines = {  # every one a plan the search evaluated or chose among: never above the plan
+        **{f"{name} through the search": f1 for name, f1 in report["same_search"].items()},
+        **{f"component {name} alone": entry["f1"] for name, entry in report["components"].items()},
+        **{f"ablation: {name}": f1 for name, f1 in report["ablation"].items()},
+    }
+    assert "ablation: every posting alone" in baselines
+    for name, f1 in baselines.items():
+        assert config["cv"]["f1"]["union"] >= f1 - 1e-12, name
+    assert report["final"]["cv"] == report["same_search"][report["final"]["plan"]] == config["cv"]["f1"]["union"]
+    assert "every posting alone" in (out / "report.md").read_text()
     assert config["cv"]["rows"] == report["rows"] == 94
     assert config["gallery_corrected"]["rows"] == 70000
     for component in config["components"].values():

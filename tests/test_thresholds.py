@@ -31,11 +31,23 @@ def planted(seed=0, n=240):
     return pairs_candidates(n, rows, cols, {"a": a, "b": b}), labels
 
 
-def naive_f1(c, config, labels):
+def naive_f1(c, config, labels, conflicts=None):
     """The metric on match lists built from the configuration."""
     ids = [str(i) for i in range(c.n)]
-    lists = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, config)), ids)
+    lists = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, config, conflicts)), ids)
     return mean_f1(lists, true_matches(ids, labels))
+
+
+def brute_force(c, labels, grid, conflicts=None, flags=((False, False),)):
+    """The best CV F1 over every plan of a threshold per component (on the grid or NO_MATCH) and the given
+    (unit_filter, mutual) settings, no min2, no groups, by the metric on match lists."""
+    values = [*grid, matching.NO_MATCH]
+    best = -1.0
+    for thresholds_, (units, mutual) in itertools.product(itertools.product(values, repeat=len(c.nearest)), flags):
+        rules = {name: {"threshold": float(t)} for name, t in zip(c.nearest, thresholds_)}
+        plan = {"components": rules, "unit_filter": units, "mutual": mutual}
+        best = max(best, naive_f1(c, plan, labels, conflicts))
+    return best
 
 
 def test_search_finds_the_planted_joint_optimum():
@@ -51,6 +63,73 @@ def test_search_finds_the_planted_joint_optimum():
     assert f1 == pytest.approx(1.0)
     assert 0.62 < found["components"]["a"]["threshold"] <= 0.7
     assert 0.4 <= found["components"]["b"]["threshold"] <= 0.45
+
+
+COARSE = np.round(np.arange(0.1, 1.0, 0.1), 2)
+
+
+def with_noise(c, seed):
+    """The candidates with a third component "noise" whose similarity is the same on true and false pairs."""
+    noise = np.random.default_rng(seed).uniform(0.3, 0.9, len(c.rows)).astype(np.float32)
+    return matching.Candidates(
+        c.n, c.rows, c.cols, {**c.similarity, "noise": noise}, {**c.nearest, "noise": np.zeros(len(c.rows), bool)}
+    )
+
+
+def test_search_drops_a_component_that_only_adds_false_matches():
+    c, labels = planted(3, 45)
+    c = with_noise(c, 3)
+    start = {"components": {name: {"threshold": 0.5} for name in ["noise", "a", "b"]}}
+    found, f1 = thresholds.search(c, start, labels, grid=COARSE)
+    assert "noise" not in found["components"] and set(found["components"]) == {"a", "b"}
+    assert f1 == pytest.approx(brute_force(c, labels, COARSE))
+    assert f1 == pytest.approx(naive_f1(c, found, labels))
+    assert f1 > naive_f1(c, {"components": {**found["components"], "noise": {"threshold": 0.8}}}, labels)
+
+
+def test_search_drops_a_rule_that_loses():
+    c, labels = planted(4, 45)
+    conflicts = labels[c.rows] == labels[c.cols]  # the unit filter would drop every true pair
+    start = {"components": {"a": {"threshold": 0.65}, "b": {"threshold": 0.42}}, "unit_filter": True, "mutual": True}
+    found, f1 = thresholds.search(c, start, labels, conflicts, grid=COARSE)
+    assert not found["unit_filter"] and not found["mutual"], "neither gains here: of equal F1 the smaller plan"
+    every = ((False, False), (True, False), (False, True), (True, True))
+    assert f1 == pytest.approx(brute_force(c, labels, COARSE, conflicts, every))
+    assert f1 > naive_f1(c, {**found, "unit_filter": True}, labels, conflicts)
+
+
+def test_every_posting_alone_wins_when_every_component_is_noise():
+    rng = np.random.default_rng(5)
+    n, labels = 60, np.arange(60) // 2
+    rows, cols = map(np.ravel, np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    rows, cols = rows[rows != cols], cols[rows != cols]
+    sims = {name: rng.uniform(0, 1, len(rows)) for name in ["a", "b"]}  # blind to the groups: 1 true pair in 59
+    c = pairs_candidates(n, rows, cols, sims)
+    c.similarity["title"] = np.where(rows // 3 == cols // 3, np.float32(1), np.float32(-np.inf))  # wrong groups
+    start = {"components": {"a": {"threshold": 0.3, "min2": 0.2}, "b": {"threshold": 0.5}}, "groups": ["title"]}
+    found, f1 = thresholds.search(c, start, labels, grid=COARSE)
+    assert not matching.predict(c, found).any() and found["groups"] == []
+    assert f1 == pytest.approx(thresholds.ablation(c, found, labels)["every posting alone"]) == pytest.approx(2 / 3)
+    assert f1 == pytest.approx(brute_force(c, labels, COARSE))
+    assert found["components"] == {"a": {"threshold": matching.NO_MATCH}}, "the first component stays, keeping none"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_plan_is_never_below_a_component_alone_or_an_ablation_line(seed):
+    c, labels = planted(seed, 45)
+    c = with_noise(c, seed)
+    rng = np.random.default_rng(seed)
+    c.nearest = {name: rng.random(len(c.rows)) < 0.2 for name in c.nearest}
+    c.similarity["title"] = np.where(rng.random(len(c.rows)) < 0.05, np.float32(1), np.float32(-np.inf))
+    conflicts = rng.random(len(c.rows)) < 0.1
+    start = {"components": {"noise": {"threshold": 0.4, "min2": 0.3}}, "groups": ["title"], "unit_filter": True}
+    found, f1 = thresholds.search(c, start, labels, conflicts, grid=COARSE)
+    assert f1 == pytest.approx(matching.pair_f1(c, matching.predict(c, found, conflicts), labels))
+    for line, score in thresholds.ablation(c, found, labels, conflicts).items():
+        assert f1 >= score - 1e-12, line
+    for name in ["a", "b", "noise"]:
+        assert f1 >= thresholds.f1_curve(c, name, labels, COARSE).max() - 1e-12, name
+    assert f1 >= matching.pair_f1(c, matching.predict(c, start, conflicts), labels)
 
 
 def test_f1_curve_matches_the_metric_at_each_threshold():
@@ -88,6 +167,13 @@ def test_gallery_correction_moves_to_the_best_threshold_of_the_target_gallery(fo
     assert abs(moved - truth) <= tolerance + 1e-9
 
 
+def test_the_gallery_correction_keeps_a_component_that_matches_nothing():
+    fold, labels, negatives = gallery(200, 0)
+    config = {"components": {"emb": {"threshold": matching.NO_MATCH}}}
+    corrected = thresholds.corrected_thresholds(fold, config, labels, {"emb": negatives}, 2000)
+    assert corrected == config
+
+
 def test_random_pair_similarities_skip_same_group_pairs():
     x = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
     labels = np.array([0, 0, 1, 1])
@@ -109,8 +195,10 @@ def test_ablation_toggles_one_rule_at_a_time():
     assert lines["without min2 on a"] == pytest.approx(naive_f1(c, without, labels))
     with_units = matching.predict(c, {**config, "unit_filter": True}, conflicts)
     assert lines["with unit_filter"] == pytest.approx(matching.pair_f1(c, with_units, labels))
+    assert lines["every posting alone"] == pytest.approx(naive_f1(c, {"components": {}}, labels))
     assert set(lines) == {
         "tuned",
+        "every posting alone",
         "only a",
         "only b",
         "without min2 on a",

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from lib.matching import NO_MATCH
 from lib.tuned_config import read_tuned_config, validate_tuned_config
 
 MATCHING = {
@@ -57,6 +58,14 @@ def test_the_documented_shape_reads_back(tmp_path):
     path = tmp_path / "inference_config.json"
     path.write_text(json.dumps(CONFIG))
     assert read_tuned_config(path) == CONFIG
+
+
+def test_a_component_that_keeps_no_pair_and_a_plan_of_tfidf_alone_validate():
+    validate_tuned_config(changed(["matching", "components", "tfidf", "threshold"], NO_MATCH), "no match")
+    tfidf = {"components": {"tfidf": {"threshold": NO_MATCH}}, "groups": [], "unit_filter": False, "mutual": False}
+    alone = {"rows": 70000, "matching": tfidf}
+    plan = {**CONFIG, "models": {}, "components": {"tfidf": CONFIG["components"]["tfidf"]}, "matching": tfidf}
+    validate_tuned_config({**plan, "gallery_corrected": alone}, "every posting alone")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """lib.tuning: blends, the union of components and its rules, tuned on CV candidate pairs."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -27,34 +29,57 @@ def planted(rows: int, seed: int = 0):
     return neighbours, labels
 
 
-def test_the_union_search_recovers_planted_thresholds():
+def test_tune_recovers_planted_thresholds_and_drops_what_does_not_gain():
     neighbours, labels = planted(400)
-    c = matching.candidates(neighbours, {"title": [""] * 400, "phash": [""] * 400})
-    curves = {name: thresholds.f1_curve(c, name, labels) for name in ["a", "b"]}
-    alone = {name: float(thresholds.GRID[np.argmax(curves[name])]) for name in ["a", "b"]}
-    assert alone == {"a": 0.7, "b": 0.5}
-    conflicts = np.zeros(len(c.rows), dtype=bool)
-    config, steps = tuning.tune_union(c, alone, labels, conflicts)
-    assert {name: rule["threshold"] for name, rule in config["components"].items()} == {"a": 0.7, "b": 0.5}
-    assert steps[-1]["f1"] == pytest.approx(1.0)
-    assert matching.pair_f1(c, matching.predict(c, config, conflicts), labels) == pytest.approx(1.0)
-    assert [step["change"] for step in steps[:2]] == ["a (min2, title groups, unit filter)", "+ b"]
+    result = tuning.tune(neighbours, [""] * 400, [""] * 400, labels)
+    assert tuning.best_thresholds(result.curves) == {"a": 0.7, "b": 0.5}
+    assert result.config == {
+        "components": {"a": {"threshold": 0.7}, "b": {"threshold": 0.5}},
+        "groups": [],
+        "unit_filter": False,
+        "mutual": False,
+    }, "min2, title groups and the unit filter of the start gain nothing here: of equal F1 the smaller plan"
+    assert result.f1 == pytest.approx(1.0)
+    assert matching.pair_f1(result.candidates, matching.predict(result.candidates, result.config), labels) == 1.0
 
 
-def test_tune_orders_components_and_keeps_a_rule_change_where_it_gains():
+def test_tune_keeps_a_rule_change_where_it_gains():
     neighbours, labels = planted(200, seed=1)
     phashes = [str(label) if label >= 50 else "" for label in labels]  # the groups "a" does not see share a phash
     result = tuning.tune({"a": neighbours["a"]}, [""] * 200, phashes, labels)
-    assert result.config["groups"] == ["title", "phash"]
-    assert result.config["components"]["a"]["threshold"] == 0.7
-    changes = [step["change"] for step in result.steps]
-    assert changes == ["a (min2, title groups, unit filter)", "with phash groups", "thresholds searched again"]
-    assert result.config["unit_filter"] and not result.config["mutual"], "no conflicts, no gain"
+    assert result.config == {
+        "components": {"a": {"threshold": 0.7}},
+        "groups": ["phash"],
+        "unit_filter": False,
+        "mutual": False,
+    }
     assert result.f1 == pytest.approx(1.0)
     assert tuning.best_thresholds({"low": np.array([0.1, 0.3]), "high": np.array([0.9, 0.2])}) == {
         "high": float(thresholds.GRID[0]),
         "low": float(thresholds.GRID[1]),
     }
+
+
+def test_tune_drops_a_component_that_loses_and_is_never_below_a_baseline():
+    neighbours, labels = planted(200, seed=2)
+    rng = np.random.default_rng(2)
+    sim, idx = neighbours["a"]
+    neighbours["noise"] = (np.column_stack([sim[:, :1], rng.uniform(0.8, 0.99, (200, 7))]).astype(np.float32), idx)
+    result = tuning.tune(neighbours, [""] * 200, [""] * 200, labels)
+    assert set(result.config["components"]) == {"a", "b"}
+    assert result.f1 > result.curves["noise"].max() + 0.2
+    lines = thresholds.ablation(result.candidates, result.config, labels, result.conflicts)
+    naive = {  # every plan of one threshold per component on a coarse grid, with NO_MATCH
+        values: matching.pair_f1(
+            result.candidates,
+            matching.predict(result.candidates, {"components": dict(zip(neighbours, rules))}),
+            labels,
+        )
+        for values in itertools.product([0.5, 0.7, 0.9, matching.NO_MATCH], repeat=3)
+        for rules in [[{"threshold": value} for value in values]]
+    }
+    assert result.f1 >= max([*lines.values(), *naive.values()]) - 1e-12
+    assert result.f1 >= max(curve.max() for curve in result.curves.values())
 
 
 def test_a_blend_is_kept_only_where_it_gains():

@@ -18,7 +18,7 @@ CONFIG = {
     "hidden_test_rows": 70000,  # the gallery the commit run corrects its thresholds for
     "fallback_tfidf_threshold": 0.75,  # the fallback submission: TF-IDF neighbours from here, identical titles
 }
-DEFAULT_PLAN = {  # title signals for a kernel without trained models; its thresholds are where the search starts
+DEFAULT_PLAN = {  # title signals for a kernel without trained models; one start of the search (lib.thresholds.search)
     "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
     "components": {
         "tfidf": {"tfidf": {"analyzer": "word"}},
@@ -84,8 +84,9 @@ print(f"fallback submission.csv written ({len(test)} rows)")
 # %% [markdown]
 # ## The plan, evaluated on its out-of-fold rows
 # A tuned plan is scored on the out-of-fold rows of its models, recomputed here from the checkpoints as on the test
-# (so CV checks this very path); the default plan's thresholds are searched on all of train (nothing is trained on
-# it). Either way the thresholds are then corrected for the size of the test gallery.
+# (so CV checks this very path); the default plan's rules are searched on all of train (nothing is trained on it) by
+# the optimiser's search, which may switch a component or rule off. Either way the thresholds are then corrected for
+# the size of the test gallery.
 
 
 # %%
@@ -133,8 +134,9 @@ def evaluate(plan: dict, tune: bool) -> dict:
 
 
 def match_test(plan: dict, rules: dict) -> list[list[str]]:
-    """Every test posting's matches under the plan and the (gallery-corrected) rules."""
-    c, conflicts, _, _ = signals(plan, test, test_titles, COMPETITION / "test_images")
+    """Every test posting's matches under the plan and the (gallery-corrected) rules, from the components they use."""
+    used = {**plan, "components": {name: plan["components"][name] for name in rules["components"]}}
+    c, conflicts, _, _ = signals(used, test, test_titles, COMPETITION / "test_images")
     with stopwatch.stage("matching rules", len(test), where="host"):
         return matching.to_posting_ids(matching.to_lists(c, matching.predict(c, rules, conflicts)), test.posting_id)
 
