@@ -125,11 +125,18 @@ def declared_slugs(metadata: dict) -> set[str]:
     return {source.split("/")[-1] for source in sources}
 
 
+def mount_places(metadata: dict) -> dict[str, str]:
+    """Where Kaggle's current layout mounts each declared source under /kaggle/input, by slug: competitions/<slug>,
+    datasets/<owner>/<slug> or notebooks/<owner>/<slug>."""
+    return {
+        source.split("/")[-1]: f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]
+    }
+
+
 def declared_paths(metadata: dict) -> set[str]:
-    """The paths under /kaggle/input where Kaggle may mount the declared sources: competitions/<slug>,
-    datasets/<owner>/<slug> and notebooks/<owner>/<slug> of each source of that kind, and the flat <slug>."""
-    mounted = {f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]}
-    return mounted | declared_slugs(metadata)
+    """The paths under /kaggle/input where Kaggle may mount the declared sources: their mount_places, and the flat
+    <slug> of each."""
+    return set(mount_places(metadata).values()) | declared_slugs(metadata)
 
 
 def python_text(source: str) -> str:

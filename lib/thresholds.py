@@ -17,6 +17,7 @@ import numpy as np
 from lib.matching import NO_MATCH, Candidates, above, pair_f1, predict
 
 GRID = np.round(np.arange(0.05, 1.0, 0.01), 2)
+OFF = {"threshold": NO_MATCH, "min2": None}  # a component's rule that keeps no pair
 
 
 def f1_curve(c: Candidates, name: str, labels: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
@@ -34,8 +35,7 @@ def plan_size(plan: dict) -> int:
 
 def full(config: dict, names: list[str]) -> dict:
     """`config` over every component of `names` (those it lacks keep no pair), each with a min2 (None: none)."""
-    off = {"threshold": NO_MATCH, "min2": None}
-    rules = {name: {**off, **config["components"].get(name, {})} for name in names}
+    rules = {name: {**OFF, **config["components"].get(name, {})} for name in names}
     groups = list(config.get("groups", []))
     return {
         "components": rules,
@@ -63,8 +63,7 @@ def variants(plan: dict, coordinate: tuple[str, str], groups: list[str], grid: n
         values = [*map(float, grid), NO_MATCH] if kind == "threshold" else [None, *map(float, grid)]
         return [{**plan, "components": {**rules, name: {**rules[name], kind: value}}} for value in values]
     if kind == "only":
-        off = {"threshold": NO_MATCH, "min2": None}
-        return [{**plan, "components": {n: rules[n] if n == kept else off for n in rules}} for kept in rules]
+        return [{**plan, "components": {n: rules[n] if n == kept else OFF for n in rules}} for kept in rules]
     if kind == "flag":
         return [{**plan, name: not plan[name]}]
     return [{**plan, "groups": [group for group in groups if (group in plan["groups"]) != (group == name)]}]

@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # build.py knows where Kaggle mounts sources; the kernel process never sees this path
+
+from build import mount_places  # noqa: E402
+
 INSIDE_FLAG = "--inside-namespace"
 STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
-# the folder of each kind of source in Kaggle's current layout, the source's owner/slug below it (as build.py)
-MOUNT_FOLDERS = {"competition_sources": "competitions", "dataset_sources": "datasets", "kernel_sources": "notebooks"}
 LAYOUTS = ("nested", "flat")
 
 
@@ -56,9 +58,7 @@ def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
 def mount_points(metadata: dict, layout: str) -> dict[str, str]:
     """Where each declared source is mounted under /kaggle/input, by slug: <kind>/<owner>/<slug> (competitions/<slug>)
     in the nested layout, <slug> in the flat one."""
-    places = {
-        source.split("/")[-1]: f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]
-    }
+    places = mount_places(metadata)
     return {slug: slug for slug in places} if layout == "flat" else places
 
 
