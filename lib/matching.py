@@ -137,13 +137,16 @@ def to_lists(c: Candidates, selected: np.ndarray) -> list[list[int]]:
     return [[row] + cols[bounds[row] : bounds[row + 1]].tolist()[: MAX_MATCHES - 1] for row in range(c.n)]
 
 
-def pair_f1(c: Candidates, selected: np.ndarray, labels: np.ndarray) -> float:
-    """Mean row-wise F1 of kept pairs plus self against label groups, without building match lists (no cap)."""
+def pair_f1(c: Candidates, selected: np.ndarray, labels: np.ndarray, expected_false=None) -> float:
+    """Mean row-wise F1 of kept pairs plus self against label groups, without building match lists (no cap);
+    `expected_false` maps each row's false matches to those expected in another gallery (lib.thresholds)."""
     true_pair = labels[c.rows] == labels[c.cols]
-    predicted = np.bincount(c.rows[selected], minlength=c.n) + 1
     hits = np.bincount(c.rows[selected & true_pair], minlength=c.n) + 1
+    false = np.bincount(c.rows[selected & ~true_pair], minlength=c.n)
+    if expected_false is not None:
+        false = expected_false(false)
     _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    return float(np.mean(2 * hits / (predicted + sizes[inverse])))
+    return float(np.mean(2 * hits / (hits + false + sizes[inverse])))
 
 
 def to_posting_ids(matches: list[list[int]], posting_ids: Sequence[str]) -> list[list[str]]:

@@ -1,16 +1,19 @@
 """The search for the matching plan on CV (thresholds, components and rules switched on and off), the ablation, and
 the gallery-size correction.
 
-A fold of ~7k postings finds fewer false neighbours above a threshold than the ~70k hidden test does. The
-correction (the diary's exp017) fits a normal distribution to non-matching similarities and adds, for every
-posting, the expected number of extra postings above each threshold that a gallery of `target_rows` brings.
-For a smaller gallery, each posting's observed false matches shrink in proportion (true matches stay: a
-posting's group is always in its own gallery).
+A fold of ~7k postings finds fewer false neighbours above a threshold than the ~70k hidden test does. The correction
+measures it on the data, assuming no distribution of similarities (TF-IDF's non-matching ones are mostly exact zeros
+with a heavy tail): each posting's false matches under a plan, counted on the fold, predict those of a gallery
+`target_rows / rows` times larger, in proportion. A posting's count on a fold is a small sample of its rate (most are
+0 at a strict threshold, yet not all would stay 0 in the larger gallery), so each count is first shrunk toward the
+mean of all counts as a gamma-Poisson model fitted to their mean and variance prescribes (postings that differ only
+by chance all get the mean). True matches stay (a posting's group is always in its own gallery). The plan's
+thresholds are then tuned again under that prediction, all together (a union's members and min2 interact), by the
+search's own ascent.
 """
 
 import copy
 import json
-import math
 
 import numpy as np
 
@@ -69,6 +72,46 @@ def variants(plan: dict, coordinate: tuple[str, str], groups: list[str], grid: n
     return [{**plan, "groups": [group for group in groups if (group in plan["groups"]) != (group == name)]}]
 
 
+def gallery_false(scale: float):
+    """The expected false matches of each row in a gallery `scale` times as large, from its counts on this one: each
+    count shrunk toward the mean by the gamma-Poisson posterior (moments of the counts), then scaled."""
+
+    def expected(false: np.ndarray) -> np.ndarray:
+        mean, variance = float(false.mean()), float(false.var())
+        if mean == 0 or variance <= mean:  # nothing to learn per posting beyond chance: every row gets the mean
+            return np.full(len(false), mean * scale)
+        shape = mean * mean / (variance - mean)
+        return (false + shape) * mean / (mean + shape) * scale
+
+    return expected
+
+
+def scorer(c: Candidates, labels: np.ndarray, conflicts, expected_false=None):
+    """A plan's (CV F1, -size), remembered per plan; `expected_false` as lib.matching.pair_f1 takes it."""
+    scores = {}
+
+    def score(plan: dict) -> tuple[float, int]:
+        key = json.dumps(plan, sort_keys=True)
+        if key not in scores:
+            scores[key] = (pair_f1(c, predict(c, plan, conflicts), labels, expected_false), -plan_size(plan))
+        return scores[key]
+
+    return score
+
+
+def ascend(start: dict, coordinates: list, groups: list[str], grid: np.ndarray, score) -> tuple[dict, tuple]:
+    """Coordinate ascent from `start`: move to a coordinate's best variant while it beats the current plan."""
+    current, current_score = start, score(start)
+    moved = True
+    while moved:
+        moved = False
+        for coordinate in coordinates:
+            trial = max(variants(current, coordinate, groups, grid), key=score)
+            if score(trial) > current_score:
+                current, current_score, moved = trial, score(trial), True
+    return current, current_score
+
+
 def search(
     c: Candidates, config: dict, labels: np.ndarray, conflicts=None, grid: np.ndarray = GRID
 ) -> tuple[dict, float]:
@@ -82,85 +125,27 @@ def search(
     coordinates = [(kind, name) for name in names for kind in ("threshold", "min2")] + [("only", "")]
     coordinates += [("flag", flag) for flag in (["unit_filter"] if conflicts is not None else []) + ["mutual"]]
     coordinates += [("group", group) for group in groups]
-    scores = {}
-
-    def score(plan: dict) -> tuple[float, int]:
-        key = json.dumps(plan, sort_keys=True)
-        if key not in scores:
-            scores[key] = (pair_f1(c, predict(c, plan, conflicts), labels), -plan_size(plan))
-        return scores[key]
-
+    score = scorer(c, labels, conflicts)
     alone = [
         {"components": {name: {"threshold": float(grid[np.argmax(f1_curve(c, name, labels, grid))])}}}
         for name in c.nearest
     ]
     best, best_score = None, (-1.0, 0)
     for start in [config, *alone, {"components": {}}]:
-        current = full(start, names)
-        current_score = score(current)
-        moved = True
-        while moved:
-            moved = False
-            for coordinate in coordinates:
-                trial = max(variants(current, coordinate, groups, grid), key=score)
-                if score(trial) > current_score:
-                    current, current_score, moved = trial, score(trial), True
+        current, current_score = ascend(full(start, names), coordinates, groups, grid, score)
         if current_score > best_score:
             best, best_score = current, current_score
     return pruned(best), best_score[0]
 
 
-def random_pair_similarities(x, labels: np.ndarray, pairs: int = 20000, seed: int = 0) -> np.ndarray:
-    """Similarities of random pairs of postings from different label groups (dense rows or a sparse matrix)."""
-    rng = np.random.default_rng(seed)
-    first, second = rng.integers(0, len(labels), size=(2, pairs))
-    keep = labels[first] != labels[second]
-    first, second = first[keep], second[keep]
-    if hasattr(x, "multiply"):
-        return np.asarray(x[first].multiply(x[second]).sum(axis=1)).ravel()
-    return np.einsum("ij,ij->i", x[first], x[second])
-
-
-def exceedance(negatives: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """P(similarity >= t) of a non-matching pair under a normal fit, for each threshold."""
-    mean, std = float(np.mean(negatives)), max(float(np.std(negatives)), 1e-6)
-    return np.array([0.5 * math.erfc((t - mean) / (std * math.sqrt(2))) for t in grid])
-
-
-def gallery_curve(
-    c: Candidates,
-    name: str,
-    labels: np.ndarray,
-    negatives: np.ndarray,
-    target_rows: int,
-    grid: np.ndarray = GRID,
-) -> np.ndarray:
-    """Expected CV F1 of one component at each threshold had each posting a gallery of `target_rows` postings."""
-    true_pair = labels[c.rows] == labels[c.cols]
-    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    extra = max(target_rows - c.n, 0) * exceedance(negatives, grid)
-    shrink = min((target_rows - 1) / max(c.n - 1, 1), 1.0)
-    curve = []
-    for t, added in zip(grid, extra):
-        kept = above(c, name, t)
-        hits = np.bincount(c.rows[kept & true_pair], minlength=c.n) + 1
-        false = np.bincount(c.rows[kept & ~true_pair], minlength=c.n)
-        curve.append(float(np.mean(2 * hits / (hits + false * shrink + added + sizes[inverse]))))
-    return np.array(curve)
-
-
-def corrected_thresholds(
-    c: Candidates, config: dict, labels: np.ndarray, negatives: dict[str, np.ndarray], target_rows: int
-) -> dict:
-    """The config with each component's thresholds shifted by how far its best threshold moves for the gallery (a
-    component's NO_MATCH stays)."""
-    corrected = copy.deepcopy(config)
-    for name, rule in corrected["components"].items():
-        raw = GRID[np.argmax(f1_curve(c, name, labels))]
-        moved = GRID[np.argmax(gallery_curve(c, name, labels, negatives[name], target_rows))]
-        for key in [k for k in ("threshold", "min2") if rule.get(k) is not None and rule[k] < NO_MATCH]:
-            rule[key] = round(float(np.clip(rule[key] + moved - raw, GRID[0], GRID[-1])), 2)
-    return corrected
+def corrected_thresholds(c: Candidates, config: dict, labels: np.ndarray, target_rows: int, conflicts=None) -> dict:
+    """The config with the thresholds and min2 of its matching components tuned again for a gallery of `target_rows`
+    postings (`gallery_false`), by the search's ascent from the config; its rules and groups stay."""
+    names = list(config["components"])
+    matching = [name for name in names if plan_size({"components": {name: config["components"][name]}})]
+    coordinates = [(kind, name) for name in matching for kind in ("threshold", "min2")]
+    score = scorer(c, labels, conflicts, gallery_false((target_rows - 1) / max(c.n - 1, 1)))
+    return pruned(ascend(full(config, names), coordinates, [], GRID, score)[0])
 
 
 def ablation(c: Candidates, config: dict, labels: np.ndarray, conflicts=None) -> dict[str, float]:

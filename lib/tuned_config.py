@@ -152,3 +152,21 @@ def read_tuned_config(path) -> dict:
         ) from error
     validate_tuned_config(config, path.name)
     return config
+
+
+TITLE_PLAN = {  # title signals for a kernel without trained models; one start of the search (lib.thresholds.search)
+    "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
+    "components": {
+        "tfidf": {"tfidf": {"analyzer": "word"}},
+        "text": {
+            "members": [{"model": "minilm", "output": "text", "weight": 1.0}],
+            "blend": {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
+        },
+    },
+    "matching": {
+        "components": {"tfidf": {"threshold": 0.7, "min2": 0.5}, "text": {"threshold": 0.9, "min2": 0.8}},
+        "groups": ["title"],
+        "unit_filter": True,
+        "mutual": False,
+    },
+}

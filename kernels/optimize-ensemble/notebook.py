@@ -94,8 +94,9 @@ for name, plan in plans.items():
 result, blends = plans[chosen]["tuning"], plans[chosen]["blends"]
 alone = tuning.best_thresholds(result.curves)
 tuned, used = result.config, list(result.config["components"])
-negatives = {name: thresholds.random_pair_similarities(plans[chosen]["vectors"][name], labels) for name in used}
-corrected = thresholds.corrected_thresholds(result.candidates, tuned, labels, negatives, CONFIG["hidden_test_rows"])
+corrected = thresholds.corrected_thresholds(
+    result.candidates, tuned, labels, CONFIG["hidden_test_rows"], result.conflicts
+)
 ablation = thresholds.ablation(result.candidates, tuned, labels, result.conflicts)
 print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
 

@@ -10,29 +10,13 @@
 
 # %%
 CONFIG = {
-    "plan": "optimize-ensemble/inference_config.json",  # the tuned plan in an attached source; None: DEFAULT_PLAN
+    "plan": "optimize-ensemble/inference_config.json",  # the tuned plan in an attached source; None: TITLE_PLAN
     "k": 50,  # neighbours per posting and component
     "batch_size": 64,  # halved on out-of-memory errors of the device
     "workers": 2,  # image loader processes
     "max_length": 64,  # title tokens of sentence models
     "hidden_test_rows": 70000,  # the gallery the commit run corrects its thresholds for
     "fallback_tfidf_threshold": 0.75,  # the fallback submission: TF-IDF neighbours from here, identical titles
-}
-DEFAULT_PLAN = {  # title signals for a kernel without trained models; one start of the search (lib.thresholds.search)
-    "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
-    "components": {
-        "tfidf": {"tfidf": {"analyzer": "word"}},
-        "text": {
-            "members": [{"model": "minilm", "output": "text", "weight": 1.0}],
-            "blend": {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
-        },
-    },
-    "matching": {
-        "components": {"tfidf": {"threshold": 0.7, "min2": 0.5}, "text": {"threshold": 0.9, "min2": 0.8}},
-        "groups": ["title"],
-        "unit_filter": True,
-        "mutual": False,
-    },
 }
 
 # %%
@@ -46,7 +30,7 @@ from lib import embed, knn, matching, metrics, paths, pipeline, plots, text, thr
 from lib.data import read_postings
 from lib.experiment import input_path
 from lib.submission import MAX_MATCHES, validate_submission, write_submission
-from lib.tuned_config import read_tuned_config
+from lib.tuned_config import TITLE_PLAN, read_tuned_config
 
 COMPETITION = paths.input_dir("shopee-product-matching")
 test = read_postings(COMPETITION / "test.csv")
@@ -107,8 +91,7 @@ def evaluate(plan: dict, tune: bool) -> dict:
         c, conflicts, vectors, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
     labels = rows.label_group.to_numpy()
     rules = thresholds.search(c, plan["matching"], labels, conflicts)[0] if tune else plan["matching"]
-    negatives = {name: thresholds.random_pair_similarities(x, labels) for name, x in vectors.items()}
-    corrected = thresholds.corrected_thresholds(c, rules, labels, negatives, TARGET_ROWS)
+    corrected = thresholds.corrected_thresholds(c, rules, labels, TARGET_ROWS, conflicts)
     curves = {name: thresholds.f1_curve(c, name, labels) for name in vectors}
     predicted = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, rules, conflicts)), rows.posting_id)
     union = metrics.mean_f1(predicted, metrics.true_matches(rows.posting_id, labels))
@@ -146,7 +129,7 @@ def match_test(plan: dict, rules: dict) -> list[list[str]]:
 
 # %%
 try:
-    plan = read_tuned_config(input_path(CONFIG["plan"])) if CONFIG["plan"] else DEFAULT_PLAN
+    plan = read_tuned_config(input_path(CONFIG["plan"])) if CONFIG["plan"] else TITLE_PLAN
     report = evaluate(plan, tune=CONFIG["plan"] is None)
     with open("cv_scores.json", "w") as file:
         json.dump({key: value for key, value in report.items() if not key.endswith("rules")}, file, indent=2)

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import MINILM, ROOT
+from tools import title_report
+
+BRANDS = ["samsung", "sony", "anmum", "wardah", "xiaomi", "philips", "oppo", "maybelline"]
+WORDS = ["promo", "murah", "original", "ready", "stock", "garansi", "resmi", "termurah", "gratis", "ongkir"]
+
+
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory):
+    """A competition folder of 120 postings in groups of 2-4: brand, model code and promo words per listing."""
+    if not (MINILM / "config.json").is_file():
+        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for group in range(40):
+        code = f"{rng.choice(list('abcxyz'))}{rng.integers(10, 999)}"
+        for _ in range(rng.integers(2, 5)):
+            words = [BRANDS[group % len(BRANDS)], code, *rng.choice(WORDS, 3, replace=False)]
+            rows.append({"title": " ".join(rng.permutation(words)), "label_group": group})
+    train = pd.DataFrame(rows)
+    train.insert(0, "posting_id", [f"p{row}" for row in range(len(train))])
+    train.insert(1, "image", "none.jpg")
+    train.insert(2, "image_phash", "")
+    folder = tmp_path_factory.mktemp("titles")
+    train.to_csv(folder / "train.csv", index=False)
+    return folder
+
+
+def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competition, monkeypatch):
+    monkeypatch.setenv("KERNEL_INPUT_DIR", str(MINILM.parent))
+    postings = title_report.Postings(competition)
+    commit = title_report.commit_run(postings)
+    baselines = [commit["plain tuned word TF-IDF"], *commit["components alone"].values(), *commit["ablation"].values()]
+    assert commit["plan f1"] >= max(baselines) - 1e-12
+    assert commit["plan f1"] > commit["ablation"]["every posting alone"]
+
+    rerun = title_report.rerun_on_fold(postings)
+    assert rerun["fold rows"] < rerun["rows"] == len(postings.labels)
+    assert set(rerun["thresholds"]) == {"tfidf", "text"}
+    for name in ["tuned on the fold, raw", "tuned on the fold, corrected", "searched on all rows"]:
+        assert rerun["every posting alone"] < rerun[name] <= 1
+    report = title_report.markdown("titles", commit, rerun)
+    assert "| plain word TF-IDF, one tuned threshold |" in report and "| tfidf |" in report
