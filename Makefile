@@ -98,7 +98,7 @@ timing: build sample datasets  ## inference on 70,000 synthetic test rows on thi
 	$(PY) -m tools.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
 	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --output runs/timing-70k --timeout 14400
 
-bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50) and sparse TF-IDF search
+bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), sparse TF-IDF search, char TF-IDF against scikit-learn
 	$(PY) tools/bench_knn.py
 
 test: setup  ## lint, format check and the test suite

@@ -1,9 +1,10 @@
-"""Title text: normalisation (escaped bytes, case, units) and TF-IDF neighbours."""
+"""Title text: normalisation (escaped bytes, case, units), model-code tokens and TF-IDF vectors."""
 
 import re
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
 UNITS = {
@@ -29,6 +30,12 @@ UNIT_KINDS = {"ml": ("volume", 1), "l": ("volume", 1000), "g": ("mass", 1), "kg"
 UNIT_KINDS |= {"mm": ("length", 1), "cm": ("length", 10), "m": ("length", 1000)}
 SIZES = {"xs", "s", "m", "l", "xl", "xxl", "xxxl", "2xl", "3xl"}
 NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")\b")
+NUMBER_THEN_UNIT = re.compile(r"(\d) (" + "|".join(sorted(UNIT_KINDS, key=len, reverse=True)) + r")\b")
+TOKEN = re.compile(r"\w(?:[\w./-]*\w)?")
+# The most work a TF-IDF self-search may take: sum over the kept terms of df^2 (df: corpus titles holding the term),
+# the number of products of x @ x.T. 10^10 took knn.sparse_neighbors 56 s and 146 MB on 70,000 synthetic titles'
+# char n-grams on 2 shared cores (README, `python tools/bench_knn.py --char`); the time grows about linearly with it.
+PRODUCT_BUDGET = 10**10
 
 
 def decode_escaped_bytes(title: str) -> str:
@@ -67,12 +74,38 @@ def quantities_differ(first: dict[str, frozenset], second: dict[str, frozenset])
     return any(first[kind] != second[kind] for kind in first.keys() & second.keys())
 
 
-def tfidf_vectors(titles: list[str], corpus: list[str] | None = None, analyzer: str = "word"):
-    """L2-normalised TF-IDF rows (scipy CSR, float32) of titles, over words or character 2-4-grams ("char_wb").
+def code_tokens(normalised: str) -> list[str]:
+    """Tokens of a normalised title that carry a digit: model codes (a52, pslx350h, 8/128gb), numbers joined with
+    their unit (400g) and bare numbers."""
+    joined = NUMBER_THEN_UNIT.sub(r"\1\2", normalised)
+    return [token for token in TOKEN.findall(joined) if re.search(r"\d", token)]
 
-    The vocabulary and idf come from `corpus` (default: the titles), e.g. train and test titles together so that
-    a small test set gets a sound idf.
+
+# TfidfVectorizer settings of each analyzer: words, character 2-4-grams within words, model-code tokens.
+ANALYZERS = {
+    "word": {"token_pattern": r"(?u)\b\w+\b"},
+    "char_wb": {"analyzer": "char_wb", "ngram_range": (2, 4)},
+    "code": {"analyzer": code_tokens},
+}
+
+
+def affordable_terms(frequency: np.ndarray) -> np.ndarray:
+    """Mask of the terms kept: the most frequent go first, all terms of one document frequency together, until the
+    kept terms' sum of squared frequencies (a self-search's products) is at most PRODUCT_BUDGET."""
+    levels, terms = np.unique(frequency.astype(np.int64), return_counts=True)
+    cost = np.cumsum(terms * levels**2)
+    return frequency <= levels[cost <= PRODUCT_BUDGET].max(initial=0)
+
+
+def tfidf_vectors(titles: list[str], corpus: list[str] | None = None, analyzer: str = "word"):
+    """L2-normalised TF-IDF rows (scipy CSR, float32) of titles over the terms of an analyzer (`ANALYZERS`) that
+    fit the product budget; a title with no kept term is a zero row.
+
+    The vocabulary, idf and the terms dropped (`affordable_terms`) come from `corpus` (default: the titles), e.g.
+    train and test titles together, so that a small test set gets a sound idf and every set of titles vectorised
+    on one corpus shares one vocabulary.
     """
-    ngrams = (1, 1) if analyzer == "word" else (2, 4)
-    vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-    return vectorizer.fit(titles if corpus is None else corpus).transform(titles)
+    vectorizer = TfidfVectorizer(dtype=np.float32, norm=None, **ANALYZERS[analyzer])
+    fitted = vectorizer.fit_transform(titles if corpus is None else corpus)
+    kept = affordable_terms(np.bincount(fitted.indices, minlength=fitted.shape[1]))
+    return normalize(vectorizer.transform(titles)[:, kept])

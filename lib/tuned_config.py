@@ -3,7 +3,8 @@
 models              name -> {"kind": "checkpoint", "source": <slug>, "file": "model.pt"}
                              | {"kind": "sentence", "source": <slug of a transformers folder>}
 components          name -> {"members": [{"model", "output", "weight"}, ...], "blend": null | {kind, k, alpha,
-                             stages}} (lib.ensemble.combine, then lib.expansion.blend) | {"tfidf": {"analyzer"}}
+                             stages}} (lib.ensemble.combine, then lib.expansion.blend)
+                             | {"tfidf": {"analyzer": a name of lib.text.ANALYZERS}}
 matching            a lib.matching.predict config over the component names (groups: "title", "phash"); a threshold
                     of lib.matching.NO_MATCH keeps no pair of that component
 gallery_corrected   {"rows": test rows it is corrected for, "matching": the same config, thresholds shifted}
@@ -14,10 +15,10 @@ import json
 from pathlib import Path
 
 from lib.matching import NO_MATCH
+from lib.text import ANALYZERS
 
 OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
 BLENDS = ("inb", "qe")
-ANALYZERS = ("word", "char_wb")
 GROUPS = ("title", "phash")
 KEYS = {"models", "components", "matching", "gallery_corrected", "cv"}
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from lib import matching
-from lib.knn import neighbors
+from lib.knn import neighbors, sparse_neighbors
 from lib.metrics import mean_f1, true_matches
 from lib.text import normalise_title
 
@@ -31,6 +32,14 @@ def test_threshold_keeps_pairs_above_and_self():
     c = matching.candidates({"emb": search(TABLE)}, {})
     selected = matching.predict(c, {"components": {"emb": {"threshold": 0.8}}})
     assert kept_sets(c, selected) == [{0, 1}, {0, 1}, {2}, {3}]
+
+
+def test_a_posting_without_neighbours_matches_only_itself():
+    x = sp.csr_matrix(np.array([[0.6, 0.8, 0.0], [0.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]]))
+    c = matching.candidates({"tfidf": sparse_neighbors(x, k=4)}, {})
+    assert 1 not in c.rows and 1 not in c.cols
+    selected = matching.predict(c, {"components": {"tfidf": {"threshold": -1.0, "min2": -1.0}}})
+    assert kept_sets(c, selected) == [{0, 2}, {1}, {2, 0}, {3}]
 
 
 def test_min2_adds_the_nearest_other_unless_too_far():

@@ -63,6 +63,16 @@ def test_components_combine_their_members_and_tfidf_reads_titles():
     assert [s.name for s in stopwatch.stages] == ["test: both: neighbours", "test: tfidf: neighbours"]
 
 
+@pytest.mark.parametrize("analyzer", ["word", "char_wb", "code"])
+def test_every_tfidf_analyzer_makes_a_component(analyzer):
+    plan = {"models": {}, "components": {"tfidf": {"tfidf": {"analyzer": analyzer}}}}
+    titles = ["teh botol 350 ml", "teh botol 350 ml", "kopi susu"]
+    vectors = pipeline.component_vectors(plan, {}, titles, titles, Stopwatch())
+    sim, idx = pipeline.neighbour_search(vectors, k=3, stopwatch=Stopwatch())["tfidf"]
+    assert set(idx[0, :2]) == {0, 1} and sim[0, 1] == pytest.approx(1.0)
+    assert (idx[2] == -1).all() == (analyzer == "code"), "a title without codes has no code neighbour"
+
+
 def test_checkpoints_must_share_their_out_of_fold_postings(tmp_path, monkeypatch):
     monkeypatch.setenv("KERNEL_INPUT_DIR", str(tmp_path))
     runs = [("a", ["p3", "p1", "p2"]), ("b", ["p3", "p1", "p2"]), ("c", ["p1", "p2", "p9"]), ("e", ["p1", "p2", "p3"])]

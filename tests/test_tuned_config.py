@@ -68,6 +68,11 @@ def test_a_component_that_keeps_no_pair_and_a_plan_of_tfidf_alone_validate():
     validate_tuned_config({**plan, "gallery_corrected": alone}, "every posting alone")
 
 
+@pytest.mark.parametrize("analyzer", ["word", "char_wb", "code"])
+def test_every_tfidf_analyzer_validates(analyzer):
+    validate_tuned_config(changed(["components", "tfidf", "tfidf", "analyzer"], analyzer), analyzer)
+
+
 @pytest.mark.parametrize(
     "path, value, message",
     [

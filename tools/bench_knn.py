@@ -1,10 +1,13 @@
-"""Benchmark `lib.knn` against faiss-cpu `IndexFlatIP` and print Markdown tables (run by `make bench`).
+"""Benchmark `lib.knn` against faiss-cpu `IndexFlatIP` and scikit-learn, print Markdown tables (run by `make bench`).
 
 Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
 shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
 Sparse: `sparse_neighbors` (scipy products) and `torch_sparse_neighbors` (torch sparse CSR products, the CUDA path,
 here run on the CPU) on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings sharing core
 words), each checked against a dense float64 reference on sampled rows.
+Character n-grams: `sparse_neighbors` on `lib.text.tfidf_vectors(analyzer="char_wb")` (the product budget applied) of
+n normalised titles from tools/make_sample.py's generator, against scikit-learn's `cosine_similarity` of the same
+matrix, SKLEARN_ROWS rows at a time (a dense n x n would not fit), top k by `np.argpartition`.
 
 Each measurement runs in a fresh child process: time is wall-clock seconds of the one call (after a small warm-up
 call, so one-time library set-up is not counted), peak memory is the high-water mark of the resident set during the
@@ -36,6 +39,7 @@ TITLES = 70_000
 VOCABULARY = 30_000
 SAMPLED_ROWS = 1000
 SPARSE = ("scipy", "torch")
+SKLEARN_ROWS = 512
 TIE_TOLERANCE = 1e-5
 
 
@@ -78,6 +82,28 @@ def tfidf(texts: list[str]) -> sp.csr_matrix:
     return vectorizer.fit_transform(texts).astype(np.float32).tocsr()
 
 
+def marketplace_titles(n: int) -> list[str]:
+    """n normalised titles of tools/make_sample.py's generator: brands, product types, variants, units, promo words."""
+    from lib.text import normalise_title
+    from tools.make_sample import build_catalog, make_listings
+
+    rng = np.random.default_rng(0)
+    return [normalise_title(title) for title in make_listings(rng, build_catalog(rng, n)).title[:n]]
+
+
+def sklearn_neighbors(x: sp.csr_matrix) -> np.ndarray:
+    """Each row's K nearest rows by scikit-learn's cosine_similarity, SKLEARN_ROWS rows at a time, top K by
+    argpartition (unordered); -1 where the similarity is not positive (no shared term)."""
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    parts = []
+    for start in range(0, x.shape[0], SKLEARN_ROWS):
+        similarity = cosine_similarity(x[start : start + SKLEARN_ROWS], x)
+        top = np.argpartition(-similarity, K - 1, axis=1)[:, :K]
+        parts.append(np.where(np.take_along_axis(similarity, top, axis=1) > 0, top, -1))
+    return np.concatenate(parts)
+
+
 def memory_kb(field: str) -> int:
     """A field of /proc/self/status in kB (VmRSS, VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -88,10 +114,12 @@ def memory_kb(field: str) -> int:
 
 def search(method: str, data_path: str):
     """Load the input and return a function that runs `method` on all of it or on its first rows."""
-    if method in SPARSE:
+    if method in (*SPARSE, "sklearn"):
         from lib import knn
 
         x = sp.load_npz(data_path).tocsr()
+        if method == "sklearn":
+            return lambda rows=None: sklearn_neighbors(x if rows is None else x[:rows])
         if method == "scipy":
             return lambda rows=None: knn.sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
         return lambda rows=None: knn.torch_sparse_neighbors(x if rows is None else x[:rows], k=K, device="cpu")[1]
@@ -150,14 +178,18 @@ def agreement(sims_of, ours: np.ndarray, reference: np.ndarray) -> float:
     return agreed / len(ours)
 
 
+def alternating(first: str, second: str, path: Path, folder: Path, n: int):
+    """Two methods measured on the input at `path` of n rows, alternating RUNS.get(n, 1) times; each one's summary."""
+    runs = [(measure(first, path, folder), measure(second, path, folder)) for _ in range(RUNS.get(n, 1))]
+    return summarise([run[0] for run in runs]), summarise([run[1] for run in runs])
+
+
 def dense_row(folder: Path, n: int, kind: str) -> str:
     """One Markdown table row: ours against faiss on n rows of `kind`, alternating when measured more than once."""
     x = embeddings(n, kind)
     path = folder / "x.npy"
     np.save(path, x)
-    runs = [(measure("ours", path, folder), measure("faiss", path, folder)) for _ in range(RUNS.get(n, 1))]
-    ours_s, ours_mb, ours = summarise([run[0] for run in runs])
-    faiss_s, faiss_mb, reference = summarise([run[1] for run in runs])
+    (ours_s, ours_mb, ours), (faiss_s, faiss_mb, reference) = alternating("ours", "faiss", path, folder, n)
     x64 = x.astype(np.float64)
     agree = agreement(lambda row, cols: x64[cols] @ x64[row], ours, reference)
     cells = (f"{n:,}", kind, f"{ours_s:.1f}", f"{faiss_s:.1f}", f"{ours_s / faiss_s:.2f}", f"{ours_mb:.0f}")
@@ -191,21 +223,67 @@ def sparse_table(folder: Path) -> None:
     print(sparse_row(folder), flush=True)
 
 
-def main() -> None:
-    """Print the dense and sparse tables (`--sparse`: the sparse one only)."""
-    if "--sparse" in sys.argv[1:]:
-        with tempfile.TemporaryDirectory() as tmp:
-            sparse_table(Path(tmp))
-        return
-    runs = "; ".join(f"n={n:,}: best of {count} alternating runs" for n, count in RUNS.items())
-    print(f"Self-search, k={K}, {WIDTH}-d float32, {os.cpu_count()} cores; faiss: IndexFlatIP add + search; {runs}.\n")
+def repeats() -> str:
+    """How often each size is measured, for a table's caption."""
+    return "; ".join(f"n={n:,}: best of {count} alternating runs" for n, count in RUNS.items())
+
+
+def char_row(folder: Path, n: int) -> str:
+    """One Markdown table row: `sparse_neighbors` against scikit-learn on the char TF-IDF of n marketplace titles,
+    alternating when measured more than once, their neighbour sets compared on sampled rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from lib import text
+
+    texts = marketplace_titles(n)
+    start = time.perf_counter()
+    x = text.tfidf_vectors(texts, analyzer="char_wb")
+    vectorise_s = time.perf_counter() - start
+    ngrams = len(TfidfVectorizer(**text.ANALYZERS["char_wb"]).fit(texts).vocabulary_)
+    path = folder / "char.npz"
+    sp.save_npz(path, x)
+    (ours_s, ours_mb, ours), (sklearn_s, sklearn_mb, reference) = alternating("scipy", "sklearn", path, folder, n)
+    rows = np.random.default_rng(0).choice(n, SAMPLED_ROWS, replace=False)
+    x64 = x.astype(np.float64)
+    agree = agreement(lambda row, cols: (x64[cols] @ x64[rows[row]].T).toarray().ravel(), ours[rows], reference[rows])
+    empty = int((np.diff(x.indptr) == 0).sum())
+    cells = (f"{n:,}", f"{ngrams:,} / {ngrams - x.shape[1]:,}", f"{empty:,}", f"{x.nnz:,}", f"{vectorise_s:.1f}")
+    cells += (f"{ours_s:.1f}", f"{sklearn_s:.1f}", f"{ours_s / sklearn_s:.2f}", f"{ours_mb:.0f}", f"{sklearn_mb:.0f}")
+    return "| " + " | ".join((*cells, f"{agree:.4f}")) + " |"
+
+
+def char_table(folder: Path) -> None:
+    """Print the character n-gram table."""
+    from lib.text import PRODUCT_BUDGET
+
+    print(f"\nChar n-gram TF-IDF self-search, k={K}, PRODUCT_BUDGET={PRODUCT_BUDGET:.0e}; {repeats()}; agreement of")
+    print(f"ours with scikit-learn on {SAMPLED_ROWS} rows.\n")
+    columns = ["n-grams / dropped", "empty rows", "nonzeros", "vectorise (s)", "ours (s)", "sklearn (s)"]
+    columns += ["ours / sklearn", "ours peak MB", "sklearn peak MB", "same sets"]
+    print("| " + " | ".join(["n", *columns]) + " |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in SIZES:
+        print(char_row(folder, n), flush=True)
+
+
+def dense_table(folder: Path) -> None:
+    """Print the dense table."""
+    cores = f"{os.cpu_count()} cores"
+    print(f"Self-search, k={K}, {WIDTH}-d float32, {cores}; faiss: IndexFlatIP add + search; {repeats()}.\n")
     print("| n | data | ours (s) | faiss (s) | ours / faiss | ours peak MB | faiss peak MB | same sets |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n in SIZES:
+        for kind in KINDS:
+            print(dense_row(folder, n, kind), flush=True)
+
+
+def main() -> None:
+    """Print the dense, sparse and character n-gram tables (`--sparse` or `--char`: that one only)."""
+    tables = {"--sparse": sparse_table, "--char": char_table}
+    chosen = [table for flag, table in tables.items() if flag in sys.argv[1:]] or [dense_table, *tables.values()]
     with tempfile.TemporaryDirectory() as tmp:
-        for n in SIZES:
-            for kind in KINDS:
-                print(dense_row(Path(tmp), n, kind), flush=True)
-        sparse_table(Path(tmp))
+        for table in chosen:
+            table(Path(tmp))
 
 
 if __name__ == "__main__":
