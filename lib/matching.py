@@ -137,16 +137,26 @@ def to_lists(c: Candidates, selected: np.ndarray) -> list[list[int]]:
     return [[row] + cols[bounds[row] : bounds[row + 1]].tolist()[: MAX_MATCHES - 1] for row in range(c.n)]
 
 
-def pair_f1(c: Candidates, selected: np.ndarray, labels: np.ndarray, expected_false=None) -> float:
-    """Mean row-wise F1 of kept pairs plus self against label groups, without building match lists (no cap);
+def pair_truth(c: Candidates, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate pairs join one label group, and the size of each row's group."""
+    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    return labels[c.rows] == labels[c.cols], sizes[inverse]
+
+
+def selection_f1(c: Candidates, selected: np.ndarray, truth: tuple, expected_false=None) -> float:
+    """Mean row-wise F1 of kept pairs plus self, given their `pair_truth`, without building match lists (no cap);
     `expected_false` maps each row's false matches to those expected in another gallery (lib.thresholds)."""
-    true_pair = labels[c.rows] == labels[c.cols]
+    true_pair, sizes = truth
     hits = np.bincount(c.rows[selected & true_pair], minlength=c.n) + 1
     false = np.bincount(c.rows[selected & ~true_pair], minlength=c.n)
     if expected_false is not None:
         false = expected_false(false)
-    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    return float(np.mean(2 * hits / (hits + false + sizes[inverse])))
+    return float(np.mean(2 * hits / (hits + false + sizes)))
+
+
+def pair_f1(c: Candidates, selected: np.ndarray, labels: np.ndarray) -> float:
+    """Mean row-wise F1 of kept pairs plus self against label groups (`selection_f1`)."""
+    return selection_f1(c, selected, pair_truth(c, labels))
 
 
 def to_posting_ids(matches: list[list[int]], posting_ids: Sequence[str]) -> list[list[str]]:

@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
@@ -29,7 +30,8 @@ UNITS = {
 UNIT_KINDS = {"ml": ("volume", 1), "l": ("volume", 1000), "g": ("mass", 1), "kg": ("mass", 1000), "pcs": ("count", 1)}
 UNIT_KINDS |= {"mm": ("length", 1), "cm": ("length", 10), "m": ("length", 1000)}
 SIZES = {"xs", "s", "m", "l", "xl", "xxl", "xxxl", "2xl", "3xl"}
-NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")\b")
+# a number (not inside a model code such as k2m) and its unit
+NUMBER_UNIT = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")\b")
 NUMBER_THEN_UNIT = re.compile(r"(\d) (" + "|".join(sorted(UNIT_KINDS, key=len, reverse=True)) + r")\b")
 TOKEN = re.compile(r"\w(?:[\w./-]*\w)?")
 # The most work a TF-IDF self-search may take: sum over the kept terms of df^2 (df: corpus titles holding the term),
@@ -99,13 +101,16 @@ def affordable_terms(frequency: np.ndarray) -> np.ndarray:
 
 def tfidf_vectors(titles: list[str], corpus: list[str] | None = None, analyzer: str = "word"):
     """L2-normalised TF-IDF rows (scipy CSR, float32) of titles over the terms of an analyzer (`ANALYZERS`) that
-    fit the product budget; a title with no kept term is a zero row.
+    fit the product budget; a title with no kept term is a zero row (every row is, when no corpus title has a term).
 
     The vocabulary, idf and the terms dropped (`affordable_terms`) come from `corpus` (default: the titles), e.g.
     train and test titles together, so that a small test set gets a sound idf and every set of titles vectorised
     on one corpus shares one vocabulary.
     """
     vectorizer = TfidfVectorizer(dtype=np.float32, norm=None, **ANALYZERS[analyzer])
-    fitted = vectorizer.fit_transform(titles if corpus is None else corpus)
+    corpus = titles if corpus is None else corpus
+    if not any(map(vectorizer.build_analyzer(), corpus)):
+        return sp.csr_matrix((len(titles), 0), dtype=np.float32)
+    fitted = vectorizer.fit_transform(corpus)
     kept = affordable_terms(np.bincount(fitted.indices, minlength=fitted.shape[1]))
     return normalize(vectorizer.transform(titles)[:, kept])

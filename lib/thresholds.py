@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from lib.matching import NO_MATCH, Candidates, above, pair_f1, predict
+from lib.matching import NO_MATCH, Candidates, above, pair_f1, pair_truth, predict, selection_f1
 
 GRID = np.round(np.arange(0.05, 1.0, 0.01), 2)
 OFF = {"threshold": NO_MATCH, "min2": None}  # a component's rule that keeps no pair
@@ -25,7 +25,8 @@ OFF = {"threshold": NO_MATCH, "min2": None}  # a component's rule that keeps no 
 
 def f1_curve(c: Candidates, name: str, labels: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
     """CV F1 of one component alone at each threshold of the grid."""
-    return np.array([pair_f1(c, above(c, name, t), labels) for t in grid])
+    truth = pair_truth(c, labels)
+    return np.array([selection_f1(c, above(c, name, t), truth) for t in grid])
 
 
 def plan_size(plan: dict) -> int:
@@ -87,13 +88,13 @@ def gallery_false(scale: float):
 
 
 def scorer(c: Candidates, labels: np.ndarray, conflicts, expected_false=None):
-    """A plan's (CV F1, -size), remembered per plan; `expected_false` as lib.matching.pair_f1 takes it."""
-    scores = {}
+    """A plan's (CV F1, -size), remembered per plan; `expected_false` as lib.matching.selection_f1 takes it."""
+    scores, truth = {}, pair_truth(c, labels)
 
     def score(plan: dict) -> tuple[float, int]:
         key = json.dumps(plan, sort_keys=True)
         if key not in scores:
-            scores[key] = (pair_f1(c, predict(c, plan, conflicts), labels, expected_false), -plan_size(plan))
+            scores[key] = (selection_f1(c, predict(c, plan, conflicts), truth, expected_false), -plan_size(plan))
         return scores[key]
 
     return score

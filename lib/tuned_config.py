@@ -159,13 +159,20 @@ TITLE_PLAN = {  # title signals for a kernel without trained models; one start o
     "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
     "components": {
         "tfidf": {"tfidf": {"analyzer": "word"}},
+        "char": {"tfidf": {"analyzer": "char_wb"}},
+        "code": {"tfidf": {"analyzer": "code"}},
         "text": {
             "members": [{"model": "minilm", "output": "text", "weight": 1.0}],
             "blend": {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
         },
     },
     "matching": {
-        "components": {"tfidf": {"threshold": 0.7, "min2": 0.5}, "text": {"threshold": 0.9, "min2": 0.8}},
+        "components": {
+            "tfidf": {"threshold": 0.7, "min2": 0.5},
+            "char": {"threshold": 0.8},
+            "code": {"threshold": 0.9},
+            "text": {"threshold": 0.9, "min2": 0.8},
+        },
         "groups": ["title"],
         "unit_filter": True,
         "mutual": False,

@@ -222,6 +222,8 @@ def test_sparse_paths_match_a_dense_reference_and_each_other(monkeypatch, search
     assert_same_up_to_ties((sim, idx), sparse_neighbors(x, k=k, threshold=threshold), similarity)
     empty = search(x[:0], k=k)
     assert empty[0].shape == empty[1].shape == (0, k) and empty[0].dtype == np.float32
+    no_terms = search(sp.csr_matrix((4, 0), dtype=np.float32), k=k, threshold=threshold)
+    assert (no_terms[1] == -1).all() and no_terms[1].shape == (4, k)
 
 
 def test_torch_sparse_path_on_marketplace_titles():

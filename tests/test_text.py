@@ -27,6 +27,7 @@ def test_normalise_splits_numbers_from_units_and_unifies_spelling():
     assert normalise_title("Minyak 1,5Ltr") == "minyak 1.5 l"
     assert normalise_title("Kaos XL 12 pcs") == "kaos xl 12 pcs"
     assert normalise_title("Semangka") == "semangka"
+    assert normalise_title("Speaker K2M a12gr (400gr)") == "speaker k2m a12gr ( 400 g )", "codes keep their digits"
 
 
 def naive_tfidf(docs, terms=None):
@@ -120,6 +121,14 @@ def test_code_tfidf_and_its_neighbours_match_a_naive_cosine():
     sim, idx = sparse_neighbors(x, k=3)
     assert_neighbours_of(expected, sim, idx, 3)
     assert (idx[4] == -1).all() and 4 not in idx, "a title without codes is a zero row: no neighbour, no match"
+
+
+def test_titles_without_any_term_give_zero_rows():
+    x = tfidf_vectors(["kaos polos", "kaos hitam"], corpus=["kaos polos", "kaos hitam", "baju"], analyzer="code")
+    assert x.shape == (2, 0) and x.nnz == 0
+    sim, idx = sparse_neighbors(x, k=2)
+    assert (idx == -1).all() and (sim == -np.inf).all()
+    assert tfidf_vectors(["", " "]).shape == (2, 0)
 
 
 def test_quantities_in_base_units_and_sizes():

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.tuned_config import TITLE_PLAN
 from tests.conftest import MINILM, ROOT
 from tools import title_report
 
@@ -43,7 +44,7 @@ def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competi
 
     rerun = title_report.rerun_on_fold(postings)
     assert rerun["fold rows"] < rerun["rows"] == len(postings.labels)
-    assert set(rerun["thresholds"]) == {"tfidf", "text"}
+    assert set(rerun["thresholds"]) == set(TITLE_PLAN["components"])
     for name in ["tuned on the fold, raw", "tuned on the fold, corrected", "searched on all rows"]:
         assert rerun["every posting alone"] < rerun[name] <= 1
     report = title_report.markdown("titles", commit, rerun)
