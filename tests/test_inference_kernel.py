@@ -18,7 +18,7 @@ import pytest
 import build
 from lib.metrics import mean_f1, true_matches
 from lib.submission import validate_submission
-from lib.tuned_config import validate_tuned_config
+from lib.tuned_config import TITLE_PLAN, validate_tuned_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "shopee-inference"
@@ -180,7 +180,7 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     report = json.loads((out / "cv_scores.json").read_text())
     assert report["evaluated_on"] == "all of train"
     assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
-    assert set(report["f1"]) == {"tfidf", "text", "union"}
+    assert set(report["f1"]) == {*TITLE_PLAN["components"], "union"}
     assert (out / "submission.csv").read_text().splitlines() == [
         "posting_id,matches",
         f"{test.posting_id[0]},{test.posting_id[0]}",

@@ -4,7 +4,8 @@
 # `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and searches on
 # them, maximising CV F1: per model output ("concat", "image", "text") which runs to combine and with what weights
 # (lib.ensemble: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query expansion)
-# of each combined embedding, the union of these components and TF-IDF with every threshold, and the matching rules
+# of each combined embedding, the union of these components and TF-IDF of the titles (words, character n-grams, model
+# codes) with every threshold, and the matching rules
 # (lib.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
 # Writes `inference_config.json` (lib.tuned_config: the inference kernel reads it), `report.json`, `report.md` and
 # plots.
@@ -16,13 +17,14 @@ CONFIG = {
         {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
         {"kind": "qe", "k": 5, "alpha": 3.0, "stages": 1},
     ],
-    "tfidf": {"analyzer": "word"},
+    "title_signals": {"tfidf": "word", "char": "char_wb", "code": "code"},  # TF-IDF components (lib.text.ANALYZERS)
     "compare_runs": True,  # also run the whole search on each run alone (the table's fair comparison)
     "hidden_test_rows": 70000,  # the gallery the thresholds are corrected for
 }
 
 # %%
 import json
+import time
 
 import matplotlib.pyplot as plt
 
@@ -59,27 +61,33 @@ for output, (_, steps) in selected.items():
     print(f"{output}: " + " -> ".join(f"+{s['added']} ({s['share']}) {s['f1']:.4f}" for s in steps))
 
 # %% [markdown]
-# ## Components: the combined embeddings (blended where it gains) and TF-IDF; the union and its rules
+# ## Components: the combined embeddings (blended where it gains) and the titles' TF-IDF; the union and its rules
 # The same search is run on each run's outputs alone: the plan is the best of the ensemble and each run alone.
 
 # %%
 k = min(CONFIG["k"], len(labels))
-tfidf = text.tfidf_vectors(titles, [text.normalise_title(t) for t in train.title], CONFIG["tfidf"]["analyzer"])
+corpus = [text.normalise_title(title) for title in train.title]
+title_neighbours = {
+    name: knn.sparse_neighbors(text.tfidf_vectors(titles, corpus, analyzer), k=k)
+    for name, analyzer in CONFIG["title_signals"].items()
+}
 phashes = list(postings.image_phash)
 
 
 def searched(weights_by_output: dict[str, dict[str, float]]) -> dict:
     """Each output's combined embedding (blended where it gains) and TF-IDF, and the union tuned on them
-    (lib.tuning.tune): the weights, vectors, blends and the Tuning."""
-    vectors, neighbours, blends = {"tfidf": tfidf}, {"tfidf": knn.sparse_neighbors(tfidf, k=k)}, {}
+    (lib.tuning.tune): the weights, blends, the Tuning and its seconds."""
+    neighbours, blends = dict(title_neighbours), {}
     for output, weights in weights_by_output.items():
         combined = ensemble.combine([sets[name] for name in weights], list(weights.values()))
-        vectors[output], neighbours[output], blends[output] = tuning.best_blend(combined, CONFIG["blends"], labels, k)
+        _, neighbours[output], blends[output] = tuning.best_blend(combined, CONFIG["blends"], labels, k)
+    started = time.perf_counter()
+    tuned = tuning.tune(neighbours, titles, phashes, labels)
     return {
         "weights": weights_by_output,
-        "vectors": vectors,
         "blends": blends,
-        "tuning": tuning.tune(neighbours, titles, phashes, labels),
+        "tuning": tuned,
+        "search_seconds": time.perf_counter() - started,
     }
 
 
@@ -106,8 +114,9 @@ print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
 # of the plan, every posting alone) is a plan the search evaluated or could choose, so none scores above the plan.
 
 # %%
-components = {"tfidf": {"tfidf": CONFIG["tfidf"]}} if "tfidf" in used else {}
-for output in [name for name in used if name != "tfidf"]:
+signals = CONFIG["title_signals"]
+components = {name: {"tfidf": {"analyzer": signals[name]}} for name in used if name in signals}
+for output in [name for name in used if name not in signals]:
     members = [
         {"model": name.rsplit("/", 1)[0], "output": output, "weight": round(weight, 4)}
         for name, weight in plans[chosen]["weights"][output].items()
@@ -136,6 +145,7 @@ report = {
     "components": {name: {"f1": float(result.curves[name].max()), "threshold": alone[name]} for name in alone},
     "blends": blends,
     "same_search": {name: plan["tuning"].f1 for name, plan in plans.items()},
+    "search_seconds": {name: round(plan["search_seconds"], 1) for name, plan in plans.items()},
     "ablation": ablation,
     "final": {"plan": chosen, "cv": result.f1, "matching": tuned, "gallery_corrected": corrected},
 }
@@ -147,7 +157,10 @@ lines += [f"| {name} alone (cached pairs) | {s['f1']:.4f} | {s['threshold']} |" 
 lines += [f"| {run.name}: its own union (metrics.json) | {run.metrics['best']['cv']:.4f} | |" for run in runs]
 for output, (_, steps) in selected.items():
     lines += [f"| {output}: + {s['added']} (share {s['share']}) | {s['f1']:.4f} | {s['threshold']} |" for s in steps]
-lines += [f"| {name} through the whole search | {plan['tuning'].f1:.4f} | |" for name, plan in plans.items()]
+lines += [
+    f"| {name} through the whole search ({plan['search_seconds']:.0f} s) | {plan['tuning'].f1:.4f} | |"
+    for name, plan in plans.items()
+]
 for name in alone:
     lines += [f"| {chosen}: component {name} alone (blend {blends.get(name)}) | {result.curves[name].max():.4f} |"]
     lines[-1] += f" {alone[name]} |"

@@ -1,8 +1,9 @@
 # %% [markdown]
 # # Shopee - Price Match Guarantee: inference
 # Matches every test posting by a plan: the models, ensembles, thresholds and rules that `kernels/optimize-ensemble`
-# tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF and MiniLM)
-# tuned here on train. When `test.csv` holds only the 3 visible rows (Kaggle's commit run) this is the CV run.
+# tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF of words,
+# character n-grams and model codes, MiniLM; lib.tuned_config.TITLE_PLAN) tuned here on train. When `test.csv` holds
+# only the 3 visible rows (Kaggle's commit run) this is the CV run.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
 # printed and recorded in run_status.json); unreadable images are replaced (lib.images); every stage is timed and
