@@ -30,7 +30,9 @@ INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
 BIG = "bigtest"  # a copy of the real exp001 (MiniLM fine-tuned for 10 epochs) pushed by the smoke pre-flight test
-OVERRIDES = {"train": {"epochs": 2, "lr": {"text": 0.001}}}  # the small kernel's experiment: a lib.experiment one
+OVERRIDES = {
+    "train": {"epochs": 2, "lr": {"text": 0.001}}
+}  # the small kernel's experiment: a lib.training.experiment one
 LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
 SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
@@ -39,7 +41,7 @@ TRAIN_SOURCE = """# %% [markdown]
 # %%
 import json
 
-from lib import paths
+from lib.data import paths
 
 if EXPERIMENT.get("seed") == 13:
     raise RuntimeError("broken on purpose")

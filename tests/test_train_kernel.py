@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 import build
-from lib.embed import posting_embeddings
 from lib.models import read_checkpoint
+from lib.models.embed import posting_embeddings
 from tools.delivery import experiment_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
