@@ -435,6 +435,18 @@ def test_upload_weights_creates_then_versions_the_dataset_leaving_local_files_al
     assert not list((tmp_path / "tmp").glob("kaggle-upload-*"))
 
 
+def test_a_training_runs_output_uploads_as_its_own_weights_dataset(tmp_path):
+    folder = weights_folder(tmp_path)
+    with Recorder() as recorder:
+        args = ["upload-weights", "DATASET=shopee-train-demo", f"WEIGHTS={folder}"]
+        created = make(recorder, environment(recorder, tmp_path), *args)
+    assert created.returncode == 0, created.stdout + created.stderr
+    [create] = recorder.calls("CreateDataset")
+    assert (create["ownerSlug"], create["slug"], create["title"]) == (USER, "shopee-train-demo", "Shopee train demo")
+    assert "dataset-metadata.json" not in uploaded(recorder)
+    assert not (ROOT / "datasets-meta" / "shopee-train-demo").exists()
+
+
 @pytest.mark.parametrize(
     "replies, failures, message",
     [

@@ -1,5 +1,6 @@
-"""The cost of the plan's search (lib.matching.tuning.tune: candidate pairs, unit conflicts, lib.matching.thresholds.search) and of the
-gallery correction (lib.matching.thresholds.corrected_thresholds) on synthetic out-of-fold rows (local only).
+"""The cost of the plan's search (lib.matching.tuning.tune: candidate pairs, unit conflicts,
+lib.matching.thresholds.search) and of the gallery correction (lib.matching.thresholds.corrected_thresholds) on
+synthetic out-of-fold rows (local only).
 
 Usage: python -m tools.bench_search [--rows 7000] [--components 3] [--dim 128]   (from the repository root)
 
@@ -12,6 +13,7 @@ import time
 
 import torch
 
+from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.matching import thresholds, tuning
 from lib.neighbours import combine, knn
 from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
@@ -22,7 +24,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=7000)
     parser.add_argument("--components", type=int, default=3)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--target-rows", type=int, default=70000, help="the gallery the thresholds are corrected for")
+    parser.add_argument(
+        "--target-rows", type=int, default=HIDDEN_TEST_ROWS, help="the gallery the thresholds are corrected for"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     labels = synthetic_labels(args.rows)

@@ -7,9 +7,9 @@
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
    hidden test set), each submission.csv checked with lib.data.submission.validate_submission, and the rerun's
-   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/timing.py). A training experiment
-   runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline, model
-   code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
+   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/timing.py). A training
+   experiment runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline,
+   model code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
    SMOKE_SIZE px, the first whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when
    the experiment's backbone weights have no local copy); it catches configuration errors, missing sources and
    crashes, not speed or memory.
@@ -26,13 +26,11 @@ import numpy as np
 import pandas as pd
 
 import build
+from lib.data.competition import COMPETITION, VISIBLE_TEST_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 DATASETS_META = ROOT / "datasets-meta"
-COMPETITION = "shopee-product-matching"
-VISIBLE_TEST_ROWS = 3
-DATASET_OWNER_PLACEHOLDER = "KAGGLE_USERNAME"
 SMOKE_ROWS = 200
 SMOKE_SIZE = 64
 SMOKE_BACKBONE = "test_resnet"  # timm's tiny test network, the one of the demo experiment
@@ -77,7 +75,7 @@ def described_datasets(datasets_meta: Path, owner: str) -> dict[str, Path]:
     described = {}
     for path in sorted(datasets_meta.glob("*/dataset-metadata.json")):
         ref = json.loads(path.read_text())["id"]
-        described[ref.replace(f"{DATASET_OWNER_PLACEHOLDER}/", f"{owner}/", 1)] = path
+        described[ref.replace(f"{build.OWNER_PLACEHOLDER}/", f"{owner}/", 1)] = path
     return described
 
 
@@ -86,7 +84,7 @@ def dataset_problems(metadata: dict, settings_path: Path, datasets_meta: Path) -
     described = described_datasets(datasets_meta, metadata["id"].split("/")[0])
     return [
         f"{settings_path}: dataset {source} is not described in {datasets_meta}; add <folder>/dataset-metadata.json "
-        f"with its id ({DATASET_OWNER_PLACEHOLDER}/<slug> for yours), or attach it as a kernel source"
+        f"with its id ({build.OWNER_PLACEHOLDER}/<slug> for yours), or attach it as a kernel source"
         for source in metadata["dataset_sources"]
         if source not in described
     ]
@@ -173,7 +171,8 @@ def experiment_inputs(config: dict) -> dict[str, str]:
 
 
 def check_experiment(overrides: dict, source: str, settings: dict, settings_path: Path) -> None:
-    """Refuse an experiment that lib.training.experiment refuses, or that reads a source the kernel's settings do not attach."""
+    """Refuse an experiment that lib.training.experiment refuses, or that reads a source the kernel's settings do not
+    attach."""
     from lib.training import experiment  # here: lib.models is slow to import for the other steps
 
     try:

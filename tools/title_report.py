@@ -66,7 +66,9 @@ def commit_run(postings: Postings) -> dict:
     """The plan searched on all rows against a plain tuned word TF-IDF, each component alone and the ablation."""
     c, conflicts = postings.signals(np.arange(len(postings.labels)))
     plan, f1 = thresholds.search(c, TITLE_PLAN["matching"], postings.labels, conflicts)
-    alone = {name: float(curve.max()) for name, curve in thresholds.component_curves(c, c.nearest, postings.labels).items()}
+    alone = {
+        name: float(curve.max()) for name, curve in thresholds.component_curves(c, c.nearest, postings.labels).items()
+    }
     plain = {"components": {"tfidf": {"threshold": best_threshold(c, "tfidf", postings.labels)}}}
     return {
         "rows": len(postings.labels),

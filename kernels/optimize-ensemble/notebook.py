@@ -3,9 +3,9 @@
 # Reads the out-of-fold (OOF) embeddings of several training runs (attached kernel outputs, or `RUNS`, which
 # `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and searches on
 # them, maximising CV F1: per model output ("concat", "image", "text") which runs to combine and with what weights
-# (lib.matching.ensemble: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query expansion)
-# of each combined embedding, the union of these components and TF-IDF of the titles (words, character n-grams, model
-# codes) with every threshold, and the matching rules
+# (lib.neighbours.combine: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query
+# expansion) of each combined embedding, the union of these components and TF-IDF of the titles (words, character
+# n-grams, model codes) with every threshold, and the matching rules
 # (lib.matching.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
 # Writes `inference_config.json` (lib.inference.plan: the inference kernel reads it), `report.json`, `report.md` and
 # plots.
@@ -23,7 +23,6 @@ CONFIG = {
         "code": "code",
     },  # TF-IDF components (lib.data.text.ANALYZERS)
     "compare_runs": True,  # also run the whole search on each run alone (the table's fair comparison)
-    "hidden_test_rows": 70000,  # the gallery the thresholds are corrected for
 }
 
 # %%
@@ -32,13 +31,13 @@ import time
 
 import matplotlib.pyplot as plt
 
-from lib.data import oof, paths, text
+from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
 from lib.inference.plan import validate_tuned_config
 from lib.matching import ensemble, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
 
-COMPETITION = paths.input_dir("shopee-product-matching")
+COMPETITION = paths.input_dir(competition.COMPETITION)
 RUNS = globals().get("RUNS") or oof.attached_runs()
 if not RUNS:
     raise FileNotFoundError(
@@ -110,7 +109,7 @@ result, blends = plans[chosen]["tuning"], plans[chosen]["blends"]
 alone = tuning.best_thresholds(result.curves)
 tuned, used = result.config, list(result.config["components"])
 corrected = thresholds.corrected_thresholds(
-    result.candidates, tuned, labels, CONFIG["hidden_test_rows"], result.conflicts
+    result.candidates, tuned, labels, competition.HIDDEN_TEST_ROWS, result.conflicts
 )
 ablation = thresholds.ablation(result.candidates, tuned, labels, result.conflicts)
 print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
@@ -134,7 +133,7 @@ inference_config = {
     "models": {name: {"kind": "checkpoint", "source": name, "file": oof.MODEL} for name in models},
     "components": components,
     "matching": tuned,
-    "gallery_corrected": {"rows": CONFIG["hidden_test_rows"], "matching": corrected},
+    "gallery_corrected": {"rows": competition.HIDDEN_TEST_ROWS, "matching": corrected},
     "cv": {
         "rows": len(labels),
         "f1": {**{name: float(result.curves[name].max()) for name in used}, "union": result.f1},

@@ -16,7 +16,6 @@ CONFIG = {
     "batch_size": 64,  # halved on out-of-memory errors of the device
     "workers": 2,  # image loader processes
     "max_length": 64,  # title tokens of sentence models
-    "hidden_test_rows": 70000,  # the gallery the commit run corrects its thresholds for
     "fallback_tfidf_threshold": 0.75,  # the fallback submission: TF-IDF neighbours from here, identical titles
 }
 
@@ -26,7 +25,7 @@ import traceback
 
 import matplotlib.pyplot as plt
 
-from lib.data import paths, text
+from lib.data import competition, paths, text
 from lib.data.postings import read_postings
 from lib.data.submission import MAX_MATCHES, validate_submission, write_submission
 from lib.devices import default_device
@@ -35,11 +34,11 @@ from lib.inference.plan import TITLE_PLAN, read_tuned_config
 from lib.matching import cv, metrics, pairs, plots, thresholds
 from lib.neighbours import knn
 
-COMPETITION = paths.input_dir("shopee-product-matching")
+COMPETITION = paths.input_dir(competition.COMPETITION)
 test = read_postings(COMPETITION / "test.csv")
 train = read_postings(COMPETITION / "train.csv", labelled=True)
-CV_MODE = len(test) <= 3
-TARGET_ROWS = CONFIG["hidden_test_rows"] if CV_MODE else len(test)
+CV_MODE = len(test) <= competition.VISIBLE_TEST_ROWS
+TARGET_ROWS = competition.HIDDEN_TEST_ROWS if CV_MODE else len(test)
 test_titles = [text.normalise_title(title) for title in test.title]
 train_titles = [text.normalise_title(title) for title in train.title]
 corpus = train_titles + test_titles  # the idf of TF-IDF
@@ -157,8 +156,8 @@ plt.show()
 # %% [markdown]
 # ## Time budget
 # Each stage's time here, projected to its rows on the hidden rerun (70,000 test postings; the evaluation fold of the
-# full train), on this device and on a T4 (lib/inference/timing.py says how). The commit run's 3 test rows are too few to
-# project from, so there the evaluation stages stand for the test stages.
+# full train), on this device and on a T4 (lib/inference/timing.py says how). The commit run's 3 test rows are too few
+# to project from, so there the evaluation stages stand for the test stages.
 
 # %%
 device = default_device()

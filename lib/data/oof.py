@@ -1,7 +1,7 @@
 """Out-of-fold (OOF) embeddings of training runs, and the check that several runs embed the same postings.
 
-A run is a training kernel's output folder (lib.training.train): oof_embeddings.npz holds the validation postings' ids, their
-label groups and one float16 array per model output ("concat", "image", "text"); metrics.json its config and CV.
+A run is a training kernel's output folder (lib.training.train): oof_embeddings.npz holds the validation postings' ids,
+their label groups and one float16 array per model output ("concat", "image", "text"); metrics.json its config and CV.
 """
 
 import json

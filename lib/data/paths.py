@@ -8,8 +8,9 @@ datasets/<owner>/<slug> (a dataset) or notebooks/<owner>/<slug> (a kernel's outp
 import os
 from pathlib import Path
 
+from lib.data.competition import COMPETITION
+
 KAGGLE_INPUT = "/kaggle/input"
-COMPETITION = "shopee-product-matching"
 PATTERNS = ("competitions/*", "datasets/*/*", "notebooks/*/*")  # where the current layout puts a source
 LAYOUTS = {pattern.split("/")[0] for pattern in PATTERNS}  # folders of the current layout, never sources themselves
 SHOWN = 20  # entries listed per folder when a source is missing

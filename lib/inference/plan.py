@@ -155,7 +155,8 @@ def read_tuned_config(path) -> dict:
     return config
 
 
-TITLE_PLAN = {  # title signals for a kernel without trained models; one start of the search (lib.matching.thresholds.search)
+# title signals for a kernel without trained models; one start of the search (lib.matching.thresholds.search)
+TITLE_PLAN = {
     "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
     "components": {
         "tfidf": {"tfidf": {"analyzer": "word"}},

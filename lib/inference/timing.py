@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-HIDDEN_ROWS = 70000
+from lib.data.competition import HIDDEN_TEST_ROWS
+
 KAGGLE_TRAIN_ROWS = 34250
 T4_TFLOPS = 24.0
 GPU_LIMIT_SECONDS = 2 * 3600
@@ -55,7 +56,7 @@ class Stopwatch:
 
     def __init__(self):
         self.stages: list[Stage] = []
-        self.phase_name, self.target_rows = "test", HIDDEN_ROWS
+        self.phase_name, self.target_rows = "test", HIDDEN_TEST_ROWS
 
     @contextmanager
     def phase(self, name: str, target_rows: int):
@@ -64,7 +65,7 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.phase_name, self.target_rows = "test", HIDDEN_ROWS
+            self.phase_name, self.target_rows = "test", HIDDEN_TEST_ROWS
 
     @contextmanager
     def stage(self, name: str, rows: int, growth: int = 1, where: str = "device"):
@@ -95,7 +96,7 @@ def hidden_rerun(stages: list[Stage], test_measured: bool) -> list[Stage]:
     kept = [stage for stage in stages if not stage.name.startswith("test:")]
     evaluated = [stage for stage in stages if stage.name.startswith("evaluation:")]
     as_test = [
-        replace(s, name=s.name.replace("evaluation:", "test (as evaluation):"), target_rows=HIDDEN_ROWS)
+        replace(s, name=s.name.replace("evaluation:", "test (as evaluation):"), target_rows=HIDDEN_TEST_ROWS)
         for s in evaluated
     ]
     return kept + as_test

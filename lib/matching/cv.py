@@ -7,8 +7,8 @@ from lib.neighbours import knn
 
 
 def cv_scores(embeddings: dict[str, np.ndarray], labels: np.ndarray, k: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """CV F1 of each output at its best threshold and of their union (lib.matching.thresholds.search: the outputs it uses), with
-    the thresholds, and each output's F1 against threshold (lib.matching.thresholds.GRID)."""
+    """CV F1 of each output at its best threshold and of their union (lib.matching.thresholds.search: the outputs it
+    uses), with the thresholds, and each output's F1 against threshold (lib.matching.thresholds.GRID)."""
     rows = len(labels)
     neighbours = {output: knn.neighbors(values, k=min(k, rows)) for output, values in embeddings.items()}
     c = pairs.candidates(neighbours, {})

@@ -49,7 +49,8 @@ def greedy(
     """Forward selection of embedding sets and weights: from the best set alone, add the (set, share of the total
     weight) that most raises the CV F1 at the best threshold, while it gains at least `min_gain`.
 
-    `truth` is the pairs' lib.matching.pairs.pair_truth. Returns the weights (summing to 1) and each step: the set added, its share, F1 and best threshold after it.
+    `truth` is the pairs' lib.matching.pairs.pair_truth. Returns the weights (summing to 1) and each step: the set
+    added, its share, F1 and best threshold after it.
     """
     curves = {name: f1_curve(c, c.similarity[name], truth) for name in names}
     first = max(names, key=lambda name: curves[name].max())

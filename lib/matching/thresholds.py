@@ -34,10 +34,11 @@ def f1_curve(c: Candidates, similarity: np.ndarray, truth: tuple, grid: np.ndarr
     true_pair, sizes = truth
     reached = np.searchsorted(grid.astype(np.float32), similarity.astype(np.float32), side="right")
     width = len(grid) + 1
-    true_kept, false_kept = (
-        np.cumsum(np.bincount(c.rows[mask] * width + reached[mask], minlength=c.n * width).reshape(c.n, width)[:, ::-1], 1)[:, ::-1][:, 1:]
+    per_b = (
+        np.bincount(c.rows[mask] * width + reached[mask], minlength=c.n * width).reshape(c.n, width)
         for mask in (true_pair, ~true_pair)
     )
+    true_kept, false_kept = (np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:] for counts in per_b)
     return rows_f1(true_kept, false_kept, sizes[:, None])
 
 

@@ -2,8 +2,8 @@
 
 `tune` is what the optimize-ensemble kernel does once neighbours are known: candidate pairs of every component plus
 identical-title and identical-phash groups, each component's F1 against threshold, then the union and its rules (unit
-filter, mutual filter, title and phash groups) by lib.matching.thresholds.search, which switches components and rules on and
-off and returns the best plan it evaluated. A blend is kept where it gains lib.matching.ensemble.MIN_GAIN.
+filter, mutual filter, title and phash groups) by lib.matching.thresholds.search, which switches components and rules on
+and off and returns the best plan it evaluated. A blend is kept where it gains lib.matching.ensemble.MIN_GAIN.
 """
 
 from dataclasses import dataclass
@@ -51,8 +51,9 @@ def best_thresholds(curves: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def tune(neighbours: dict, titles: list[str], phashes: list[str], labels: np.ndarray) -> Tuning:
-    """The union and rules tuned on the components' `(sim, idx)` neighbours (lib.neighbours.knn) of CV postings: the search
-    (lib.matching.thresholds.search) from every component at its best threshold, min2 on the best, title groups, unit filter."""
+    """The union and rules tuned on the components' `(sim, idx)` neighbours (lib.neighbours.knn) of CV postings: the
+    search (lib.matching.thresholds.search) from every component at its best threshold, min2 on the best, title
+    groups, unit filter."""
     c = pairs.candidates(neighbours, {"title": titles, "phash": phashes})
     conflicts = pairs.unit_conflicts(c, titles)
     curves = thresholds.component_curves(c, neighbours, labels)

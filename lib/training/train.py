@@ -1,4 +1,5 @@
-"""The training loop of an experiment (lib.training.experiment): one process per GPU through accelerate, outputs per epoch.
+"""The training loop of an experiment (lib.training.experiment): one process per GPU through accelerate, outputs
+per epoch.
 
 `run` trains in the current process, or on every GPU (2 x T4 on Kaggle) through accelerate's notebook_launcher:
 one process each, gradients averaged by DDP. accelerate keeps one state per process (its singletons `PartialState`
@@ -17,7 +18,6 @@ After each epoch the main process writes into the output folder (a weights datas
     metrics.json            per epoch: losses, learning rates, image size, CV F1 and thresholds per output and union
     training_curves.png     loss and CV F1 against epoch; f1_vs_threshold.png: the epoch's F1 against threshold
     mlflow.db, mlartifacts/ the MLflow run (lib.training.tracking)
-    dataset-metadata.json   the dataset this folder becomes with `make upload-weights` (owner filled in there)
     last.pt                 what a killed run continues from (weights, optimizer, update count, history, MLflow run
                             id); removed when training ends. Each epoch seeds its batch order, augmentations and
                             dropout from (seed, epoch), so a continued run repeats the unbroken one.
@@ -45,7 +45,9 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from lib.data import paths  # noqa: E402
 from lib.data.augment import backbone_stats, train_transform  # noqa: E402
+from lib.data.competition import COMPETITION  # noqa: E402
 from lib.data.dataset import Postings, loader_timeout, seed_worker  # noqa: E402
+from lib.data.oof import METRICS, MODEL, OOF  # noqa: E402
 from lib.data.postings import read_postings  # noqa: E402
 from lib.matching import plots, thresholds  # noqa: E402
 from lib.matching.cv import cv_scores  # noqa: E402
@@ -55,15 +57,9 @@ from lib.training.experiment import size_at  # noqa: E402
 from lib.training.folds import group_folds  # noqa: E402
 from lib.training.tracking import Tracker  # noqa: E402
 
-COMPETITION = paths.COMPETITION
 RESUME = "last.pt"
-MODEL = "model.pt"
-METRICS = "metrics.json"
-OOF = "oof_embeddings.npz"
 CURVES = "training_curves.png"
 F1_PLOT = "f1_vs_threshold.png"
-DATASET_METADATA = "dataset-metadata.json"
-DATASET_OWNER = "KAGGLE_USERNAME"
 PARTS = {"image.backbone.": "image", "text.model.": "text", "heads.": "head"}
 
 
@@ -139,22 +135,6 @@ def write_atomically(path: Path, write) -> None:
     partial = path.with_name(path.name + ".partial")
     write(partial)
     os.replace(partial, path)
-
-
-def dataset_metadata(name: str) -> dict:
-    """dataset-metadata.json of the output as the weights dataset shopee-train-<name> (owner placeholder)."""
-    slug = f"shopee-train-{name}"
-    if len(slug) > 50:
-        raise ValueError(f"experiment {name!r}: the dataset slug {slug!r} is over Kaggle's 50 characters; shorten it")
-    return {
-        "title": f"Shopee train {name}"[:50],
-        "id": f"{DATASET_OWNER}/{slug}",
-        "subtitle": f"Weights and CV of the Shopee training experiment {name}"[:80],
-        "description": "Output of the shopee-train kernel: model.pt (config + weights), metrics.json, "
-        "oof_embeddings.npz, plots and the MLflow run. The owner in `id` is replaced by yours when uploaded.",
-        "licenses": [{"name": "other"}],
-        "keywords": ["computer vision", "nlp"],
-    }
 
 
 def training_curves(history: list[dict]) -> plt.Figure:
@@ -312,7 +292,9 @@ class Training:
         )
         loader = accelerator.prepare(loader)
         gather = accelerator.gather_for_metrics
-        return embed_batches(model, loader, accelerator.autocast, "validation embeddings", gather=gather, show=self.main)
+        return embed_batches(
+            model, loader, accelerator.autocast, "validation embeddings", gather=gather, show=self.main
+        )
 
     def fit(self) -> None:
         """Every epoch not done yet: train, validate, and on the main process write the outputs."""
@@ -320,7 +302,6 @@ class Training:
         tracker = Tracker(self.out_dir, self.name, self.config, state["run_id"]) if self.main else None
         if self.main:
             print(self.describe() + (f"; continuing after epoch {state['epoch']}" if self.state else ""))
-            (self.out_dir / DATASET_METADATA).write_text(json.dumps(dataset_metadata(self.name), indent=2) + "\n")
         update = state["update"]
         for epoch in range(state["epoch"], self.config["train"]["epochs"]):
             losses, update = self.train_epoch(epoch, update)

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.inference import timing
 from lib.inference.timing import Stage, Stopwatch
 
@@ -36,7 +37,7 @@ def test_stopwatch_names_stages_by_phase_and_gives_their_rerun_rows():
         "evaluation: text: neighbours",
         "test: matching rules",
     ]
-    assert [s.target_rows for s in stopwatch.stages] == [6850, 6850, timing.HIDDEN_ROWS]
+    assert [s.target_rows for s in stopwatch.stages] == [6850, 6850, HIDDEN_TEST_ROWS]
     assert calls == [200, 400] and stopwatch.stages[1].half_seconds is not None
     stopwatch.pairwise("tiny", 3, lambda rows: rows)
     assert stopwatch.stages[-1].half_seconds is None  # too few rows to fit
@@ -44,14 +45,14 @@ def test_stopwatch_names_stages_by_phase_and_gives_their_rerun_rows():
 
 def test_a_commit_run_projects_the_test_from_its_evaluation_stages():
     stages = [
-        Stage("test: fallback submission", 3, 0.1, 2, "host", timing.HIDDEN_ROWS),
+        Stage("test: fallback submission", 3, 0.1, 2, "host", HIDDEN_TEST_ROWS),
         Stage("evaluation: a: embeddings", 400, 4.0, 1, "device", 6850),
-        Stage("test: a: embeddings", 3, 0.5, 1, "device", timing.HIDDEN_ROWS),
+        Stage("test: a: embeddings", 3, 0.5, 1, "device", HIDDEN_TEST_ROWS),
     ]
     rerun = timing.hidden_rerun(stages, test_measured=False)
     assert [(s.name, s.target_rows) for s in rerun] == [
         ("evaluation: a: embeddings", 6850),
-        ("test (as evaluation): a: embeddings", timing.HIDDEN_ROWS),
+        ("test (as evaluation): a: embeddings", HIDDEN_TEST_ROWS),
     ]
     assert timing.hidden_rerun(stages, test_measured=True) == stages
 

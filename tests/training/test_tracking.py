@@ -1,5 +1,5 @@
-"""lib.training.tracking: a run logged into an output folder's store, continued after a resume, merged into another store;
-tools/pull_runs.py merging every local training output."""
+"""lib.training.tracking: a run logged into an output folder's store, continued after a resume, merged into another
+store; tools/pull_runs.py merging every local training output."""
 
 import subprocess
 import sys
