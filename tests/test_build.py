@@ -27,7 +27,9 @@ LIB = {
     "lib/sub/__init__.py": "from .delta import BASE as BASE\n",
     "lib/sub/delta.py": "BASE = 4\n",
 }
-PATHS = {"lib/data/paths.py": (ROOT / "lib" / "paths.py").read_text()}
+PATHS = {  # the real lib.data.paths and what it needs
+    name: (ROOT / name).read_text() for name in ["lib/data/__init__.py", "lib/data/competition.py", "lib/data/paths.py"]
+}
 GOOD_SOURCE = """# %% [markdown]
 # # A tiny kernel
 
@@ -167,7 +169,7 @@ def test_every_place_kaggle_may_mount_a_declared_source_is_accepted(tmp_path):
         "/kaggle/input/notebooks/bob/their-run/model.pt",
         "/kaggle/input/their-run",
     ]
-    source = "# %%\nfrom lib import paths\n\nREADS = " + repr(reads) + "\nrun = paths.input_dir('their-run')\n"
+    source = "# %%\nfrom lib.data import paths\n\nREADS = " + repr(reads) + "\nrun = paths.input_dir('their-run')\n"
     assert (build_tiny(tmp_path, source, PATHS) / "tiny-kernel.ipynb").is_file()
 
 
@@ -217,10 +219,10 @@ def test_the_wheels_install_cell_follows_the_lib_cells_with_lib_paths_iff_the_wh
     for notebook in (attached, theirs):
         sources = [cell.source for cell in notebook.cells]
         assert sources.count(install) == 1
-        assert written_modules(notebook) == sorted(written_modules(plain) + ["lib/data/paths.py"])
+        assert written_modules(notebook) == sorted(written_modules(plain) + sorted(PATHS))
         position = sources.index(install)
         assert sources[position - 1].startswith("%%writefile") and not sources[position + 1].startswith("%%writefile")
-        assert sources[position + 1 :] == [cell.source for cell in plain.cells][position - 1 :]
+        assert sources[position + 1 :] == [cell.source for cell in plain.cells][position - len(PATHS) :]
     metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
     assert metadata["id"].split("/")[1] == build.WHEELS_SLUG
 
