@@ -120,7 +120,7 @@ def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
 
 
 def declared_slugs(metadata: dict) -> set[str]:
-    """The slugs of the declared sources (what lib.paths.input_dir finds them by)."""
+    """The slugs of the declared sources (what lib.data.paths.input_dir finds them by)."""
     sources = metadata["competition_sources"] + metadata["dataset_sources"] + metadata["kernel_sources"]
     return {source.split("/")[-1] for source in sources}
 
@@ -225,7 +225,7 @@ def git_stamp(repo: Path) -> str:
 def wheels_install() -> str:
     """The source of the cell that installs the attached wheels dataset offline, or says the image's packages serve.
 
-    It comes after the lib cells, which only write the modules, and finds the dataset with lib.paths in whichever
+    It comes after the lib cells, which only write the modules, and finds the dataset with lib.data.paths in whichever
     layout Kaggle mounted it; the kernel's own cells import the modules, and the packages, after it. pip's failure
     stops the kernel, naming the fix.
     """
@@ -233,7 +233,7 @@ def wheels_install() -> str:
 import subprocess
 import sys
 
-from lib import paths
+from lib.data import paths
 
 try:
     REQUIREMENTS = paths.input_dir("{WHEELS_SLUG}") / "requirements.txt"
@@ -287,7 +287,7 @@ def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
 
 def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
     """Every cell of the built notebook: stamp, inlined lib modules, the offline install of the wheels dataset (when
-    `wheels`, i.e. attached; it needs lib.paths), then the kernel's own cells."""
+    `wheels`, i.e. attached; it needs lib.data.paths), then the kernel's own cells."""
     source_path = kernel_dir / SOURCE_FILE
     if not source_path.is_file():
         raise BuildError(f"{source_path}: missing; every kernel folder needs a py:percent {SOURCE_FILE}")
@@ -299,7 +299,9 @@ def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
             roots += [(m, cell.first_line + line - 1) for m, line in imported_lib_modules(tree, None, repo)]
     modules = lib_closure(roots, os.path.relpath(source_path, repo), repo)
     if wheels:
-        modules = sorted(set(modules) | set(lib_closure([("lib.paths", 1)], "build.py (wheels install cell)", repo)))
+        modules = sorted(
+            set(modules) | set(lib_closure([("lib.data.paths", 1)], "build.py (wheels install cell)", repo))
+        )
     stamp = Cell("code", git_stamp(repo), "build.py")
     install = [Cell("code", wheels_install(), "build.py")] if wheels else []
     return [stamp] + (lib_cells(modules, repo) if modules else []) + install + own
@@ -341,7 +343,7 @@ def line_problems(line: str, declared: set[str], secrets: list[str]) -> list[str
         if path not in declared:
             problems.append(
                 f"reads /kaggle/input/{path}, which is not where a declared source is mounted; declare it in "
-                f"{SETTINGS_FILE}, or read it through lib.paths.input_dir(slug)"
+                f"{SETTINGS_FILE}, or read it through lib.data.paths.input_dir(slug)"
             )
     if any(pattern.search(line) for pattern in CREDENTIAL_PATTERNS) or any(s in line for s in secrets):
         problems.append("this looks like a credential; read secrets from the environment, never from code")

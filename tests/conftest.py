@@ -56,8 +56,8 @@ class TrainedRuns:
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> TrainedRuns:
-    """Two tiny joint experiments trained with lib.train.run on a 300-row sample (fold 0 of 4, seed 42)."""
-    from lib import experiment, train
+    """Two tiny joint experiments trained with lib.training.train.run on a 300-row sample (fold 0 of 4, seed 42)."""
+    from lib.training import experiment, train
 
     base = tmp_path_factory.mktemp("trained-runs")
     root = base / "input"

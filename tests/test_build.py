@@ -27,7 +27,9 @@ LIB = {
     "lib/sub/__init__.py": "from .delta import BASE as BASE\n",
     "lib/sub/delta.py": "BASE = 4\n",
 }
-PATHS = {"lib/paths.py": (ROOT / "lib" / "paths.py").read_text()}
+PATHS = {  # the real lib.data.paths and what it needs
+    name: (ROOT / name).read_text() for name in ["lib/data/__init__.py", "lib/data/competition.py", "lib/data/paths.py"]
+}
 GOOD_SOURCE = """# %% [markdown]
 # # A tiny kernel
 
@@ -167,7 +169,7 @@ def test_every_place_kaggle_may_mount_a_declared_source_is_accepted(tmp_path):
         "/kaggle/input/notebooks/bob/their-run/model.pt",
         "/kaggle/input/their-run",
     ]
-    source = "# %%\nfrom lib import paths\n\nREADS = " + repr(reads) + "\nrun = paths.input_dir('their-run')\n"
+    source = "# %%\nfrom lib.data import paths\n\nREADS = " + repr(reads) + "\nrun = paths.input_dir('their-run')\n"
     assert (build_tiny(tmp_path, source, PATHS) / "tiny-kernel.ipynb").is_file()
 
 
@@ -200,7 +202,7 @@ def test_cli_fails_with_message_and_never_writes_into_sources(tmp_path):
 
 
 def build_with_sources(tmp_path: Path, dataset_sources: list[str]) -> nbformat.NotebookNode:
-    """The built notebook of the tiny kernel attaching `dataset_sources` (its lib given the real lib/paths.py)."""
+    """The built notebook of the tiny kernel attaching `dataset_sources` (its lib given the real lib/data/paths.py)."""
     kernel = make_repo(tmp_path, GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", ""), PATHS)
     (kernel / "kernel.yaml").write_text(SETTINGS.replace("[some-weights, other/their-model]", str(dataset_sources)))
     out = build.build_kernel(kernel, tmp_path / "build", repo=tmp_path)
@@ -213,14 +215,14 @@ def test_the_wheels_install_cell_follows_the_lib_cells_with_lib_paths_iff_the_wh
     theirs = build_with_sources(tmp_path / "theirs", ["someone/shopee-wheels"])
     install = build.wheels_install()
     assert [cell.source for cell in plain.cells].count(install) == 0
-    assert "lib/paths.py" not in written_modules(plain)
+    assert "lib/data/paths.py" not in written_modules(plain)
     for notebook in (attached, theirs):
         sources = [cell.source for cell in notebook.cells]
         assert sources.count(install) == 1
-        assert written_modules(notebook) == sorted(written_modules(plain) + ["lib/paths.py"])
+        assert written_modules(notebook) == sorted(written_modules(plain) + sorted(PATHS))
         position = sources.index(install)
         assert sources[position - 1].startswith("%%writefile") and not sources[position + 1].startswith("%%writefile")
-        assert sources[position + 1 :] == [cell.source for cell in plain.cells][position - 1 :]
+        assert sources[position + 1 :] == [cell.source for cell in plain.cells][position - len(PATHS) :]
     metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
     assert metadata["id"].split("/")[1] == build.WHEELS_SLUG
 

@@ -30,7 +30,9 @@ INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
 BIG = "bigtest"  # a copy of the real exp001 (MiniLM fine-tuned for 10 epochs) pushed by the smoke pre-flight test
-OVERRIDES = {"train": {"epochs": 2, "lr": {"text": 0.001}}}  # the small kernel's experiment: a lib.experiment one
+OVERRIDES = {
+    "train": {"epochs": 2, "lr": {"text": 0.001}}
+}  # the small kernel's experiment: a lib.training.experiment one
 LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
 SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
@@ -39,7 +41,7 @@ TRAIN_SOURCE = """# %% [markdown]
 # %%
 import json
 
-from lib import paths
+from lib.data import paths
 
 if EXPERIMENT.get("seed") == 13:
     raise RuntimeError("broken on purpose")
@@ -431,6 +433,18 @@ def test_upload_weights_creates_then_versions_the_dataset_leaving_local_files_al
     assert tree_state(folder) == local
     assert (ROOT / "datasets-meta" / "all-minilm-l6-v2" / "dataset-metadata.json").read_bytes() == tracked
     assert not list((tmp_path / "tmp").glob("kaggle-upload-*"))
+
+
+def test_a_training_runs_output_uploads_as_its_own_weights_dataset(tmp_path):
+    folder = weights_folder(tmp_path)
+    with Recorder() as recorder:
+        args = ["upload-weights", "DATASET=shopee-train-demo", f"WEIGHTS={folder}"]
+        created = make(recorder, environment(recorder, tmp_path), *args)
+    assert created.returncode == 0, created.stdout + created.stderr
+    [create] = recorder.calls("CreateDataset")
+    assert (create["ownerSlug"], create["slug"], create["title"]) == (USER, "shopee-train-demo", "Shopee train demo")
+    assert "dataset-metadata.json" not in uploaded(recorder)
+    assert not (ROOT / "datasets-meta" / "shopee-train-demo").exists()
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 import build
-from lib.metrics import mean_f1, true_matches
-from lib.submission import validate_submission
-from lib.tuned_config import TITLE_PLAN, validate_tuned_config
+from lib.data.submission import validate_submission
+from lib.inference.plan import TITLE_PLAN, validate_tuned_config
+from lib.matching.metrics import mean_f1, true_matches
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "shopee-inference"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import build
-from lib.tuned_config import read_tuned_config
+from lib.inference.plan import read_tuned_config
 from tools.optimize import variant
 
 ROOT = Path(__file__).resolve().parent.parent

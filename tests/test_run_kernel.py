@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lib import paths
+from lib.data import paths
 from tools.run_kernel import RunError, input_tree, mount_points, network_isolation, source_folders
 
 METADATA = {

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.tuned_config import TITLE_PLAN
+from lib.inference.plan import TITLE_PLAN
 from tests.conftest import MINILM, ROOT
 from tools import title_report
 

@@ -1,4 +1,4 @@
-"""The cost of the ensemble search (lib.ensemble) on synthetic out-of-fold embeddings (local only).
+"""The cost of the ensemble search (lib.matching.ensemble) on synthetic out-of-fold embeddings (local only).
 
 Usage: python -m tools.bench_ensemble [--models 12] [--rows 7000] [--dim 512]   (from the repository root)
 
@@ -29,7 +29,8 @@ def synthetic_embeddings(labels: np.ndarray, noise: float, dim: int, seed: int) 
 
 
 def main() -> None:
-    from lib import ensemble, knn, tuning
+    from lib.matching import ensemble, pairs, tuning
+    from lib.neighbours import combine, knn
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=12)
@@ -41,18 +42,18 @@ def main() -> None:
     noises = np.linspace(2.5, 4.0, args.models)
     models = {f"model{i:02d}": synthetic_embeddings(labels, noise, args.dim, i + 1) for i, noise in enumerate(noises)}
     started = time.perf_counter()
-    pairs = ensemble.cached_pairs(models, labels)
+    cached = ensemble.cached_pairs(models)
     cached = time.perf_counter()
-    weights, steps = ensemble.greedy(pairs, list(models))
+    weights, steps = ensemble.greedy(cached, pairs.pair_truth(cached, labels), list(models))
     done = time.perf_counter()
-    combined = ensemble.combine([models[name] for name in weights], list(weights.values()))
+    combined = combine.combine([models[name] for name in weights], list(weights.values()))
     inb = {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1}
     _, neighbours, blend = tuning.best_blend(combined, [inb], labels, k=50)
     blended = time.perf_counter()
-    components = {"combined": neighbours, "best": knn.neighbors(ensemble.normalised(models[steps[0]["added"]]), k=50)}
+    components = {"combined": neighbours, "best": knn.neighbors(combine.normalised(models[steps[0]["added"]]), k=50)}
     result = tuning.tune(components, [""] * args.rows, [""] * args.rows, labels)
     tuned = time.perf_counter()
-    print(f"{args.models} models x {args.rows} rows x {args.dim}-d, {len(pairs.rows):,} candidate pairs")
+    print(f"{args.models} models x {args.rows} rows x {args.dim}-d, {len(cached.rows):,} candidate pairs")
     print(f"neighbours + cached similarities: {cached - started:.1f} s; greedy selection: {done - cached:.1f} s")
     print(f"blend choice of the combined embedding (none or INB): {blended - done:.1f} s, chose {blend}")
     print(f"union of the combined and the best single model, rules: {tuned - blended:.1f} s, CV F1 {result.f1:.4f}")

@@ -13,7 +13,7 @@ push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-fl
 push-train: setup $(PREFLIGHT_DATA)  ## pre-flight (checks, a smoke run of EXP shrunk to minutes on the sample), push kernels/shopee-train as shopee-train-EXP; FORCE=1: no run
 	$(DELIVERY) push-train $(EXP) --sample $(SAMPLE) $(FORCE_FLAG)
 
-upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ folder> from WEIGHTS=<folder> (default data/datasets/<slug>)
+upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ folder or shopee-train-EXP> from WEIGHTS=<folder> (default data/datasets/<slug>)
 	$(DELIVERY) upload-weights $(DATASET) $(if $(WEIGHTS),--folder $(WEIGHTS)) $(if $(MESSAGE),--message "$(MESSAGE)")
 
 wheels: setup  ## download tools/wheels.txt for Kaggle's image (its Python, manylinux x86_64, binary only) into data/datasets/shopee-wheels

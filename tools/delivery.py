@@ -31,7 +31,6 @@ from tools import wheels as wheels_list
 from tools.preflight import (
     BUILD,
     COMPETITION,
-    DATASET_OWNER_PLACEHOLDER,
     DATASETS_META,
     ROOT,
     PreflightError,
@@ -188,14 +187,33 @@ def dataset_names() -> list[str]:
     return sorted(path.parent.name for path in DATASETS_META.glob(f"*/{METADATA_FILE}"))
 
 
+def training_run_metadata(name: str) -> dict:
+    """The metadata of a training kernel's output (shopee-train-<experiment>) uploaded as a weights dataset."""
+    if len(name) > 50:
+        raise DeliveryError(f"{name}: the dataset slug is over Kaggle's 50 characters; shorten the experiment's name")
+    experiment = name.removeprefix(f"{TRAIN}-")
+    return {
+        "title": f"Shopee train {experiment}"[:50],
+        "id": f"{build.OWNER_PLACEHOLDER}/{name}",
+        "subtitle": f"Weights and CV of the Shopee training experiment {experiment}"[:80],
+        "description": "Output of the shopee-train kernel: model.pt (config + weights), metrics.json, "
+        "oof_embeddings.npz, plots and the MLflow run.",
+        "licenses": [{"name": "other"}],
+        "keywords": ["computer vision", "nlp"],
+    }
+
+
 def dataset_metadata(name: str) -> dict:
-    """The tracked metadata of dataset `name` (its id still has the placeholder owner)."""
+    """The tracked metadata of dataset `name` (its id still has the placeholder owner); a training run's output
+    (shopee-train-<experiment>) is described by `training_run_metadata`."""
     path = DATASETS_META / (name or "?") / METADATA_FILE
+    if not path.is_file() and name.startswith(f"{TRAIN}-"):
+        return training_run_metadata(name)
     if not path.is_file():
         raise DeliveryError(f"{path}: missing; give DATASET=<one of {dataset_names()}> or describe a new one there")
     metadata = json.loads(path.read_text())
-    if not metadata.get("id", "").startswith(f"{DATASET_OWNER_PLACEHOLDER}/"):
-        raise DeliveryError(f"{path}: id must be {DATASET_OWNER_PLACEHOLDER}/<slug>; the owner is filled in at upload")
+    if not metadata.get("id", "").startswith(f"{build.OWNER_PLACEHOLDER}/"):
+        raise DeliveryError(f"{path}: id must be {build.OWNER_PLACEHOLDER}/<slug>; the owner is filled in at upload")
     return metadata
 
 
@@ -319,7 +337,9 @@ def parse_args() -> argparse.Namespace:
     add_push_arguments(train)
     train.add_argument("experiment", nargs="?", default="", help="experiments/<name>.yaml of shopee-train")
     upload = commands.add_parser("upload-weights")
-    upload.add_argument("dataset", nargs="?", default="", help="folder name under datasets-meta/")
+    upload.add_argument(
+        "dataset", nargs="?", default="", help="folder name under datasets-meta/, or shopee-train-<exp>"
+    )
     upload.add_argument("--folder", type=Path, help="files to upload (default data/datasets/<slug>)")
     upload.add_argument("--message", help="version notes")
     commands.add_parser("wheels")

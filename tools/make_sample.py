@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import multiprocessing
 import shutil
+import sys
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -31,9 +32,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: lib from the repository
+from lib.data.competition import VISIBLE_TEST_ROWS  # noqa: E402
+
 WORKERS = 2
 HELD_OUT_SHARE = 0.1
-VISIBLE_TEST_ROWS = 3
 MAX_GROUP = 50
 BIG_GROUP = (30, MAX_GROUP)
 FAMILY_SHARE = 0.05

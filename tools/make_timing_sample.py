@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib.data.competition import HIDDEN_TEST_ROWS
 from tools.make_sample import make_sample
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=Path, required=True, help="the competition folder whose train is kept")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write")
-    parser.add_argument("--rows", type=int, default=70000, help="test rows to generate (default 70000)")
+    parser.add_argument("--rows", type=int, default=HIDDEN_TEST_ROWS, help="test rows to generate (default 70000)")
     args = parser.parse_args()
     if not (args.sample / "train.csv").is_file():
         parser.error(f"{args.sample}/train.csv: no sample there; run `make sample`")

@@ -6,10 +6,10 @@
 3. a fresh build into build/<name>/ with build.py's static offline checks;
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
-   hidden test set), each submission.csv checked with lib.submission.validate_submission, and the rerun's
-   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/timing.py). A training experiment
-   runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline, model
-   code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
+   hidden test set), each submission.csv checked with lib.data.submission.validate_submission, and the rerun's
+   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/timing.py). A training
+   experiment runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline,
+   model code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
    SMOKE_SIZE px, the first whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when
    the experiment's backbone weights have no local copy); it catches configuration errors, missing sources and
    crashes, not speed or memory.
@@ -26,13 +26,11 @@ import numpy as np
 import pandas as pd
 
 import build
+from lib.data.competition import COMPETITION, VISIBLE_TEST_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 DATASETS_META = ROOT / "datasets-meta"
-COMPETITION = "shopee-product-matching"
-VISIBLE_TEST_ROWS = 3
-DATASET_OWNER_PLACEHOLDER = "KAGGLE_USERNAME"
 SMOKE_ROWS = 200
 SMOKE_SIZE = 64
 SMOKE_BACKBONE = "test_resnet"  # timm's tiny test network, the one of the demo experiment
@@ -77,7 +75,7 @@ def described_datasets(datasets_meta: Path, owner: str) -> dict[str, Path]:
     described = {}
     for path in sorted(datasets_meta.glob("*/dataset-metadata.json")):
         ref = json.loads(path.read_text())["id"]
-        described[ref.replace(f"{DATASET_OWNER_PLACEHOLDER}/", f"{owner}/", 1)] = path
+        described[ref.replace(f"{build.OWNER_PLACEHOLDER}/", f"{owner}/", 1)] = path
     return described
 
 
@@ -86,7 +84,7 @@ def dataset_problems(metadata: dict, settings_path: Path, datasets_meta: Path) -
     described = described_datasets(datasets_meta, metadata["id"].split("/")[0])
     return [
         f"{settings_path}: dataset {source} is not described in {datasets_meta}; add <folder>/dataset-metadata.json "
-        f"with its id ({DATASET_OWNER_PLACEHOLDER}/<slug> for yours), or attach it as a kernel source"
+        f"with its id ({build.OWNER_PLACEHOLDER}/<slug> for yours), or attach it as a kernel source"
         for source in metadata["dataset_sources"]
         if source not in described
     ]
@@ -130,7 +128,9 @@ def local_run(name: str, comp: Path, runs: Path) -> Path:
 
 def check_submission(out_dir: Path, comp: Path) -> None:
     """Refuse a run whose submission.csv is missing or invalid for comp's test postings."""
-    from lib.submission import validate_submission  # here: lib.submission imports torch, slow for the other steps
+    from lib.data.submission import (
+        validate_submission,  # here: lib.data.submission imports torch, slow for the other steps
+    )
 
     path = out_dir / "submission.csv"
     if not path.is_file():
@@ -143,7 +143,7 @@ def check_submission(out_dir: Path, comp: Path) -> None:
 
 def time_budget(out_dir: Path) -> str:
     """The T4 projection of a scoring-rerun run (its timings.json) against the GPU limit, as a line to print."""
-    from lib import timing  # here: lib.timing imports torch, slow for the other steps
+    from lib.inference import timing  # here: lib.inference.timing imports torch, slow for the other steps
 
     path = out_dir / "timings.json"
     if not path.is_file():
@@ -155,7 +155,7 @@ def time_budget(out_dir: Path) -> str:
     return (
         f"time budget: {hours:.2f} h projected on a T4 for the hidden rerun, {verdict} the "
         f"{timing.GPU_LIMIT_SECONDS / 3600:.0f} h limit (device stages / {ratio:.0f}: a T4's {timing.T4_TFLOPS:.0f} "
-        f"TFLOPS over this machine's measured {tflops:.3f}; host stages as measured; lib/timing.py; {path})"
+        f"TFLOPS over this machine's measured {tflops:.3f}; host stages as measured; lib/inference/timing.py; {path})"
     )
 
 
@@ -171,8 +171,9 @@ def experiment_inputs(config: dict) -> dict[str, str]:
 
 
 def check_experiment(overrides: dict, source: str, settings: dict, settings_path: Path) -> None:
-    """Refuse an experiment that lib.experiment refuses, or that reads a source the kernel's settings do not attach."""
-    from lib import experiment  # here: lib.models is slow to import for the other steps
+    """Refuse an experiment that lib.training.experiment refuses, or that reads a source the kernel's settings do not
+    attach."""
+    from lib.training import experiment  # here: lib.models is slow to import for the other steps
 
     try:
         config = experiment.resolve(overrides, source)
@@ -192,7 +193,7 @@ def check_experiment(overrides: dict, source: str, settings: dict, settings_path
 def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tuple[dict, list[str], set[str]]:
     """The overrides of an experiment shrunk for the smoke run, what was shrunk in words, and the datasets the smoke
     run no longer reads (the backbone weights it replaced)."""
-    from lib import experiment  # here: lib.models is slow to import for the other steps
+    from lib.training import experiment  # here: lib.models is slow to import for the other steps
 
     config = experiment.resolve(overrides, source)
     size = min(min(config["image"]["sizes"]), SMOKE_SIZE)

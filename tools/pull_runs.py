@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib.tracking import STORE, merge_store  # noqa: E402
+from lib.training.tracking import STORE, merge_store  # noqa: E402
 
 PREFIX = "shopee-train-"
 

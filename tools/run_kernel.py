@@ -170,7 +170,9 @@ def summary(out_dir: Path, seconds: float) -> str:
     timings = out_dir / "timings.json"
     if timings.is_file():
         hours = json.loads(timings.read_text())["t4_seconds_at_hidden_rows"] / 3600
-        lines.append(f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/timing.py)")
+        lines.append(
+            f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/inference/timing.py)"
+        )
     return "\n".join(lines)
 
 

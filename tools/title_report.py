@@ -1,10 +1,10 @@
-"""How the title-only plan (lib.tuned_config.TITLE_PLAN) does on competition folders, through the inference kernel's
-own stages (lib.pipeline, lib.thresholds):
+"""How the title-only plan (lib.inference.plan.TITLE_PLAN) does on competition folders, through the inference kernel's
+own stages (lib.inference.pipeline, lib.matching.thresholds):
 
 - the commit run: the plan searched on all of train, against a plain word TF-IDF with one threshold tuned on the same
   rows, each component alone, the ablation and every posting alone;
 - the scoring rerun played on a fold: the plan searched on fold 0 of 5 (whole label groups, about 20% of the rows),
-  its thresholds corrected for all the rows (lib.thresholds.corrected_thresholds), then scored on all the rows,
+  its thresholds corrected for all the rows (lib.matching.thresholds.corrected_thresholds), then scored on all the rows,
   against the plan searched on all of them (the best the correction could reach); per component, its best threshold
   on the fold, corrected, and on all the rows.
 
@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import folds, matching, pipeline, text, thresholds
-from lib.data import read_postings
-from lib.timing import Stopwatch
-from lib.tuned_config import TITLE_PLAN
+from lib.data import text
+from lib.data.postings import read_postings
+from lib.inference import pipeline
+from lib.inference.plan import TITLE_PLAN
+from lib.inference.timing import Stopwatch
+from lib.matching import pairs, thresholds
+from lib.training import folds
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batch_size": 64, "workers": 0, "max_length": 64, "k": 50}  # the inference kernel's CONFIG
@@ -38,7 +41,7 @@ class Postings:
         self.stopwatch = Stopwatch()
         self.outputs = pipeline.model_outputs(TITLE_PLAN, self.train, comp / "train_images", SETTINGS, self.stopwatch)
 
-    def signals(self, rows: np.ndarray) -> tuple[matching.Candidates, np.ndarray]:
+    def signals(self, rows: np.ndarray) -> tuple[pairs.Candidates, np.ndarray]:
         """Candidate pairs and unit conflicts of some rows among themselves (TF-IDF's idf from every title, as the
         kernel takes it from train and test)."""
         outputs = {name: {out: x[rows] for out, x in found.items()} for name, found in self.outputs.items()}
@@ -49,21 +52,23 @@ class Postings:
         return pipeline.candidate_pairs(postings, titles, neighbours, self.stopwatch)
 
 
-def scored(c: matching.Candidates, plan: dict, labels: np.ndarray, conflicts: np.ndarray) -> float:
+def scored(c: pairs.Candidates, plan: dict, labels: np.ndarray, conflicts: np.ndarray) -> float:
     """CV F1 of a matching plan."""
-    return matching.pair_f1(c, matching.predict(c, plan, conflicts), labels)
+    return pairs.pair_f1(c, pairs.predict(c, plan, conflicts), labels)
 
 
-def best_threshold(c: matching.Candidates, name: str, labels: np.ndarray) -> float:
+def best_threshold(c: pairs.Candidates, name: str, labels: np.ndarray) -> float:
     """A component's best threshold alone."""
-    return float(thresholds.GRID[np.argmax(thresholds.f1_curve(c, name, labels))])
+    return float(thresholds.GRID[np.argmax(thresholds.component_curves(c, [name], labels)[name])])
 
 
 def commit_run(postings: Postings) -> dict:
     """The plan searched on all rows against a plain tuned word TF-IDF, each component alone and the ablation."""
     c, conflicts = postings.signals(np.arange(len(postings.labels)))
     plan, f1 = thresholds.search(c, TITLE_PLAN["matching"], postings.labels, conflicts)
-    alone = {name: float(thresholds.f1_curve(c, name, postings.labels).max()) for name in c.nearest}
+    alone = {
+        name: float(curve.max()) for name, curve in thresholds.component_curves(c, c.nearest, postings.labels).items()
+    }
     plain = {"components": {"tfidf": {"threshold": best_threshold(c, "tfidf", postings.labels)}}}
     return {
         "rows": len(postings.labels),
@@ -109,8 +114,8 @@ def rerun_on_fold(postings: Postings) -> dict:
 
 
 def shown(threshold: float) -> str:
-    """A threshold as the report shows it: "off" for lib.matching.NO_MATCH."""
-    return "off" if threshold >= matching.NO_MATCH else f"{threshold:.2f}"
+    """A threshold as the report shows it: "off" for lib.matching.pairs.NO_MATCH."""
+    return "off" if threshold >= pairs.NO_MATCH else f"{threshold:.2f}"
 
 
 def markdown(name: str, commit: dict, rerun: dict) -> str:

@@ -32,8 +32,9 @@ KAGGLE_IMAGE = ROOT / "tools" / "kaggle_image.txt"
 LOCK = ROOT / "requirements.lock"
 # Kaggle's image runs Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag that glibc accepts.
 KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["manylinux2014_x86_64"]
-# Needed by the kernels at run time though no kernel imports them: MLflow's SQLite store (lib/tracking.py) imports
-# these, and mlflow-skinny leaves them out of its requirements (`make test-kaggle-image` found each one missing).
+# Needed by the kernels at run time though no kernel imports them: MLflow's SQLite store (lib/training/tracking.py)
+# imports these, and mlflow-skinny leaves them out of its requirements (`make test-kaggle-image` found each one
+# missing).
 RUN_TIME_NEEDS = ["alembic", "cryptography", "sqlalchemy"]
 HEADER = """# Made by `python -m tools.wheels list` (tools/wheels.py): do not edit; change its inputs and regenerate.
 # What the kernels import that Kaggle's image (tools/kaggle_image.txt) lacks, with the dependencies the image does not

@@ -3,23 +3,26 @@
 # Reads the out-of-fold (OOF) embeddings of several training runs (attached kernel outputs, or `RUNS`, which
 # `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and searches on
 # them, maximising CV F1: per model output ("concat", "image", "text") which runs to combine and with what weights
-# (lib.ensemble: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query expansion)
-# of each combined embedding, the union of these components and TF-IDF of the titles (words, character n-grams, model
-# codes) with every threshold, and the matching rules
-# (lib.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
-# Writes `inference_config.json` (lib.tuned_config: the inference kernel reads it), `report.json`, `report.md` and
+# (lib.neighbours.combine: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query
+# expansion) of each combined embedding, the union of these components and TF-IDF of the titles (words, character
+# n-grams, model codes) with every threshold, and the matching rules
+# (lib.matching.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
+# Writes `inference_config.json` (lib.inference.plan: the inference kernel reads it), `report.json`, `report.md` and
 # plots.
 
 # %%
 CONFIG = {
     "k": 50,  # neighbours per posting and embedding set
-    "blends": [  # tried on each combined embedding; kept where it gains (lib.expansion.blend)
+    "blends": [  # tried on each combined embedding; kept where it gains (lib.neighbours.expansion.blend)
         {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
         {"kind": "qe", "k": 5, "alpha": 3.0, "stages": 1},
     ],
-    "title_signals": {"tfidf": "word", "char": "char_wb", "code": "code"},  # TF-IDF components (lib.text.ANALYZERS)
+    "title_signals": {
+        "tfidf": "word",
+        "char": "char_wb",
+        "code": "code",
+    },  # TF-IDF components (lib.data.text.ANALYZERS)
     "compare_runs": True,  # also run the whole search on each run alone (the table's fair comparison)
-    "hidden_test_rows": 70000,  # the gallery the thresholds are corrected for
 }
 
 # %%
@@ -28,11 +31,13 @@ import time
 
 import matplotlib.pyplot as plt
 
-from lib import ensemble, knn, oof, paths, plots, text, thresholds, tuning
-from lib.data import read_postings
-from lib.tuned_config import validate_tuned_config
+from lib.data import competition, oof, paths, text
+from lib.data.postings import read_postings
+from lib.inference.plan import validate_tuned_config
+from lib.matching import ensemble, pairs, plots, thresholds, tuning
+from lib.neighbours import combine, knn
 
-COMPETITION = paths.input_dir("shopee-product-matching")
+COMPETITION = paths.input_dir(competition.COMPETITION)
 RUNS = globals().get("RUNS") or oof.attached_runs()
 if not RUNS:
     raise FileNotFoundError(
@@ -51,11 +56,12 @@ print(f"{len(runs)} runs, {len(labels)} OOF postings ({runs[0].split}): {', '.jo
 
 # %%
 sets = {f"{run.name}/{output}": values for run in runs for output, values in run.outputs.items()}
-pairs = ensemble.cached_pairs(sets, labels, CONFIG["k"])
-single = {name: ensemble.step(name, 1.0, ensemble.f1_curve(pairs, pairs.similarity[name])) for name in sets}
+cached = ensemble.cached_pairs(sets, CONFIG["k"])
+truth = pairs.pair_truth(cached, labels)
+single = {name: ensemble.step(name, 1.0, thresholds.f1_curve(cached, cached.similarity[name], truth)) for name in sets}
 outputs = sorted({output for run in runs for output in run.outputs})
 selected = {
-    output: ensemble.greedy(pairs, [name for name in sets if name.endswith(f"/{output}")]) for output in outputs
+    output: ensemble.greedy(cached, truth, [name for name in sets if name.endswith(f"/{output}")]) for output in outputs
 }
 for output, (_, steps) in selected.items():
     print(f"{output}: " + " -> ".join(f"+{s['added']} ({s['share']}) {s['f1']:.4f}" for s in steps))
@@ -76,10 +82,10 @@ phashes = list(postings.image_phash)
 
 def searched(weights_by_output: dict[str, dict[str, float]]) -> dict:
     """Each output's combined embedding (blended where it gains) and TF-IDF, and the union tuned on them
-    (lib.tuning.tune): the weights, blends, the Tuning and its seconds."""
+    (lib.matching.tuning.tune): the weights, blends, the Tuning and its seconds."""
     neighbours, blends = dict(title_neighbours), {}
     for output, weights in weights_by_output.items():
-        combined = ensemble.combine([sets[name] for name in weights], list(weights.values()))
+        combined = combine.combine([sets[name] for name in weights], list(weights.values()))
         _, neighbours[output], blends[output] = tuning.best_blend(combined, CONFIG["blends"], labels, k)
     started = time.perf_counter()
     tuned = tuning.tune(neighbours, titles, phashes, labels)
@@ -103,7 +109,7 @@ result, blends = plans[chosen]["tuning"], plans[chosen]["blends"]
 alone = tuning.best_thresholds(result.curves)
 tuned, used = result.config, list(result.config["components"])
 corrected = thresholds.corrected_thresholds(
-    result.candidates, tuned, labels, CONFIG["hidden_test_rows"], result.conflicts
+    result.candidates, tuned, labels, competition.HIDDEN_TEST_ROWS, result.conflicts
 )
 ablation = thresholds.ablation(result.candidates, tuned, labels, result.conflicts)
 print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
@@ -127,7 +133,7 @@ inference_config = {
     "models": {name: {"kind": "checkpoint", "source": name, "file": oof.MODEL} for name in models},
     "components": components,
     "matching": tuned,
-    "gallery_corrected": {"rows": CONFIG["hidden_test_rows"], "matching": corrected},
+    "gallery_corrected": {"rows": competition.HIDDEN_TEST_ROWS, "matching": corrected},
     "cv": {
         "rows": len(labels),
         "f1": {**{name: float(result.curves[name].max()) for name in used}, "union": result.f1},
@@ -139,7 +145,7 @@ with open("inference_config.json", "w") as file:
 report = {
     "runs": {run.name: {"split": run.split, "cv": run.metrics["best"]["cv"]} for run in runs},
     "rows": len(labels),
-    "candidate_pairs": len(pairs.rows),
+    "candidate_pairs": len(cached.rows),
     "single": single,
     "greedy": {output: steps for output, (_, steps) in selected.items()},
     "components": {name: {"f1": float(result.curves[name].max()), "threshold": alone[name]} for name in alone},

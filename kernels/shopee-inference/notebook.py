@@ -2,11 +2,11 @@
 # # Shopee - Price Match Guarantee: inference
 # Matches every test posting by a plan: the models, ensembles, thresholds and rules that `kernels/optimize-ensemble`
 # tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF of words,
-# character n-grams and model codes, MiniLM; lib.tuned_config.TITLE_PLAN) tuned here on train. When `test.csv` holds
+# character n-grams and model codes, MiniLM; lib.inference.plan.TITLE_PLAN) tuned here on train. When `test.csv` holds
 # only the 3 visible rows (Kaggle's commit run) this is the CV run.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
-# printed and recorded in run_status.json); unreadable images are replaced (lib.images); every stage is timed and
+# printed and recorded in run_status.json); unreadable images are replaced (lib.data.images); every stage is timed and
 # projected to 70,000 rows on a T4 (timings.json).
 
 # %%
@@ -16,7 +16,6 @@ CONFIG = {
     "batch_size": 64,  # halved on out-of-memory errors of the device
     "workers": 2,  # image loader processes
     "max_length": 64,  # title tokens of sentence models
-    "hidden_test_rows": 70000,  # the gallery the commit run corrects its thresholds for
     "fallback_tfidf_threshold": 0.75,  # the fallback submission: TF-IDF neighbours from here, identical titles
 }
 
@@ -25,19 +24,21 @@ import json
 import traceback
 
 import matplotlib.pyplot as plt
-import torch
 
-from lib import embed, knn, matching, metrics, paths, pipeline, plots, text, thresholds, timing
-from lib.data import read_postings
-from lib.experiment import input_path
-from lib.submission import MAX_MATCHES, validate_submission, write_submission
-from lib.tuned_config import TITLE_PLAN, read_tuned_config
+from lib.data import competition, paths, text
+from lib.data.postings import read_postings
+from lib.data.submission import MAX_MATCHES, validate_submission, write_submission
+from lib.devices import default_device
+from lib.inference import pipeline, timing
+from lib.inference.plan import TITLE_PLAN, read_tuned_config
+from lib.matching import cv, metrics, pairs, plots, thresholds
+from lib.neighbours import knn
 
-COMPETITION = paths.input_dir("shopee-product-matching")
+COMPETITION = paths.input_dir(competition.COMPETITION)
 test = read_postings(COMPETITION / "test.csv")
 train = read_postings(COMPETITION / "train.csv", labelled=True)
-CV_MODE = len(test) <= 3
-TARGET_ROWS = CONFIG["hidden_test_rows"] if CV_MODE else len(test)
+CV_MODE = len(test) <= competition.VISIBLE_TEST_ROWS
+TARGET_ROWS = competition.HIDDEN_TEST_ROWS if CV_MODE else len(test)
 test_titles = [text.normalise_title(title) for title in test.title]
 train_titles = [text.normalise_title(title) for title in train.title]
 corpus = train_titles + test_titles  # the idf of TF-IDF
@@ -54,15 +55,15 @@ print(f"{len(test)} test postings ({'commit run: CV' if CV_MODE else 'scoring re
 def fallback_matches(titles: list[str]) -> list[list[int]]:
     """Each posting's matches by TF-IDF similarity over the fallback threshold, or an identical title."""
     neighbours = {"tfidf": knn.sparse_neighbors(text.tfidf_vectors(titles, corpus), k=min(MAX_MATCHES, len(titles)))}
-    c = matching.candidates(neighbours, {"title": titles})
+    c = pairs.candidates(neighbours, {"title": titles})
     rules = {"components": {"tfidf": {"threshold": CONFIG["fallback_tfidf_threshold"]}}, "groups": ["title"]}
-    return matching.to_lists(c, matching.predict(c, rules))
+    return pairs.to_lists(c, pairs.predict(c, rules))
 
 
 fallback = stopwatch.pairwise(
     "fallback submission", len(test), lambda rows: fallback_matches(test_titles[:rows]), "host"
 )
-write_submission("submission.csv", test.posting_id, matching.to_posting_ids(fallback, test.posting_id))
+write_submission("submission.csv", test.posting_id, pairs.to_posting_ids(fallback, test.posting_id))
 validate_submission("submission.csv", test.posting_id)
 print(f"fallback submission.csv written ({len(test)} rows)")
 
@@ -93,8 +94,8 @@ def evaluate(plan: dict, tune: bool) -> dict:
     labels = rows.label_group.to_numpy()
     rules = thresholds.search(c, plan["matching"], labels, conflicts)[0] if tune else plan["matching"]
     corrected = thresholds.corrected_thresholds(c, rules, labels, TARGET_ROWS, conflicts)
-    curves = {name: thresholds.f1_curve(c, name, labels) for name in vectors}
-    predicted = matching.to_posting_ids(matching.to_lists(c, matching.predict(c, rules, conflicts)), rows.posting_id)
+    curves = thresholds.component_curves(c, vectors, labels)
+    predicted = pairs.to_posting_ids(pairs.to_lists(c, pairs.predict(c, rules, conflicts)), rows.posting_id)
     union = metrics.mean_f1(predicted, metrics.true_matches(rows.posting_id, labels))
     chosen = {name: rule["threshold"] for name, rule in rules["components"].items()}
     plots.similarity_histograms(c, labels, list(vectors)).savefig("similarity_histograms.png", dpi=80)
@@ -106,7 +107,7 @@ def evaluate(plan: dict, tune: bool) -> dict:
         "models": {  # each model's outputs alone and their union, as its training measured them
             f"{model}/{output}": score
             for model, embeddings in outputs.items()
-            for output, score in embed.cv_scores(embeddings, labels, CONFIG["k"])[0]["f1"].items()
+            for output, score in cv.cv_scores(embeddings, labels, CONFIG["k"])[0]["f1"].items()
         },
         "optimiser_f1": plan.get("cv", {}).get("f1", {}),
         "thresholds": {"union": rules["components"]},
@@ -122,7 +123,7 @@ def match_test(plan: dict, rules: dict) -> list[list[str]]:
     used = {**plan, "components": {name: plan["components"][name] for name in rules["components"]}}
     c, conflicts, _, _ = signals(used, test, test_titles, COMPETITION / "test_images")
     with stopwatch.stage("matching rules", len(test), where="host"):
-        return matching.to_posting_ids(matching.to_lists(c, matching.predict(c, rules, conflicts)), test.posting_id)
+        return pairs.to_posting_ids(pairs.to_lists(c, pairs.predict(c, rules, conflicts)), test.posting_id)
 
 
 # %% [markdown]
@@ -130,7 +131,7 @@ def match_test(plan: dict, rules: dict) -> list[list[str]]:
 
 # %%
 try:
-    plan = read_tuned_config(input_path(CONFIG["plan"])) if CONFIG["plan"] else TITLE_PLAN
+    plan = read_tuned_config(paths.input_path(CONFIG["plan"])) if CONFIG["plan"] else TITLE_PLAN
     report = evaluate(plan, tune=CONFIG["plan"] is None)
     with open("cv_scores.json", "w") as file:
         json.dump({key: value for key, value in report.items() if not key.endswith("rules")}, file, indent=2)
@@ -155,11 +156,11 @@ plt.show()
 # %% [markdown]
 # ## Time budget
 # Each stage's time here, projected to its rows on the hidden rerun (70,000 test postings; the evaluation fold of the
-# full train), on this device and on a T4 (lib/timing.py says how). The commit run's 3 test rows are too few to
-# project from, so there the evaluation stages stand for the test stages.
+# full train), on this device and on a T4 (lib/inference/timing.py says how). The commit run's 3 test rows are too few
+# to project from, so there the evaluation stages stand for the test stages.
 
 # %%
-device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+device = default_device()
 TFLOPS = timing.device_tflops(device)
 RERUN = timing.hidden_rerun(stopwatch.stages, test_measured=not CV_MODE)
 print(timing.table(RERUN, TFLOPS))

@@ -1,6 +1,6 @@
 # %% [markdown]
 # # Shopee - Price Match Guarantee: training
-# Trains one experiment: the default config of `lib/experiment.py` with the overrides of
+# Trains one experiment: the default config of `lib/training/experiment.py` with the overrides of
 # `kernels/shopee-train/experiments/<name>.yaml`, which `make push-train EXP=<name>` (and `make train`) put in a
 # first cell as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained.
 # On every GPU (one process each), else on the CPU. The output folder is a weights dataset: `model.pt` (the best
@@ -11,7 +11,7 @@
 import json
 from pathlib import Path
 
-from lib import experiment, train
+from lib.training import experiment, train
 
 NAME = globals().get("EXPERIMENT_NAME", "default")
 SOURCE = f"kernels/shopee-train/experiments/{NAME}.yaml" if "EXPERIMENT" in globals() else "the default experiment"

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lib.devices import default_device
 from lib.models.registry import create_model
 
 SHOWN_KEYS = 20
@@ -81,5 +82,5 @@ def load_model(
     load_exactly(
         model, checkpoint["state_dict"], f"checkpoint {path}", "Load it with the lib.models it was saved with."
     )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     return model.to(device).eval()

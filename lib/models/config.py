@@ -12,12 +12,14 @@ are the arguments of the class or function it configures, with their defaults:
                   "mean_last_n" | "cls_last_n" | "cls_weighted"), last_n, max_length, dropout, embedding, batchnorm
     fusion        joint models; kind: "concat" (default; lib.models.fusion.ConcatFusion: linear_out, batchnorm) or
                   "transformer" (TransformerFusion: linear_out, batchnorm, width, layers, attention_heads)
-    heads         {output: head} for outputs "concat" (joint models), "image", "text". A head: kind (lib.heads.HEADS:
-                  "arcface": scale, margin (radians), easy_margin, subcenters | "cosface": scale, margin | "adacos" |
-                  "curricularface": scale, margin), loss ("ce": smoothing | "focal": gamma; lib.losses), weight (1.0),
-                  margin_end (None; else the margin ramps linearly from margin to margin_end at the last epoch)
-    triplet       lib.losses.batch_hard_triplet_loss on one output: output (required), margin, weight (1.0)
-    contrastive   lib.losses.info_nce_loss between the image and text embeddings (joint models): temperature, weight
+    heads         {output: head} for outputs "concat" (joint models), "image", "text". A head: kind
+                  (lib.models.heads.HEADS: "arcface": scale, margin (radians), easy_margin, subcenters | "cosface":
+                  scale, margin | "adacos" | "curricularface": scale, margin), loss ("ce": smoothing | "focal": gamma;
+                  lib.models.losses), weight (1.0), margin_end (None; else the margin ramps linearly from margin to
+                  margin_end at the last epoch)
+    triplet       lib.models.losses.batch_hard_triplet_loss on one output: output (required), margin, weight (1.0)
+    contrastive   lib.models.losses.info_nce_loss between the image and text embeddings (joint models):
+                  temperature, weight
 
 For example {"name": "joint", "num_classes": 11014, "image": {"backbone": "efficientnet_b3", "weights": path},
 "text": {"model_dir": folder, "pool": "mean_last_n", "embedding": 768}, "fusion": {"kind": "transformer"},
@@ -28,10 +30,10 @@ import inspect
 import types
 from typing import Literal, Union, get_args, get_origin
 
-from lib.heads import HEADS, HeadKind
-from lib.losses import LOSSES, LossKind, batch_hard_triplet_loss, info_nce_loss
 from lib.models.fusion import ConcatFusion, FusionKind, TransformerFusion
+from lib.models.heads import HEADS, HeadKind
 from lib.models.image import ImageEncoder
+from lib.models.losses import LOSSES, LossKind, batch_hard_triplet_loss, info_nce_loss
 from lib.models.text import TextEncoder
 
 REQUIRED = inspect.Parameter.empty

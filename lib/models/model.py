@@ -3,11 +3,11 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib.heads import HEADS, margin_at
-from lib.losses import LOSSES, batch_hard_triplet_loss, info_nce_loss
 from lib.models.config import FUSIONS, arguments, validate_config
 from lib.models.fusion import ConcatFusion, TransformerFusion
+from lib.models.heads import HEADS, margin_at
 from lib.models.image import ImageEncoder
+from lib.models.losses import LOSSES, batch_hard_triplet_loss, info_nce_loss
 from lib.models.registry import register_model
 from lib.models.text import TextEncoder
 

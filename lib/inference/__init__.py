@@ -1,0 +1,1 @@
+"""The plan (tuned config), the inference pipeline's stages and their timing."""

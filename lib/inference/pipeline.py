@@ -1,0 +1,146 @@
+"""Postings to candidate pairs by a plan: model outputs -> component vectors -> neighbours -> pairs and conflicts.
+
+A plan (the inference config of lib.inference.plan) names models (training checkpoints, sentence models), components
+(a weighted ensemble of model outputs, optionally blended by INB or query expansion, or TF-IDF of the titles) and
+the matching rules over the components. Every stage is timed on a lib.inference.timing.Stopwatch.
+"""
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from lib.data import oof, paths, text
+from lib.data.images import read_image
+from lib.inference.timing import Stopwatch
+from lib.matching import pairs
+from lib.models import embed, sentence
+from lib.neighbours import combine, expansion, knn
+
+IMAGE_SAMPLE = 32  # images read in the main process to time reading apart from the model
+
+
+def fitting_batches(embed_with, batch_size: int):
+    """`embed_with(batch_size)`, the batch size halved after each out-of-memory error of the device."""
+    while True:
+        try:
+            return embed_with(batch_size)
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            torch.cuda.empty_cache()
+            print(f"out of device memory: trying again with batch size {batch_size}")
+
+
+def used_models(plan: dict) -> list[str]:
+    """The models the plan's components take outputs from."""
+    return sorted({m["model"] for component in plan["components"].values() for m in component.get("members", [])})
+
+
+def checkpoint_path(model: dict) -> Path:
+    """The model.pt of a checkpoint model, in its attached source."""
+    return Path(paths.input_path(model["source"])) / model["file"]
+
+
+def time_image_reading(postings, image_dir: Path, workers: int, stopwatch: Stopwatch, name: str) -> None:
+    """Time reading a few images here, as a host stage shared by the loader's workers."""
+    sample = list(postings.image[:IMAGE_SAMPLE])
+    with stopwatch.stage(f"{name}: read images (/{max(workers, 1)} workers)", len(sample), where="host"):
+        for image in sample:
+            read_image(Path(image_dir) / image)
+    stopwatch.stages[-1].seconds /= max(workers, 1)
+
+
+def embeddings_of(model: dict, postings, titles: list[str], image_dir: Path, settings: dict, batch_size: int) -> dict:
+    """One model's outputs ({output: rows x dim}) for the postings."""
+    if model["kind"] == "checkpoint":
+        workers = settings["workers"]
+        return embed.posting_embeddings(
+            checkpoint_path(model), postings, image_dir, batch_size=batch_size, workers=workers
+        )
+    folder = paths.input_path(model["source"])
+    return {"text": sentence.embed_texts(titles, folder, batch_size=batch_size, max_length=settings["max_length"])}
+
+
+def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwatch: Stopwatch) -> dict:
+    """Each used model's L2-normalised outputs ({model: {output: rows x dim}}) for the postings.
+
+    Args:
+        settings: batch_size (halved on out-of-memory errors), workers (image loader processes), max_length
+            (tokens of sentence models).
+    """
+    titles = [text.normalise_title(title) for title in postings.title]
+    outputs = {}
+    for name in used_models(plan):
+        model = plan["models"][name]
+        if model["kind"] == "checkpoint":
+            time_image_reading(postings, image_dir, settings["workers"], stopwatch, name)
+        with stopwatch.stage(f"{name}: embeddings", len(postings)):
+            embed_with = partial(embeddings_of, model, postings, titles, image_dir, settings)
+            outputs[name] = fitting_batches(embed_with, settings["batch_size"])
+    return outputs
+
+
+def blend_rows(x: np.ndarray, blend: dict, rows: int) -> np.ndarray:
+    """The first `rows` rows of `x` blended (INB or query expansion) among themselves."""
+    return expansion.blend(x[:rows], k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
+
+
+def search_rows(x, k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of the first `rows` rows of `x` among themselves: dense or sparse (TF-IDF) search."""
+    search = knn.sparse_neighbors if sp.issparse(x) else knn.neighbors
+    return search(x[:rows], k=min(k, rows))
+
+
+def component_vectors(plan: dict, outputs: dict, titles: list[str], corpus: list[str], stopwatch: Stopwatch) -> dict:
+    """Each component's vectors: TF-IDF rows of the normalised titles, or its members combined (and blended)."""
+    vectors = {}
+    for name, component in plan["components"].items():
+        if "tfidf" in component:
+            with stopwatch.stage(f"{name}: TF-IDF", len(titles), where="host"):
+                vectors[name] = text.tfidf_vectors(titles, corpus=corpus, analyzer=component["tfidf"]["analyzer"])
+            continue
+        members = component["members"]
+        combined = combine.combine([outputs[m["model"]][m["output"]] for m in members], [m["weight"] for m in members])
+        blend = component.get("blend")
+        if blend:
+            run = partial(blend_rows, combined, blend)
+            combined = stopwatch.pairwise(f"{name}: {blend['kind']}", len(combined), run)
+        vectors[name] = combined
+    return vectors
+
+
+def neighbour_search(vectors: dict, k: int, stopwatch: Stopwatch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each component's k nearest postings (itself included): `(sim, idx)` of lib.neighbours.knn."""
+    found = {}
+    for name, x in vectors.items():
+        where = "host" if sp.issparse(x) else "device"
+        found[name] = stopwatch.pairwise(f"{name}: neighbours", x.shape[0], partial(search_rows, x, k), where)
+    return found
+
+
+def candidate_pairs(postings, titles: list[str], neighbours: dict, stopwatch: Stopwatch):
+    """Candidate pairs of every component and identical-title / identical-phash group, and their unit conflicts."""
+    with stopwatch.stage("candidate pairs", len(titles), where="host"):
+        c = pairs.candidates(neighbours, {"title": titles, "phash": list(postings.image_phash)})
+        return c, pairs.unit_conflicts(c, titles)
+
+
+def evaluation_rows(plan: dict, train):
+    """The train postings the plan is evaluated on: the out-of-fold rows its checkpoints share (lib.data.oof checks they
+    are the same rows in one order), else all of train (no checkpoint, or one trained on every row)."""
+    runs = []
+    for name in used_models(plan):
+        model = plan["models"][name]
+        if model["kind"] == "checkpoint":
+            folder = checkpoint_path(model).parent
+            if not (folder / oof.OOF).is_file():
+                return train
+            runs.append(oof.read_run(model["source"], folder))
+    if not runs:
+        return train
+    oof.check_aligned(runs)
+    return oof.oof_postings(runs[0], train, "train.csv")

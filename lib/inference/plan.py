@@ -1,0 +1,181 @@
+"""The tuned inference config (inference_config.json) that the optimize-ensemble kernel writes and inference reads.
+
+models              name -> {"kind": "checkpoint", "source": <slug>, "file": "model.pt"}
+                             | {"kind": "sentence", "source": <slug of a transformers folder>}
+components          name -> {"members": [{"model", "output", "weight"}, ...], "blend": null | {kind, k, alpha,
+                             stages}} (lib.neighbours.combine.combine, then lib.neighbours.expansion.blend)
+                             | {"tfidf": {"analyzer": a name of lib.data.text.ANALYZERS}}
+matching            a lib.matching.pairs.predict config over the component names (groups: "title", "phash"); a threshold
+                    of lib.matching.pairs.NO_MATCH keeps no pair of that component
+gallery_corrected   {"rows": test rows it is corrected for, "matching": the same config, thresholds shifted}
+cv                  {"rows": CV postings, "f1": {name: mean F1}}
+"""
+
+import json
+from pathlib import Path
+
+from lib.data.text import ANALYZERS
+from lib.matching.pairs import NO_MATCH
+
+OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
+BLENDS = ("inb", "qe")
+GROUPS = ("title", "phash")
+KEYS = {"models", "components", "matching", "gallery_corrected", "cv"}
+
+
+def fail(source: str, where: str, problem: str) -> None:
+    """Raise the error of one key."""
+    raise ValueError(f"{source}: {where}: {problem}")
+
+
+def mapping(value, source: str, where: str, keys: set[str] | None = None, optional: set[str] = frozenset()) -> dict:
+    """`value` checked to be a mapping with exactly `keys` (plus any of `optional`) when given."""
+    if not isinstance(value, dict):
+        fail(source, where, f"{value!r} is not a mapping")
+    if keys is not None:
+        missing, unknown = keys - set(value), set(value) - keys - optional
+        if missing or unknown:
+            fail(
+                source,
+                where,
+                f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; expected {sorted(keys)}",
+            )
+    return value
+
+
+def number(value, source: str, where: str, low: float, high: float = float("inf")) -> None:
+    """`value` checked to be a number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        fail(source, where, f"{value!r} is not a number in [{low}, {high}]")
+
+
+def integer(value, source: str, where: str, low: int) -> None:
+    """`value` checked to be an integer of at least `low`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        fail(source, where, f"{value!r} is not an integer >= {low}")
+
+
+def check_model(model, source: str, where: str) -> None:
+    """One entry of "models"."""
+    kind = mapping(model, source, where).get("kind")
+    if kind not in OUTPUTS:
+        fail(source, f"{where}.kind", f"{kind!r} is not one of {sorted(OUTPUTS)}")
+    mapping(model, source, where, {"kind", "source", "file"} if kind == "checkpoint" else {"kind", "source"})
+    for key in set(model) - {"kind"}:
+        if not isinstance(model[key], str) or not model[key]:
+            fail(source, f"{where}.{key}", f"{model[key]!r} is not a non-empty string")
+
+
+def check_component(component, models: dict, source: str, where: str) -> None:
+    """One entry of "components": embedding members (and a blend) or TF-IDF."""
+    if "tfidf" in mapping(component, source, where):
+        analyzer = mapping(
+            mapping(component, source, where, {"tfidf"})["tfidf"], source, f"{where}.tfidf", {"analyzer"}
+        )
+        if analyzer["analyzer"] not in ANALYZERS:
+            fail(source, f"{where}.tfidf.analyzer", f"{analyzer['analyzer']!r} is not one of {list(ANALYZERS)}")
+        return
+    mapping(component, source, where, {"members", "blend"})
+    members = component["members"]
+    if not isinstance(members, list) or not members:
+        fail(source, f"{where}.members", f"{members!r} is not a non-empty list")
+    for number_, member in enumerate(members):
+        at = f"{where}.members[{number_}]"
+        mapping(member, source, at, {"model", "output", "weight"})
+        if member["model"] not in models:
+            fail(source, f"{at}.model", f'{member["model"]!r} is not a model of "models" ({sorted(models)})')
+        outputs = OUTPUTS[models[member["model"]]["kind"]]
+        if member["output"] not in outputs:
+            fail(source, f"{at}.output", f"{member['output']!r} is not an output of that model ({list(outputs)})")
+        number(member["weight"], source, f"{at}.weight", 1e-9)
+    if component["blend"] is not None:
+        blend = mapping(component["blend"], source, f"{where}.blend", {"kind", "k", "alpha", "stages"})
+        if blend["kind"] not in BLENDS:
+            fail(source, f"{where}.blend.kind", f"{blend['kind']!r} is not one of {list(BLENDS)}")
+        integer(blend["k"], source, f"{where}.blend.k", 1)
+        number(blend["alpha"], source, f"{where}.blend.alpha", 0.0)
+        integer(blend["stages"], source, f"{where}.blend.stages", 1)
+
+
+def check_matching(matching, components: dict, source: str, where: str) -> None:
+    """A lib.matching.pairs.predict config whose components are components of the file."""
+    mapping(matching, source, where, {"components", "groups", "unit_filter", "mutual"})
+    rules = mapping(matching["components"], source, f"{where}.components")
+    if not rules:
+        fail(source, f"{where}.components", "no component: the union needs at least one")
+    for name, rule in rules.items():
+        at = f"{where}.components.{name}"
+        if name not in components:
+            fail(source, at, f'{name!r} is not a component of "components" ({sorted(components)})')
+        mapping(rule, source, at, {"threshold"}, {"min2"})
+        number(rule["threshold"], source, f"{at}.threshold", -1.0, NO_MATCH)
+        if rule.get("min2") is not None:
+            number(rule["min2"], source, f"{at}.min2", -1.0, 1.0)
+    groups = matching["groups"]
+    if not isinstance(groups, list) or not set(groups) <= set(GROUPS):
+        fail(source, f"{where}.groups", f"{groups!r} is not a list of {list(GROUPS)}")
+    for flag in ["unit_filter", "mutual"]:
+        if not isinstance(matching[flag], bool):
+            fail(source, f"{where}.{flag}", f"{matching[flag]!r} is not true or false")
+
+
+def validate_tuned_config(config: dict, source: str) -> None:
+    """Raise ValueError naming `source` and the key path of the first problem of a tuned inference config."""
+    mapping(config, source, "the file", KEYS)
+    models = mapping(config["models"], source, "models")  # none where TF-IDF alone is the plan
+    for name, model in models.items():
+        check_model(model, source, f"models.{name}")
+    components = mapping(config["components"], source, "components")
+    for name, component in components.items():
+        check_component(component, models, source, f"components.{name}")
+    check_matching(config["matching"], components, source, "matching")
+    corrected = mapping(config["gallery_corrected"], source, "gallery_corrected", {"rows", "matching"})
+    integer(corrected["rows"], source, "gallery_corrected.rows", 1)
+    check_matching(corrected["matching"], components, source, "gallery_corrected.matching")
+    cv = mapping(config["cv"], source, "cv", {"rows", "f1"})
+    integer(cv["rows"], source, "cv.rows", 1)
+    for name, score in mapping(cv["f1"], source, "cv.f1").items():
+        number(score, source, f"cv.f1.{name}", 0.0, 1.0)
+
+
+def read_tuned_config(path) -> dict:
+    """The validated config of an inference_config.json; ValueError naming the file and the key otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no tuned plan there; attach the output of the optimize-ensemble kernel (`make optimize` locally)"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path.name}: not valid JSON ({error}); write it again with the optimize-ensemble kernel"
+        ) from error
+    validate_tuned_config(config, path.name)
+    return config
+
+
+# title signals for a kernel without trained models; one start of the search (lib.matching.thresholds.search)
+TITLE_PLAN = {
+    "models": {"minilm": {"kind": "sentence", "source": "all-minilm-l6-v2"}},
+    "components": {
+        "tfidf": {"tfidf": {"analyzer": "word"}},
+        "char": {"tfidf": {"analyzer": "char_wb"}},
+        "code": {"tfidf": {"analyzer": "code"}},
+        "text": {
+            "members": [{"model": "minilm", "output": "text", "weight": 1.0}],
+            "blend": {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1},
+        },
+    },
+    "matching": {
+        "components": {
+            "tfidf": {"threshold": 0.7, "min2": 0.5},
+            "char": {"threshold": 0.8},
+            "code": {"threshold": 0.9},
+            "text": {"threshold": 0.9, "min2": 0.8},
+        },
+        "groups": ["title"],
+        "unit_filter": True,
+        "mutual": False,
+    },
+}

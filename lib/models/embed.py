@@ -1,0 +1,88 @@
+"""Embeddings of postings by a trained model: the one embedding loop, for validation in training and for inference.
+
+`posting_embeddings` is what an inference kernel calls with a training kernel's model.pt: the L2-normalised
+embeddings of each output ("concat", "image", "text"), computed as in validation (the checkpoint's last image size,
+resized and centre-cropped; normalised titles).
+"""
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from lib.data import paths
+from lib.data.augment import backbone_stats, eval_transform
+from lib.data.dataset import Collate, Postings, loader_timeout
+from lib.models import load_model, read_checkpoint
+
+
+def eval_dataset(model, frame, image_dir: Path, size: int, labels: np.ndarray | None = None) -> Postings:
+    """The postings as the model sees them in evaluation: a fixed resize and centre crop, no randomness."""
+    transform = eval_transform(size, *backbone_stats(model)) if model.image is not None else None
+    return Postings(frame, image_dir, transform, labels)
+
+
+def collate_for(model) -> Collate:
+    """The batch maker of a model: titles tokenized by its text branch, if it has one."""
+    return Collate(model.text.tokenize if model.text is not None else None)
+
+
+@torch.no_grad()
+def posting_embeddings(
+    checkpoint: Path,
+    frame,
+    image_dir: Path,
+    text_model_dir: Path | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: torch.device | str | None = None,
+) -> dict[str, np.ndarray]:
+    """Each output's L2-normalised float32 embeddings (rows of `frame`) by the model of a training checkpoint.
+
+    Args:
+        checkpoint: a model.pt of a training kernel's output.
+        image_dir: the folder of the frame's images.
+        text_model_dir: the transformers folder of the text branch; default: the attached source the experiment
+            named (model.text.model_dir, e.g. all-minilm-l6-v2), wherever the input root is now.
+        device: default CUDA when present, else the CPU.
+    """
+    extra = read_checkpoint(checkpoint)["extra"]
+    text = extra["config"]["model"].get("text")
+    if text_model_dir is None and text is not None:
+        text_model_dir = paths.input_path(text["model_dir"])
+    model = load_model(checkpoint, text_model_dir, device)
+    device = next(model.parameters()).device
+    loader = DataLoader(
+        eval_dataset(model, frame, image_dir, extra["image_size"]),
+        batch_size,
+        num_workers=workers,
+        collate_fn=collate_for(model),
+        timeout=loader_timeout(workers),
+    )
+    autocast = functools.partial(torch.autocast, device.type, enabled=device.type == "cuda")
+    return embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})", device)
+
+
+def embed_batches(model, loader, autocast, desc: str, device=None, gather=None, show: bool = True):
+    """Each output's embeddings of the loader's batches, in order, as float32 arrays: the one embedding loop.
+
+    Args:
+        autocast: a context manager factory (torch.autocast or the accelerator's).
+        device: where to move each batch (None: the loader already yields them there).
+        gather: applied to each batch's embeddings (the accelerator's gather across processes), if given.
+        show: whether to show the progress bar.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in tqdm(loader, desc=desc, disable=not show):
+        if device is not None:
+            batch = {key: value.to(device) for key, value in batch.items()}
+        with autocast():
+            embeddings = model.embed(batch)
+            if gather is not None:
+                embeddings = gather(embeddings)
+        for output, values in embeddings.items():
+            parts.setdefault(output, []).append(values.float().cpu().numpy())
+    return {output: np.concatenate(values) for output, values in parts.items()}

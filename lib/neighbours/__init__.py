@@ -1,0 +1,1 @@
+"""Exact nearest neighbours on any device, query expansion / INB, combined embeddings."""

@@ -1,0 +1,1 @@
+"""Experiments, folds, the training loop and its tracking."""
