@@ -19,8 +19,9 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     runs.mkdir()
     for name, folder in trained_runs.runs.items():
         (runs / name).symlink_to(folder, target_is_directory=True)
-    build.build_kernel(variant(list(trained_runs.runs), out=tmp_path / "variants"), ROOT / "build")
+    build.build_kernel(variant(list(trained_runs.runs), tmp_path / "build" / "variants"), tmp_path / "build")
     command = ["tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs]
+    command += ["--build", tmp_path / "build"]
     result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = runs / KERNEL
