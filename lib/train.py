@@ -48,7 +48,7 @@ from lib.augment import backbone_stats, train_transform  # noqa: E402
 from lib.data import read_postings  # noqa: E402
 from lib.dataset import Postings, loader_timeout, seed_worker  # noqa: E402
 from lib.embed import collate_for, cv_scores, eval_dataset  # noqa: E402
-from lib.experiment import input_path, size_at  # noqa: E402
+from lib.experiment import RANDOM_WEIGHTS, input_path, size_at  # noqa: E402
 from lib.folds import group_folds  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
 from lib.tracking import Tracker  # noqa: E402
@@ -110,10 +110,12 @@ def epoch_batches(rows: int, batch_size: int, seed: int, rank: int, processes: i
 
 
 def model_config(config: dict, num_classes: int) -> dict:
-    """The lib.models config of the experiment: num_classes set, input-relative paths made real."""
+    """The lib.models config of the experiment: num_classes set, input-relative paths made real (random image
+    weights: none)."""
     model = json.loads(json.dumps(config["model"])) | {"num_classes": num_classes}
-    if model.get("image") and model["image"].get("weights"):
-        model["image"]["weights"] = input_path(model["image"]["weights"])
+    if model.get("image"):
+        weights = model["image"]["weights"]
+        model["image"]["weights"] = None if weights == RANDOM_WEIGHTS else input_path(weights)
     if model.get("text"):
         model["text"]["model_dir"] = input_path(model["text"]["model_dir"])
     return model

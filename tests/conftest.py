@@ -19,7 +19,7 @@ TINY_RUN = {
     "image": {"sizes": [32]},
     "valid": {"batch_size": 64},
     "model": {
-        "image": {"backbone": "test_resnet", "embedding": 32, "dropout": 0.0},
+        "image": {"backbone": "test_resnet", "weights": "random", "embedding": 32, "dropout": 0.0},
         "text": {"max_length": 12, "embedding": 64},
         "fusion": {"linear_out": 64},
     },

@@ -31,7 +31,9 @@ INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
 BIG = "bigtest"  # a copy of the real exp001 (MiniLM fine-tuned for 10 epochs) pushed by the smoke pre-flight test
-OVERRIDES = {"train": {"epochs": 2, "lr": {"text": 0.001}}}  # the small kernel's experiment: a lib.experiment one
+RANDOM = {"image": {"weights": "random"}}  # the default image backbone from random weights, said explicitly
+# the small kernel's experiment, its keys in the order YAML writes them back
+OVERRIDES = {"model": RANDOM, "train": {"epochs": 2, "lr": {"text": 0.001}}}
 LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
 SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
@@ -82,7 +84,7 @@ def train_kernels(tmp_path) -> Path:
     (kernel / "kernel.yaml").write_text(yaml.safe_dump(settings))
     (kernel / "notebook.py").write_text(TRAIN_SOURCE)
     (kernel / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(OVERRIDES))
-    (kernel / "experiments" / "broken.yaml").write_text("seed: 13\n")
+    (kernel / "experiments" / "broken.yaml").write_text(yaml.safe_dump({"seed": 13, "model": RANDOM}))
     return kernel.parent
 
 
@@ -465,7 +467,7 @@ def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_ke
     assert "broken on purpose" in broken.stdout + broken.stderr
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ran = json.loads((runs / f"{TRAIN_BUILD}-smoke" / "experiment.json").read_text())
-    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}, "workers": 0}, "image": {"sizes": [64]}}
+    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}, "workers": 0}, "model": RANDOM, "image": {"sizes": [64]}}
     assert ran == {"name": EXPERIMENT, "settings": smoke, "rows": smoke_rows(samples / "sample" / "train.csv")}
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
@@ -579,7 +581,7 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
         "train": {"epochs": 1, "batch_size": 16, "workers": 0},
         "image": {"sizes": [64]},
         "resume": None,
-        "model": {"image": {"backbone": "test_resnet", "weights": None}},
+        "model": {"image": {"backbone": "test_resnet", "weights": "random"}},
     }
     assert unread == {"b3-weights"} and len(notes) == 5
     assert notes[2] == "train.workers 2 -> 0 (batches made in the kernel process)"
@@ -590,12 +592,15 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
     kept, notes, unread = preflight.smoke_experiment({**overrides, "image": {"sizes": [32]}}, "big.yaml", tmp_path)
     assert kept["model"] == overrides["model"] and kept["image"] == {"sizes": [32]} and unread == set()
     assert notes[:2] == ["train.epochs 10 -> 1", "image.sizes [32] -> [32]"]
+    random = {**overrides, "model": {"image": {"backbone": "efficientnet_b3", "weights": "random"}}}
+    kept, notes, unread = preflight.smoke_experiment(random, "random.yaml", tmp_path)
+    assert kept["model"] == random["model"] and unread == set() and len(notes) == 4
 
 
 def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
     settings = {"dataset_sources": ["all-minilm-l6-v2"], "kernel_sources": ["someone/shopee-train-old"]}
     path = tmp_path / "kernel.yaml"
-    preflight.check_experiment({"resume": "shopee-train-old"}, "ok.yaml", settings, path)
+    preflight.check_experiment({"resume": "shopee-train-old", "model": RANDOM}, "ok.yaml", settings, path)
     weights = {"model": {"image": {"backbone": "efficientnet_b3", "weights": "b3-weights/b3.pth"}}}
     with pytest.raises(preflight.PreflightError) as refused:
         preflight.check_experiment(weights, "big.yaml", settings, path)

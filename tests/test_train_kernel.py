@@ -28,7 +28,7 @@ TINY = {
     "image": {"sizes": [32]},
     "model": {
         "name": "image",
-        "image": {"backbone": "test_resnet", "embedding": 32},
+        "image": {"backbone": "test_resnet", "weights": "random", "embedding": 32},
         "text": None,
         "fusion": None,
         "heads": {"concat": None, "text": None},

@@ -159,10 +159,13 @@ def time_budget(out_dir: Path) -> str:
 
 
 def experiment_inputs(config: dict) -> dict[str, str]:
-    """The `<slug>/<path>` inputs a resolved experiment config reads, by setting."""
+    """The `<slug>/<path>` inputs a resolved experiment config reads, by setting (random image weights read none)."""
+    from lib import experiment  # here: lib.models is slow to import for the other steps
+
     model = config["model"]
+    weights = (model.get("image") or {}).get("weights")
     found = {
-        "model.image.weights": (model.get("image") or {}).get("weights"),
+        "model.image.weights": weights if weights != experiment.RANDOM_WEIGHTS else None,
         "model.text.model_dir": (model.get("text") or {}).get("model_dir"),
         "resume": config["resume"],
     }
@@ -203,8 +206,8 @@ def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tupl
         notes.append(f"resume {config['resume']} -> null (a fresh start)")
     dropped = set()
     image = config["model"].get("image") or {}
-    if image.get("weights") and not (local_datasets / image["weights"]).is_file():
-        shrink["model"] = {"image": {"backbone": SMOKE_BACKBONE, "weights": None}}
+    if image and image["weights"] != experiment.RANDOM_WEIGHTS and not (local_datasets / image["weights"]).is_file():
+        shrink["model"] = {"image": {"backbone": SMOKE_BACKBONE, "weights": experiment.RANDOM_WEIGHTS}}
         dropped.add(image["weights"].split("/")[0])
         notes.append(
             f"model.image {image['backbone']} with weights {image['weights']} -> {SMOKE_BACKBONE} from random "
