@@ -210,20 +210,42 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     ]
 
 
-def test_an_unreadable_checkpoint_leaves_the_fallback_submission(trained_runs, built, tmp_path):
-    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    broken = tmp_path / "broken-run"
+def broken_checkpoint(trained_runs, folder: Path) -> Path:
+    """A runs folder for the two-model plan whose first checkpoint (shopee-train-demo) is not a checkpoint."""
+    runs = runs_folder(folder / "runs", trained_runs, two_model_plan(trained_runs))
+    broken = folder / "broken-run"
     shutil.copytree(trained_runs.runs["shopee-train-a"], broken)
     (broken / "model.pt").write_bytes(b"not a checkpoint")
     (runs / "shopee-train-demo").unlink()
     (runs / "shopee-train-demo").symlink_to(broken, target_is_directory=True)
+    return runs
+
+
+def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_runs, built, tmp_path):
+    runs = broken_checkpoint(trained_runs, tmp_path)
     log = run(
         "tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, check=False
     )
 
-    assert "a stage failed and the kernel kept its fallback submission" in log
+    assert "run failed: shopee-inference.ipynb failed in a cell" in log and "not a readable checkpoint" in log
+    out = runs / KERNEL
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
+    assert "the commit run stops here: fix the plan before submitting" in notebook_output(out)
+    assert not (out / "timings.json").exists(), "the notebook stopped at the failure"
+    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
+
+
+def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_rerun(
+    trained_runs, built, hidden, tmp_path
+):
+    runs = broken_checkpoint(trained_runs, tmp_path)
+    log = run("tools/run_kernel.py", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
+
+    assert "a stage failed and the kernel kept its fallback submission" in log and "failed in a cell" not in log
     out = runs / KERNEL
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the fallback submission (TF-IDF and identical titles) is kept" in notebook_output(out)
-    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
+    assert (out / "timings.json").is_file(), "the notebook ran to its end"
+    validate_submission(out / "submission.csv", pd.read_csv(hidden / "test.csv").posting_id)
