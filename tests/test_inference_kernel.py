@@ -74,7 +74,6 @@ def two_model_plan(trained_runs) -> dict:
             "tfidf": {"tfidf": {"analyzer": "word"}},
         },
         "matching": rules,
-        "gallery_corrected": {"rows": 70000, "matching": rules},
         "cv": {"rows": 1, "f1": {"union": 0.5}},
     }
     validate_tuned_config(plan, "two_model_plan")
