@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 KERNEL ?= shopee-inference
 SAMPLE := data/sample
 COMP ?= $(SAMPLE)
+BUILD_DIR ?= build
 ROWS ?= 2000
 SEED ?= 0
 # The locks are for the machines the project runs on: Linux x86_64, CPython 3.11.
@@ -79,14 +80,14 @@ data/real/restaurants/train.csv: tools/real_data.py | setup
 title-report: sample datasets real-data  ## the title-only plan on the sample and data/real/*: commit-run CV, ablation, the rerun played on a fold
 	$(PY) -m tools.title_report $(SAMPLE) data/real/restaurants data/real/dblp-acm
 
-build: setup  ## build every kernel into build/<name>/ (notebook + kernel-metadata.json)
-	$(PY) build.py
+build: setup  ## build every kernel into BUILD_DIR/<name>/ (default build/: notebook + kernel-metadata.json)
+	$(PY) build.py --out $(BUILD_DIR)
 
 run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs); LAYOUT=flat: old /kaggle/input layout
-	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) $(if $(LAYOUT),--layout $(LAYOUT))
+	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) $(if $(LAYOUT),--layout $(LAYOUT))
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
-	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --source
+	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) --source
 
 demo: setup sample datasets  ## the whole loop on the sample: train demo and demo2, tune their ensemble, run inference (CV + submission)
 	$(MAKE) --no-print-directory train EXP=demo
@@ -96,7 +97,7 @@ demo: setup sample datasets  ## the whole loop on the sample: train demo and dem
 
 timing: build sample datasets  ## inference on 70,000 synthetic test rows on this CPU with the demo's models: the per-stage time table
 	$(PY) -m tools.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
-	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --output runs/timing-70k --timeout 14400
+	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --build $(BUILD_DIR) --output runs/timing-70k --timeout 14400
 
 bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), sparse TF-IDF search, char TF-IDF against scikit-learn
 	$(PY) tools/bench_knn.py

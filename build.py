@@ -5,6 +5,7 @@ Usage: python build.py [NAME ...]   (every kernel when no name is given)
 
 import argparse
 import ast
+import copy
 import json
 import os
 import re
@@ -37,6 +38,9 @@ WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`ma
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 # the folder under /kaggle/input of each kind of source in Kaggle's current layout (its owner/slug below it)
 MOUNT_FOLDERS = {"competition_sources": "competitions", "dataset_sources": "datasets", "kernel_sources": "notebooks"}
+LIBRARY_HEADING = "## The inlined library (lib/, written by build.py)"
+# a cell whose code is folded on opening: in JupyterLab (nbformat's jupyter.source_hidden) and Kaggle's viewer
+HIDDEN_SOURCE = {"jupyter": {"source_hidden": True}, "_kg_hide-input": True}
 
 
 class BuildError(Exception):
@@ -51,6 +55,7 @@ class Cell:
     source: str
     origin: str
     first_line: int = 1
+    hidden: bool = False
 
 
 def read_settings(kernel_dir: Path) -> dict:
@@ -209,7 +214,7 @@ def module_name(path: Path, repo: Path) -> str:
 
 
 def git_stamp(repo: Path) -> str:
-    """The source of the first cell: the commit built and whether the tree had uncommitted changes."""
+    """The source of the stamp cell: the commit built and whether the tree had uncommitted changes."""
 
     def git(*args: str) -> str:
         result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
@@ -263,13 +268,24 @@ def lib_cells(modules: list[str], repo: Path) -> list[Cell]:
         f'import os, sys, tempfile\n\nLIB_DIR = tempfile.mkdtemp(prefix="kernel-lib-")\n{makedirs}\n'
         "sys.path.insert(0, LIB_DIR)"
     )
-    cells = [Cell("code", setup, "build.py")]
+    cells = [Cell("code", setup, "build.py", hidden=True)]
     for module in modules:
         path = module_file(module, repo)
         relative = path.relative_to(repo).as_posix()
         source = path.read_text().rstrip("\n")
-        cells.append(Cell("code", f"%%writefile {{LIB_DIR}}/{relative}\n{source}", relative, first_line=0))
+        cells.append(Cell("code", f"%%writefile {{LIB_DIR}}/{relative}\n{source}", relative, first_line=0, hidden=True))
     return cells
+
+
+def library_heading(modules: list[str], wheels: bool) -> str:
+    """The markdown cell heading the inlined library: what its hidden cells do."""
+    install = ", then installs the attached wheels dataset offline" if wheels else ""
+    return (
+        f"{LIBRARY_HEADING}\n"
+        f"The build stamp, then the {len(modules)} `lib` modules this kernel imports (directly or through each other), "
+        f"each written by a `%%writefile` cell into a package folder put on `sys.path`{install}. Their code is folded: "
+        "expand a cell to read it. Edit `lib/` and `kernels/`, then rebuild."
+    )
 
 
 def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
@@ -286,25 +302,31 @@ def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
 
 
 def compose(kernel_dir: Path, repo: Path, wheels: bool = False) -> list[Cell]:
-    """Every cell of the built notebook: stamp, inlined lib modules, the offline install of the wheels dataset (when
-    `wheels`, i.e. attached; it needs lib.data.paths), then the kernel's own cells."""
+    """Every cell of the built notebook: the kernel's leading cells (title, what it does, CONFIG), then the library
+    under one heading (stamp, inlined lib modules, the offline install of the wheels dataset when `wheels`, i.e.
+    attached; it needs lib.data.paths) right before the kernel's first code cell that imports lib, then the rest."""
     source_path = kernel_dir / SOURCE_FILE
     if not source_path.is_file():
         raise BuildError(f"{source_path}: missing; every kernel folder needs a py:percent {SOURCE_FILE}")
     own = kernel_cells(source_path, repo)
-    roots = []
-    for cell in own:
+    roots, importing = [], []
+    for number, cell in enumerate(own):
         if cell.kind == "code":
-            tree = parse_cell(cell)
-            roots += [(m, cell.first_line + line - 1) for m, line in imported_lib_modules(tree, None, repo)]
+            found = imported_lib_modules(parse_cell(cell), None, repo)
+            roots += [(m, cell.first_line + line - 1) for m, line in found]
+            importing += [number] if found else []
     modules = lib_closure(roots, os.path.relpath(source_path, repo), repo)
     if wheels:
         modules = sorted(
             set(modules) | set(lib_closure([("lib.data.paths", 1)], "build.py (wheels install cell)", repo))
         )
-    stamp = Cell("code", git_stamp(repo), "build.py")
-    install = [Cell("code", wheels_install(), "build.py")] if wheels else []
-    return [stamp] + (lib_cells(modules, repo) if modules else []) + install + own
+    library = [Cell("markdown", library_heading(modules, wheels), "build.py")]
+    library.append(Cell("code", git_stamp(repo), "build.py", hidden=True))
+    library += lib_cells(modules, repo) if modules else []
+    library += [Cell("code", wheels_install(), "build.py", hidden=True)] if wheels else []
+    code = [number for number, cell in enumerate(own) if cell.kind == "code"]
+    split = (importing or code or [len(own)])[0]  # before the first lib import (or code cell, for the wheels)
+    return own[:split] + library + own[split:]
 
 
 def parse_cell(cell: Cell) -> ast.AST:
@@ -408,7 +430,8 @@ def to_notebook(cells: list[Cell]) -> nbformat.NotebookNode:
     notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     for number, cell in enumerate(cells):
         make = nbformat.v4.new_code_cell if cell.kind == "code" else nbformat.v4.new_markdown_cell
-        notebook.cells.append(make(cell.source, id=f"cell-{number:03d}"))
+        metadata = copy.deepcopy(HIDDEN_SOURCE) if cell.hidden else {}
+        notebook.cells.append(make(cell.source, id=f"cell-{number:03d}", metadata=metadata))
     nbformat.validate(notebook)
     return notebook
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: two tiny training runs on a generated sample, trained once per test session."""
+"""Shared fixtures: two tiny training runs on a generated sample, trained once per test session; the check that no
+test writes into the repository's build/ or runs/ (tests build and run under pytest's temporary folders)."""
 
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ["build", "runs"]  # the repository's folders of builds and run outputs, the user's own
 MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
 COMPETITION = "shopee-product-matching"
 OWNER = "someone"  # the owner of the datasets and kernel outputs in the input root, as Kaggle mounts them
@@ -17,7 +19,7 @@ TINY_RUN = {
     "image": {"sizes": [32]},
     "valid": {"batch_size": 64},
     "model": {
-        "image": {"backbone": "test_resnet", "embedding": 32, "dropout": 0.0},
+        "image": {"backbone": "test_resnet", "weights": "random", "embedding": 32, "dropout": 0.0},
         "text": {"max_length": 12, "embedding": 64},
         "fusion": {"linear_out": 64},
     },
@@ -35,6 +37,27 @@ EXPERIMENTS = {
         },
     },
 }
+
+
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file (or link) under folder, by path."""
+    found = {}
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() or path.is_symlink():
+            stat = path.lstat()
+            found[str(path.relative_to(ROOT))] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_outputs_untouched():
+    """Fail the session when a test added, changed or removed a file in the repository's build/ or runs/."""
+    before = {name: files_under(ROOT / name) for name in GENERATED}
+    yield
+    for name in GENERATED:
+        after = files_under(ROOT / name)
+        changed = sorted(path for path in set(before[name]) | set(after) if before[name].get(path) != after.get(path))
+        assert not changed, f"tests wrote into the repository's {name}/ (build and run under tmp_path): {changed[:10]}"
 
 
 @dataclass

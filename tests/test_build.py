@@ -1,3 +1,4 @@
+import ast
 import json
 import os
 import subprocess
@@ -63,6 +64,20 @@ def written_modules(notebook) -> list[str]:
     return [c.source.split("\n")[0].split("/", 1)[1] for c in notebook.cells if c.source.startswith("%%writefile")]
 
 
+def hidden(cell) -> bool:
+    """Whether JupyterLab (jupyter.source_hidden) and Kaggle's viewer (_kg_hide-input) show the cell's code folded."""
+    return cell.metadata.get("jupyter", {}).get("source_hidden") is True and cell.metadata.get("_kg_hide-input") is True
+
+
+def library_headings(notebook) -> list[int]:
+    """The positions of the markdown cells that head the inlined library."""
+    return [
+        number
+        for number, cell in enumerate(notebook.cells)
+        if cell.cell_type == "markdown" and cell.source.startswith(build.LIBRARY_HEADING)
+    ]
+
+
 def test_inlines_exactly_the_modules_used_transitively(tmp_path):
     source = GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", "")
     out = build_tiny(tmp_path, source)
@@ -74,7 +89,80 @@ def test_inlines_exactly_the_modules_used_transitively(tmp_path):
         "lib/sub/__init__.py",
         "lib/sub/delta.py",
     ]
-    assert "BUILD = {'commit':" in notebook.cells[0].source
+    # the title, then the library (heading, stamp, package folders, modules) right before the first code cell
+    assert notebook.cells[0].source == "# A tiny kernel" and library_headings(notebook) == [1]
+    assert "BUILD = {'commit':" in notebook.cells[2].source
+    assert [cell.source for cell in notebook.cells[-2:]] == ["from lib import alpha", "print(alpha.VALUE)"]
+    assert all(hidden(cell) for cell in notebook.cells[2:-2]) and not any(map(hidden, notebook.cells[-2:]))
+
+
+def test_the_kernels_own_leading_cells_come_first_and_the_library_before_its_first_lib_import(tmp_path):
+    source = "# %% [markdown]\n# # Tiny\n\n# %%\nCONFIG = {'k': 1}\n\n# %%\nfrom lib import alpha\n\nprint(CONFIG)\n"
+    notebook = nbformat.read(build_tiny(tmp_path, source) / "tiny-kernel.ipynb", as_version=4)
+    assert [cell.source for cell in notebook.cells[:2]] == ["# Tiny", "CONFIG = {'k': 1}"]
+    assert library_headings(notebook) == [2] and notebook.cells[-1].source.startswith("from lib import alpha")
+    without_lib = build_tiny(tmp_path / "plain", "# %% [markdown]\n# # Plain\n\n# %%\nprint(1)\n")
+    notebook = nbformat.read(without_lib / "tiny-kernel.ipynb", as_version=4)
+    assert notebook.cells[0].source == "# Plain" and library_headings(notebook) == [1]
+    assert notebook.cells[-1].source == "print(1)" and written_modules(notebook) == []
+
+
+@pytest.mark.parametrize("kernel", ["shopee-inference", "shopee-train", "optimize-ensemble"])
+def test_a_real_kernel_reads_title_and_config_first_then_one_hidden_library(tmp_path, kernel):
+    notebook = nbformat.read(build.build_kernel(ROOT / "kernels" / kernel, tmp_path) / f"{kernel}.ipynb", 4)
+    [heading] = library_headings(notebook)
+    leading = notebook.cells[:heading]
+    assert leading[0].cell_type == "markdown" and leading[0].source.startswith("# Shopee - Price Match Guarantee: ")
+    if kernel == "shopee-train":  # its first code cell imports lib (its config is the experiment's, read there)
+        assert len(leading) == 1
+    else:
+        assert len(leading) == 2 and leading[1].cell_type == "code" and leading[1].source.startswith("CONFIG = {")
+    wheels = "shopee-wheels" in (ROOT / "kernels" / kernel / "kernel.yaml").read_text()
+    end = heading + 1 + 2 + len(written_modules(notebook)) + wheels  # stamp, package folders, modules, install
+    library, own = notebook.cells[heading + 1 : end], notebook.cells[:heading] + notebook.cells[end:]
+    assert library[0].source.startswith("# Built by build.py") and all(map(hidden, library))
+    assert sum(cell.source.startswith("%%writefile") for cell in library) == len(written_modules(notebook)) > 5
+    assert not any(map(hidden, own)) and "lib" in own[heading].source and own[heading].cell_type == "code"
+
+
+def naive_lib_imports(path: Path) -> set[str]:
+    """The lib modules one file imports, read from its import statements (relative ones from its package)."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "lib"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + [base] if base else parent)
+            if base.split(".")[0] == "lib":
+                found.add(base)
+                found |= {f"{base}.{alias.name}" for alias in node.names if naive_file(f"{base}.{alias.name}")}
+    return found
+
+
+def naive_file(module: str) -> Path | None:
+    """lib/a/b.py or lib/a/b/__init__.py of module lib.a.b, if there is one."""
+    path = ROOT / module.replace(".", "/")
+    return next((p for p in [path.with_suffix(".py"), path / "__init__.py"] if p.is_file()), None)
+
+
+@pytest.mark.parametrize("kernel", ["shopee-inference", "shopee-train", "optimize-ensemble"])
+def test_a_kernel_inlines_exactly_the_lib_modules_it_imports(tmp_path, kernel):
+    pending = list(naive_lib_imports(ROOT / "kernels" / kernel / "notebook.py"))
+    if "shopee-wheels" in (ROOT / "kernels" / kernel / "kernel.yaml").read_text():
+        pending.append("lib.data.paths")  # build.py's wheels install cell imports it
+    wanted = set()
+    while pending:
+        parts = pending.pop().split(".")
+        for package in [".".join(parts[:end]) for end in range(1, len(parts) + 1)]:
+            if package not in wanted:
+                wanted.add(package)
+                pending += naive_lib_imports(naive_file(package))
+    notebook = nbformat.read(build.build_kernel(ROOT / "kernels" / kernel, tmp_path) / f"{kernel}.ipynb", 4)
+    assert sorted(written_modules(notebook)) == sorted(str(naive_file(m).relative_to(ROOT)) for m in wanted)
 
 
 def test_unresolvable_lib_import_names_file_and_line(tmp_path):

@@ -1,5 +1,6 @@
 """Delivery to Kaggle: the real `kaggle` CLI, driven by tools/delivery.py and the make targets, against a local
-recording server (tests/kaggle_recorder.py) with fake credentials. Nothing leaves 127.0.0.1."""
+recording server (tests/kaggle_recorder.py) with fake credentials. Nothing leaves 127.0.0.1; builds and push records
+go to each test's own build folder (BUILD_DIR)."""
 
 import base64
 import hashlib
@@ -30,9 +31,9 @@ INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
 BIG = "bigtest"  # a copy of the real exp001 (MiniLM fine-tuned for 10 epochs) pushed by the smoke pre-flight test
-OVERRIDES = {
-    "train": {"epochs": 2, "lr": {"text": 0.001}}
-}  # the small kernel's experiment: a lib.training.experiment one
+RANDOM = {"image": {"weights": "random"}}  # the default image backbone from random weights, said explicitly
+# the small kernel's experiment, its keys in the order YAML writes them back
+OVERRIDES = {"model": RANDOM, "train": {"epochs": 2, "lr": {"text": 0.001}}}
 LOGS: list[str] = []  # every captured output of the tools, scanned for the credentials at the end
 SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
@@ -57,19 +58,6 @@ def run_python(*args) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kept_build(tmp_path_factory):
-    """build/shopee-inference as it was before these tests, put back after them (they push with fake credentials)."""
-    built = ROOT / "build" / INFERENCE
-    kept = tmp_path_factory.mktemp("kept") / INFERENCE
-    if built.is_dir():
-        shutil.copytree(built, kept)
-    yield
-    shutil.rmtree(built, ignore_errors=True)
-    if kept.is_dir():
-        shutil.copytree(kept, built)
-
-
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory) -> Path:
     """A 300-row sample in both situations (commit run, scoring rerun) and the local model dataset."""
@@ -83,7 +71,7 @@ def samples(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def train_kernels(tmp_path) -> Path:
-    """A kernels folder holding a small shopee-train with two experiments; its build folders removed afterwards."""
+    """A kernels folder holding a small shopee-train with two experiments."""
     kernel = tmp_path / "kernels" / "shopee-train"
     (kernel / "experiments").mkdir(parents=True)
     settings = {
@@ -96,24 +84,20 @@ def train_kernels(tmp_path) -> Path:
     (kernel / "kernel.yaml").write_text(yaml.safe_dump(settings))
     (kernel / "notebook.py").write_text(TRAIN_SOURCE)
     (kernel / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(OVERRIDES))
-    (kernel / "experiments" / "broken.yaml").write_text("seed: 13\n")
-    yield kernel.parent
-    for name in [TRAIN_BUILD, "shopee-train-broken", f"shopee-train-{BIG}"]:
-        for folder in [name, f"{name}-smoke"]:
-            shutil.rmtree(ROOT / "build" / folder, ignore_errors=True)
-            shutil.rmtree(ROOT / "build" / "experiments" / folder, ignore_errors=True)
-    if (ROOT / "build" / "experiments").is_dir() and not any((ROOT / "build" / "experiments").iterdir()):
-        (ROOT / "build" / "experiments").rmdir()
+    (kernel / "experiments" / "broken.yaml").write_text(yaml.safe_dump({"seed": 13, "model": RANDOM}))
+    return kernel.parent
 
 
 def environment(recorder: Recorder, tmp_path: Path, credentials: str = "env") -> dict[str, str]:
-    """The tools' environment: the recorder as Kaggle, a private home and temp folder, the test credentials."""
+    """The tools' environment: the recorder as Kaggle, a private home, temp and build folder (BUILD_DIR, which the
+    Makefile takes), the test credentials."""
     proxies = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k.lower() not in proxies}
     for folder in ["home", "tmp", "kaggle-config"]:
         (tmp_path / folder).mkdir(exist_ok=True)
     env.update(recorder.environment(tmp_path / "kaggle-config"), HOME=str(tmp_path / "home"))
     env["TMPDIR"] = str(tmp_path / "tmp")
+    env["BUILD_DIR"] = str(tmp_path / "build")
     if credentials == "env":
         env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY)
     elif credentials == "file":
@@ -132,8 +116,8 @@ def captured(result: subprocess.CompletedProcess, recorder: Recorder) -> subproc
 
 
 def deliver(recorder: Recorder, env: dict, *args) -> subprocess.CompletedProcess:
-    """Run `python -m tools.delivery ARGS` as make does."""
-    command = [sys.executable, "-m", "tools.delivery", *map(str, args)]
+    """Run `python -m tools.delivery --build BUILD_DIR ARGS` as make does."""
+    command = [sys.executable, "-m", "tools.delivery", "--build", env["BUILD_DIR"], *map(str, args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     return captured(result, recorder)
 
@@ -203,8 +187,8 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     assert save["datasetDataSources"] == [f"{USER}/all-minilm-l6-v2", f"{USER}/shopee-wheels"]
     assert save["competitionDataSources"] == ["shopee-product-matching"]
     assert save["language"] == "python" and save["kernelType"] == "notebook"
-    assert json.loads(save["text"]) == pushed_text(ROOT / "build" / INFERENCE / f"{INFERENCE}.ipynb")
-    record = json.loads((ROOT / "build" / INFERENCE / "push.json").read_text())
+    assert json.loads(save["text"]) == pushed_text(tmp_path / "build" / INFERENCE / f"{INFERENCE}.ipynb")
+    record = json.loads((tmp_path / "build" / INFERENCE / "push.json").read_text())
     assert record == {"id": f"{USER}/{INFERENCE}", "version": 1}
 
 
@@ -265,8 +249,6 @@ def broken_inference(tmp_path: Path, change: str) -> Path:
 )
 def test_preflight_failure_sends_nothing_even_when_forced(tmp_path, change, reason):
     kernels = broken_inference(tmp_path, change)
-    built = ROOT / "build" / INFERENCE / f"{INFERENCE}.ipynb"
-    before = built.read_bytes() if built.is_file() else None
     with Recorder() as recorder:
         env = environment(recorder, tmp_path)
         results = [
@@ -276,7 +258,7 @@ def test_preflight_failure_sends_nothing_even_when_forced(tmp_path, change, reas
         assert result.returncode == 1
         assert reason in result.stderr
     assert recorder.requests == []
-    assert (built.read_bytes() if built.is_file() else None) == before
+    assert not (tmp_path / "build").exists(), "a refused kernel is not built"
 
 
 def test_local_runs_are_checked_for_their_situation_and_submission(tmp_path):
@@ -346,17 +328,16 @@ def test_status_target_fails_on_error(tmp_path, state, code):
         assert f"{USER}/{INFERENCE}: {state}" in result.stdout
 
 
-def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path, monkeypatch):
-    monkeypatch.setattr(delivery, "BUILD", tmp_path)
+def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": f"{USER}/my-kernel"}))
-    assert delivery.kernel_ref("mine") == f"{USER}/my-kernel"
-    assert delivery.kernel_ref("someone/their-kernel") == "someone/their-kernel"
+    assert delivery.kernel_ref("mine", tmp_path) == f"{USER}/my-kernel"
+    assert delivery.kernel_ref("someone/their-kernel", tmp_path) == "someone/their-kernel"
     with pytest.raises(delivery.DeliveryError, match="missing; push the kernel first"):
-        delivery.kernel_ref("never-built")
+        delivery.kernel_ref("never-built", tmp_path)
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": "set-KAGGLE_USERNAME/my-kernel"}))
     with pytest.raises(delivery.DeliveryError, match="built without a Kaggle owner"):
-        delivery.kernel_ref("mine")
+        delivery.kernel_ref("mine", tmp_path)
 
 
 def test_output_downloads_kernel_files_into_a_local_folder(tmp_path):
@@ -492,17 +473,19 @@ def test_push_train_builds_one_kernel_per_experiment(samples, tmp_path, train_ke
         broken = deliver(recorder, env, "push-train", "broken", *args)
         assert recorder.requests == []
         result = deliver(recorder, env, "push-train", EXPERIMENT, *args)
-    assert broken.returncode == 1 and "local run of build/shopee-train-broken-smoke" in broken.stderr
+    assert (
+        broken.returncode == 1 and f"local run of {tmp_path / 'build' / 'shopee-train-broken-smoke'}" in broken.stderr
+    )
     assert "broken on purpose" in broken.stdout + broken.stderr
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ran = json.loads((runs / f"{TRAIN_BUILD}-smoke" / "experiment.json").read_text())
-    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}, "workers": 0}, "image": {"sizes": [64]}}
+    smoke = {"train": {"epochs": 1, "lr": {"text": 0.001}, "workers": 0}, "model": RANDOM, "image": {"sizes": [64]}}
     assert ran == {"name": EXPERIMENT, "settings": smoke, "rows": smoke_rows(samples / "sample" / "train.csv")}
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{TRAIN_BUILD}" and save["newTitle"] == f"Shopee train {EXPERIMENT}"
     assert save["enableInternet"] is False and save["competitionDataSources"] == ["shopee-product-matching"]
     assert save["enableGpu"] is True and save["machineShape"] == "NvidiaTeslaT4"
-    assert json.loads(save["text"]) == pushed_text(ROOT / "build" / TRAIN_BUILD / f"{TRAIN_BUILD}.ipynb")
+    assert json.loads(save["text"]) == pushed_text(tmp_path / "build" / TRAIN_BUILD / f"{TRAIN_BUILD}.ipynb")
     assert f"EXPERIMENT = {OVERRIDES!r}" in save["text"]
 
 
@@ -566,7 +549,7 @@ def test_no_credentials_in_builds_runs_logs_requests_or_tracked_files(tmp_path):
     assert pushed.returncode == 0 and upload.returncode == 0
     listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT).stdout.split()
     tracked = [ROOT / name for name in listed if (ROOT / name).is_file() and ROOT / name != Path(__file__)]
-    built = [path for path in (ROOT / "build").rglob("*") if path.is_file()]
+    built = [path for path in (tmp_path / "build").rglob("*") if path.is_file()]
     runs = [path for path in tmp_path.parent.rglob("*") if path.is_file() and "runs" in path.parts]
     texts = [path.read_bytes() for path in built + runs + tracked] + [log.encode() for log in LOGS] + SENT
     assert built and len(LOGS) >= 2 and SENT
@@ -589,7 +572,7 @@ def test_push_train_of_a_big_experiment_runs_its_smoke_test_then_pushes_it_whole
     rows = smoke_rows(samples / "sample" / "train.csv")
     assert "shrunk: train.epochs 10 -> 1; image.sizes [256] -> [64]" in result.stdout
     assert f"pre-flight smoke run on {rows} of the 300 rows" in result.stdout
-    assert f"as the smoke test build/shopee-train-{BIG}-smoke" in result.stdout
+    assert f"as the smoke test {tmp_path / 'build' / f'shopee-train-{BIG}-smoke'}" in result.stdout
     metrics = json.loads((runs / f"shopee-train-{BIG}-smoke" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["cv"]["text"] > 0
     [save] = recorder.calls("SaveKernel")
@@ -610,7 +593,7 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
         "train": {"epochs": 1, "batch_size": 16, "workers": 0},
         "image": {"sizes": [64]},
         "resume": None,
-        "model": {"image": {"backbone": "test_resnet", "weights": None}},
+        "model": {"image": {"backbone": "test_resnet", "weights": "random"}},
     }
     assert unread == {"b3-weights"} and len(notes) == 5
     assert notes[2] == "train.workers 2 -> 0 (batches made in the kernel process)"
@@ -621,12 +604,15 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
     kept, notes, unread = preflight.smoke_experiment({**overrides, "image": {"sizes": [32]}}, "big.yaml", tmp_path)
     assert kept["model"] == overrides["model"] and kept["image"] == {"sizes": [32]} and unread == set()
     assert notes[:2] == ["train.epochs 10 -> 1", "image.sizes [32] -> [32]"]
+    random = {**overrides, "model": {"image": {"backbone": "efficientnet_b3", "weights": "random"}}}
+    kept, notes, unread = preflight.smoke_experiment(random, "random.yaml", tmp_path)
+    assert kept["model"] == random["model"] and unread == set() and len(notes) == 4
 
 
 def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
     settings = {"dataset_sources": ["all-minilm-l6-v2"], "kernel_sources": ["someone/shopee-train-old"]}
     path = tmp_path / "kernel.yaml"
-    preflight.check_experiment({"resume": "shopee-train-old"}, "ok.yaml", settings, path)
+    preflight.check_experiment({"resume": "shopee-train-old", "model": RANDOM}, "ok.yaml", settings, path)
     weights = {"model": {"image": {"backbone": "efficientnet_b3", "weights": "b3-weights/b3.pth"}}}
     with pytest.raises(preflight.PreflightError) as refused:
         preflight.check_experiment(weights, "big.yaml", settings, path)

@@ -74,7 +74,6 @@ def two_model_plan(trained_runs) -> dict:
             "tfidf": {"tfidf": {"analyzer": "word"}},
         },
         "matching": rules,
-        "gallery_corrected": {"rows": 70000, "matching": rules},
         "cv": {"rows": 1, "f1": {"union": 0.5}},
     }
     validate_tuned_config(plan, "two_model_plan")
@@ -91,14 +90,17 @@ def runs_folder(folder: Path, trained_runs, plan: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built():
-    build.build_kernel(ROOT / "kernels" / KERNEL, ROOT / "build")
+def built(tmp_path_factory) -> Path:
+    """The build folder holding the inference kernel built from kernels/."""
+    folder = tmp_path_factory.mktemp("build")
+    build.build_kernel(ROOT / "kernels" / KERNEL, folder)
+    return folder
 
 
 def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs)
-    run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--source")
+    log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built)
+    run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, "--source")
     out, source = runs / KERNEL, runs / f"{KERNEL}-source"
     for name in ["submission.csv", "cv_scores.json", "matching_config.json", "run_status.json"]:
         assert (out / name).read_bytes() == (source / name).read_bytes(), name
@@ -126,17 +128,26 @@ def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, bui
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(trained_runs, built, tmp_path):
-    comp = tmp_path / "hidden"
+@pytest.fixture(scope="module")
+def hidden(trained_runs, tmp_path_factory) -> Path:
+    """The scoring rerun's competition folder: the trained runs' sample with every held-out row in test.csv."""
+    comp = tmp_path_factory.mktemp("hidden") / "comp"
     run("tools/make_sample.py", "--out", comp, "--rows", 300, "--seed", 3, "--hidden")
     assert (comp / "train.csv").read_bytes() == (trained_runs.competition / "train.csv").read_bytes()
+    return comp
+
+
+def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(trained_runs, built, hidden, tmp_path):
+    comp = tmp_path / "hidden"
+    shutil.copytree(hidden, comp)
+    shutil.copy(f"{hidden}.solution.csv", f"{comp}.solution.csv")
     test = pd.read_csv(comp / "test.csv")
     (comp / "test_images" / test.image[0]).write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (comp / "test_images" / test.image[1]).unlink()
     test.loc[2, "title"], test.loc[3, "title"] = "", "\\xf0\\x9f\\x94\\xa5 !!! ??? 0 ml"
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs)
+    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
 
     out = runs / KERNEL
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
@@ -160,17 +171,28 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     (kernel / "notebook.py").write_text(
         source.replace('"plan": "optimize-ensemble/inference_config.json"', '"plan": None')
     )
-    build.build_kernel(kernel, ROOT / "build")
+    build.build_kernel(kernel, tmp_path / "build")
     comp = tmp_path / "comp"
     shutil.copytree(trained_runs.competition, comp, symlinks=True)
     test = pd.read_csv(comp / "test.csv").head(1)
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs, "--layout", layout)
+    log = run(
+        "tools/run_kernel.py",
+        kernel.name,
+        "--comp",
+        comp,
+        "--runs",
+        runs,
+        "--build",
+        tmp_path / "build",
+        "--layout",
+        layout,
+    )
 
     out = runs / kernel.name
     assert f"; {layout} layout;" in log
-    owner = json.loads((ROOT / "build" / kernel.name / "kernel-metadata.json").read_text())["id"].split("/")[0]
+    owner = json.loads((tmp_path / "build" / kernel.name / "kernel-metadata.json").read_text())["id"].split("/")[0]
     wheels = f"datasets/{owner}/shopee-wheels" if layout == "nested" else "shopee-wheels"
     assert re.search(
         rf"installing offline: .* --find-links \S+/kaggle-input-[^/]+/{re.escape(wheels)} -r ",
@@ -187,18 +209,42 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     ]
 
 
-def test_an_unreadable_checkpoint_leaves_the_fallback_submission(trained_runs, built, tmp_path):
-    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    broken = tmp_path / "broken-run"
+def broken_checkpoint(trained_runs, folder: Path) -> Path:
+    """A runs folder for the two-model plan whose first checkpoint (shopee-train-demo) is not a checkpoint."""
+    runs = runs_folder(folder / "runs", trained_runs, two_model_plan(trained_runs))
+    broken = folder / "broken-run"
     shutil.copytree(trained_runs.runs["shopee-train-a"], broken)
     (broken / "model.pt").write_bytes(b"not a checkpoint")
     (runs / "shopee-train-demo").unlink()
     (runs / "shopee-train-demo").symlink_to(broken, target_is_directory=True)
-    log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, check=False)
+    return runs
 
-    assert "a stage failed and the kernel kept its fallback submission" in log
+
+def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_runs, built, tmp_path):
+    runs = broken_checkpoint(trained_runs, tmp_path)
+    log = run(
+        "tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, check=False
+    )
+
+    assert "run failed: shopee-inference.ipynb failed in a cell" in log and "not a readable checkpoint" in log
+    out = runs / KERNEL
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
+    assert "the commit run stops here: fix the plan before submitting" in notebook_output(out)
+    assert not (out / "timings.json").exists(), "the notebook stopped at the failure"
+    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
+
+
+def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_rerun(
+    trained_runs, built, hidden, tmp_path
+):
+    runs = broken_checkpoint(trained_runs, tmp_path)
+    log = run("tools/run_kernel.py", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
+
+    assert "a stage failed and the kernel kept its fallback submission" in log and "failed in a cell" not in log
     out = runs / KERNEL
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the fallback submission (TF-IDF and identical titles) is kept" in notebook_output(out)
-    validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
+    assert (out / "timings.json").is_file(), "the notebook ran to its end"
+    validate_submission(out / "submission.csv", pd.read_csv(hidden / "test.csv").posting_id)

@@ -28,7 +28,7 @@ TINY = {
     "image": {"sizes": [32]},
     "model": {
         "name": "image",
-        "image": {"backbone": "test_resnet", "embedding": 32},
+        "image": {"backbone": "test_resnet", "weights": "random", "embedding": 32},
         "text": None,
         "fusion": None,
         "heads": {"concat": None, "text": None},
@@ -59,7 +59,7 @@ def test_the_plain_build_and_every_experiment_build_pass_the_offline_checks(tmp_
     training = {"training/train.py", "training/experiment.py", "training/folds.py", "training/tracking.py"}
     assert training | {"data/augment.py", "data/images.py"} <= inlined
     for path in sorted((KERNEL / "experiments").glob("*.yaml")):
-        built = build.build_kernel(experiment_kernel(KERNEL, path.stem), tmp_path)
+        built = build.build_kernel(experiment_kernel(KERNEL, path.stem, tmp_path), tmp_path)
         metadata = json.loads((built / "kernel-metadata.json").read_text())
         assert metadata["id"].endswith(f"/shopee-train-{path.stem}") and metadata["enable_internet"] is False
 
@@ -69,8 +69,8 @@ def test_an_experiment_kernel_trains_offline_into_a_weights_dataset(sample, tmp_
     shutil.copytree(KERNEL, kernels / "shopee-train")
     (kernels / "shopee-train" / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(TINY))
     name = f"shopee-train-{EXPERIMENT}"
-    build.build_kernel(experiment_kernel(kernels / "shopee-train", EXPERIMENT), ROOT / "build")
-    log = run("tools/run_kernel.py", name, "--comp", sample, "--runs", tmp_path / "runs")
+    build.build_kernel(experiment_kernel(kernels / "shopee-train", EXPERIMENT, tmp_path / "build"), tmp_path / "build")
+    log = run("tools/run_kernel.py", name, "--comp", sample, "--runs", tmp_path / "runs", "--build", tmp_path / "build")
     out = tmp_path / "runs" / name
     assert "finished in" in log and "model.pt" in log
     executed = nbformat.read(out / f"{name}.ipynb", as_version=4)

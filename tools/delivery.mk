@@ -1,7 +1,7 @@
 # Kaggle delivery targets (push, datasets, status, outputs, submit); included by the Makefile.
 # Each is a thin wrapper over the `kaggle` CLI through tools/delivery.py, which adds the pre-flight before a push
 # and turns the CLI's silent failures (exit 0 on a refused push or an ERROR status) into failing targets.
-DELIVERY := $(PY) -m tools.delivery
+DELIVERY := $(PY) -m tools.delivery --build $(BUILD_DIR)
 FORCE_FLAG := $(if $(FORCE),--force)
 PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 
@@ -19,7 +19,7 @@ upload-weights: setup  ## create or version dataset DATASET=<datasets-meta/ fold
 wheels: setup  ## download tools/wheels.txt for Kaggle's image (its Python, manylinux x86_64, binary only) into data/datasets/shopee-wheels
 	$(DELIVERY) wheels
 
-status: setup  ## status of KERNEL (build/ folder name or owner/slug) on Kaggle; fails on ERROR or a cancelled run
+status: setup  ## status of KERNEL (folder name under BUILD_DIR or owner/slug) on Kaggle; fails on ERROR or a cancelled run
 	$(DELIVERY) status $(KERNEL)
 
 output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)

@@ -1,6 +1,7 @@
 """Deliver kernels and datasets to Kaggle with the `kaggle` CLI, failing loudly where the CLI does not.
 
-Usage (from the repository root; the make targets of tools/delivery.mk wrap these):
+Usage (from the repository root; the make targets of tools/delivery.mk wrap these; before the command,
+--build DIR names the folder of builds and push records, default build/):
   python -m tools.delivery push-inference [--sample DIR] [--hidden DIR] [--runs DIR] [--kernels DIR] [--force]
   python -m tools.delivery push-train [EXP] [--sample DIR] [--runs DIR] [--kernels DIR] [--force]
   python -m tools.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
@@ -9,9 +10,9 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery output KERNEL [--out DIR]
   python -m tools.delivery submit [--version N] [--message TEXT]
 
-KERNEL is a folder name under build/ (its kernel-metadata.json gives owner/slug) or owner/slug itself.
+KERNEL is a folder name under the build folder (its kernel-metadata.json gives owner/slug) or owner/slug itself.
 Credentials come only from KAGGLE_USERNAME + KAGGLE_KEY or the CLI's kaggle.json; the owner in every id pushed
-is yours (KAGGLE_USERNAME, kaggle.json or a kernel's 'owner' setting) and is written only under build/ and into
+is yours (KAGGLE_USERNAME, kaggle.json or a kernel's 'owner' setting) and is written only in the build folder and into
 temporary staging folders, never into tracked files.
 """
 
@@ -29,7 +30,6 @@ import yaml
 import build
 from tools import wheels as wheels_list
 from tools.preflight import (
-    BUILD,
     COMPETITION,
     DATASETS_META,
     ROOT,
@@ -41,6 +41,7 @@ from tools.preflight import (
 )
 
 KERNELS = ROOT / "kernels"
+BUILD = ROOT / "build"
 RUNS = ROOT / "runs"
 SAMPLE = ROOT / "data" / "sample"
 LOCAL_DATASETS = ROOT / "data" / "datasets"
@@ -108,9 +109,9 @@ def push(build_dir: Path) -> int:
     return int(pushed[1])
 
 
-def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, force: bool) -> int:
+def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, build_root: Path, force: bool) -> int:
     """Pre-flight the submission kernel (both situations unless forced), then push it."""
-    return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, force))
+    return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, build_root, force))
 
 
 def experiments(kernel_dir: Path) -> list[str]:
@@ -118,8 +119,8 @@ def experiments(kernel_dir: Path) -> list[str]:
     return sorted(path.stem for path in (kernel_dir / "experiments").glob("*.yaml"))
 
 
-def experiment_kernel(kernel_dir: Path, experiment: str, smoke: bool = False) -> Path:
-    """Write build/experiments/<kernel>-<exp>/: the training kernel with its own slug and an EXPERIMENT cell first.
+def experiment_kernel(kernel_dir: Path, experiment: str, build_root: Path, smoke: bool = False) -> Path:
+    """Write build_root/experiments/<kernel>-<exp>/: the training kernel with its own slug and an EXPERIMENT cell first.
 
     The notebook gets, before its own cells, `EXPERIMENT_NAME = "<exp>"` and `EXPERIMENT = {...}` (the settings of
     experiments/<exp>.yaml), and the kernel is pushed as slug `<slug>-<exp>`, titled `<title> <exp>`: one Kaggle
@@ -147,7 +148,7 @@ def experiment_kernel(kernel_dir: Path, experiment: str, smoke: bool = False) ->
         settings["dataset_sources"] = [s for s in settings.get("dataset_sources", []) if s.split("/")[-1] not in unread]
         suffix = "-smoke"
     settings.update(slug=f"{settings['slug']}-{experiment}{suffix}", title=f"{settings['title']} {experiment}{suffix}")
-    target = BUILD / "experiments" / f"{kernel_dir.name}-{experiment}{suffix}"
+    target = build_root / "experiments" / f"{kernel_dir.name}-{experiment}{suffix}"
     target.mkdir(parents=True, exist_ok=True)
     (target / build.SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
     header = f"# %%\nEXPERIMENT_NAME = {experiment!r}\nEXPERIMENT = {overrides!r}\n\n"
@@ -155,16 +156,16 @@ def experiment_kernel(kernel_dir: Path, experiment: str, smoke: bool = False) ->
     return target
 
 
-def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, force: bool) -> int:
+def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, build_root: Path, force: bool) -> int:
     """Pre-flight the training kernel of one experiment (its smoke run on a few rows of the sample unless forced),
     then push it."""
-    kernel_dir = experiment_kernel(kernels / TRAIN, experiment)
+    kernel_dir = experiment_kernel(kernels / TRAIN, experiment, build_root)
     if force:
-        return push(preflight(kernel_dir, False, sample, None, runs, force))
-    smoke = experiment_kernel(kernels / TRAIN, experiment, smoke=True)
+        return push(preflight(kernel_dir, False, sample, None, runs, build_root, force))
+    smoke = experiment_kernel(kernels / TRAIN, experiment, build_root, smoke=True)
     with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
         comp = smoke_competition(sample, Path(tmp) / COMPETITION)
-        return push(preflight(kernel_dir, False, comp, None, runs, force, smoke=smoke))
+        return push(preflight(kernel_dir, False, comp, None, runs, build_root, force, smoke=smoke))
 
 
 def stage_dataset(folder: Path, metadata: dict, staging: Path) -> None:
@@ -253,11 +254,12 @@ def wheels() -> list[Path]:
     return found
 
 
-def kernel_ref(kernel: str) -> str:
-    """owner/slug of KERNEL: as given, or from the kernel-metadata.json of build/<KERNEL>/ (the last push's build)."""
+def kernel_ref(kernel: str, build_root: Path) -> str:
+    """owner/slug of KERNEL: as given, or from the kernel-metadata.json of build_root/<KERNEL>/ (the last push's
+    build)."""
     if "/" in kernel:
         return kernel
-    path = BUILD / kernel / "kernel-metadata.json"
+    path = build_root / kernel / "kernel-metadata.json"
     if not path.is_file():
         raise DeliveryError(
             f"{path}: missing; push the kernel first (make push-inference|push-train) or give owner/slug"
@@ -270,9 +272,9 @@ def kernel_ref(kernel: str) -> str:
     return ref
 
 
-def status(kernel: str) -> str:
+def status(kernel: str, build_root: Path) -> str:
     """The state of the kernel's latest version on Kaggle; raise when it failed or was cancelled."""
-    ref = kernel_ref(kernel)
+    ref = kernel_ref(kernel, build_root)
     output = kaggle("kernels", "status", ref)
     found = re.search(r'has status "(?:KernelWorkerStatus\.)?(\w+)"', output)
     if not found:
@@ -284,9 +286,9 @@ def status(kernel: str) -> str:
     return found[1]
 
 
-def output(kernel: str, out: Path | None) -> Path:
+def output(kernel: str, out: Path | None, build_root: Path) -> Path:
     """Download the kernel's output files (overwriting same names) into out, default runs/<slug>; return out."""
-    ref = kernel_ref(kernel)
+    ref = kernel_ref(kernel, build_root)
     out = out or RUNS / ref.split("/")[1]
     downloaded = re.findall(r"Output file downloaded to (.*)", kaggle("kernels", "output", ref, "-p", str(out), "-o"))
     if not downloaded:
@@ -297,18 +299,18 @@ def output(kernel: str, out: Path | None) -> Path:
     return out
 
 
-def last_push() -> tuple[str, int]:
-    """owner/slug and version of the last push of the inference kernel, from its push record."""
-    record = BUILD / INFERENCE / PUSH_RECORD
+def last_push(build_root: Path) -> tuple[str, int]:
+    """owner/slug and version of the last push of the inference kernel, from its push record in build_root."""
+    record = build_root / INFERENCE / PUSH_RECORD
     if not record.is_file():
         raise DeliveryError(f"{record}: no push recorded; run `make push-inference` or give VERSION=<n>")
     pushed = json.loads(record.read_text())
     return pushed["id"], pushed["version"]
 
 
-def submit(version: int | None, message: str | None) -> int:
+def submit(version: int | None, message: str | None, build_root: Path) -> int:
     """Submit a pushed version of the inference kernel (default: the last push) to the code competition."""
-    ref, version = last_push() if version is None else (kernel_ref(INFERENCE), version)
+    ref, version = last_push(build_root) if version is None else (kernel_ref(INFERENCE, build_root), version)
     description = message or f"{ref} version {version}"
     args = ["-k", ref, "-v", str(version), "-f", SUBMISSION_FILE, "-m", description, "-q"]
     found = re.search(r"Submission ref: (\d+)", kaggle("competitions", "submit", COMPETITION, *args))
@@ -329,6 +331,7 @@ def add_push_arguments(command: argparse.ArgumentParser) -> None:
 def parse_args() -> argparse.Namespace:
     """The command line: one sub-command per make target."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", type=Path, default=BUILD, help="folder of builds and push records")
     commands = parser.add_subparsers(dest="command", required=True)
     inference = commands.add_parser("push-inference")
     add_push_arguments(inference)
@@ -343,9 +346,9 @@ def parse_args() -> argparse.Namespace:
     upload.add_argument("--folder", type=Path, help="files to upload (default data/datasets/<slug>)")
     upload.add_argument("--message", help="version notes")
     commands.add_parser("wheels")
-    commands.add_parser("status").add_argument("kernel", help="folder name under build/, or owner/slug")
+    commands.add_parser("status").add_argument("kernel", help="folder name under the build folder, or owner/slug")
     download = commands.add_parser("output")
-    download.add_argument("kernel", help="folder name under build/, or owner/slug")
+    download.add_argument("kernel", help="folder name under the build folder, or owner/slug")
     download.add_argument("--out", type=Path, help="download folder (default runs/<slug>)")
     submission = commands.add_parser("submit")
     submission.add_argument("--version", type=int, help="kernel version (default: the last push)")
@@ -360,19 +363,19 @@ def main() -> int:
         if args.command != "wheels":
             require_credentials()
         if args.command == "push-inference":
-            push_inference(args.kernels, args.sample, args.hidden, args.runs, args.force)
+            push_inference(args.kernels, args.sample, args.hidden, args.runs, args.build, args.force)
         elif args.command == "push-train":
-            push_train(args.kernels, args.experiment, args.sample, args.runs, args.force)
+            push_train(args.kernels, args.experiment, args.sample, args.runs, args.build, args.force)
         elif args.command == "upload-weights":
             upload_dataset(args.dataset, args.folder, args.message)
         elif args.command == "wheels":
             wheels()
         elif args.command == "status":
-            print(f"{args.kernel}: {status(args.kernel)}")
+            print(f"{args.kernel}: {status(args.kernel, args.build)}")
         elif args.command == "output":
-            output(args.kernel, args.out)
+            output(args.kernel, args.out, args.build)
         else:
-            submit(args.version, args.message)
+            submit(args.version, args.message, args.build)
     except (DeliveryError, PreflightError, build.BuildError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)
         return 1

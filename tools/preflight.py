@@ -3,7 +3,7 @@
 1. settings: an owner is known, internet off, a GPU kernel asks for T4s; for a submission kernel also GPU on and the
    competition attached;
 2. every dataset source is described in datasets-meta/ (kernel sources need nothing more);
-3. a fresh build into build/<name>/ with build.py's static offline checks;
+3. a fresh build into <build>/<name>/ (build/ by default) with build.py's static offline checks;
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
    hidden test set), each submission.csv checked with lib.data.submission.validate_submission, and the rerun's
@@ -14,7 +14,7 @@
    the experiment's backbone weights have no local copy); it catches configuration errors, missing sources and
    crashes, not speed or memory.
 Checks 1 and 2 come before the build and the build writes nothing when its checks fail, so a kernel refused
-by a check leaves build/ as it was.
+by a check leaves the build folder as it was.
 """
 
 import json
@@ -29,7 +29,6 @@ import build
 from lib.data.competition import COMPETITION, VISIBLE_TEST_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
 DATASETS_META = ROOT / "datasets-meta"
 SMOKE_ROWS = 200
 SMOKE_SIZE = 64
@@ -90,10 +89,10 @@ def dataset_problems(metadata: dict, settings_path: Path, datasets_meta: Path) -
     ]
 
 
-def fresh_build(kernel_dir: Path) -> Path:
-    """Build kernel_dir into build/<name>/ (static offline checks included) and return that folder."""
+def fresh_build(kernel_dir: Path, build_root: Path) -> Path:
+    """Build kernel_dir into build_root/<name>/ (static offline checks included) and return that folder."""
     try:
-        return build.build_kernel(kernel_dir, BUILD)
+        return build.build_kernel(kernel_dir, build_root)
     except build.BuildError as error:
         raise PreflightError(str(error)) from error
 
@@ -115,12 +114,12 @@ def check_situation(comp: Path, scoring: bool) -> None:
         raise PreflightError(f"{comp}/test.csv: {rows} rows; the commit run has {VISIBLE_TEST_ROWS} (make sample)")
 
 
-def local_run(name: str, comp: Path, runs: Path) -> Path:
-    """Run the built notebook offline on comp with tools/run_kernel.py; return its output folder."""
+def local_run(name: str, comp: Path, runs: Path, build_root: Path) -> Path:
+    """Run the notebook built in build_root offline on comp with tools/run_kernel.py; return its output folder."""
     command = [sys.executable, str(ROOT / "tools" / "run_kernel.py"), name, "--comp", str(comp), "--runs", str(runs)]
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
+    if subprocess.run(command + ["--build", str(build_root)], cwd=ROOT).returncode != 0:
         raise PreflightError(
-            f"the local run of build/{name} on {comp} failed (its output is above); fix the kernel, "
+            f"the local run of {build_root / name} on {comp} failed (its output is above); fix the kernel, "
             "or push with FORCE=1 to skip the local runs"
         )
     return runs / name
@@ -160,10 +159,13 @@ def time_budget(out_dir: Path) -> str:
 
 
 def experiment_inputs(config: dict) -> dict[str, str]:
-    """The `<slug>/<path>` inputs a resolved experiment config reads, by setting."""
+    """The `<slug>/<path>` inputs a resolved experiment config reads, by setting (random image weights read none)."""
+    from lib.training import experiment  # here: lib.models is slow to import for the other steps
+
     model = config["model"]
+    weights = (model.get("image") or {}).get("weights")
     found = {
-        "model.image.weights": (model.get("image") or {}).get("weights"),
+        "model.image.weights": weights if weights != experiment.RANDOM_WEIGHTS else None,
         "model.text.model_dir": (model.get("text") or {}).get("model_dir"),
         "resume": config["resume"],
     }
@@ -205,8 +207,8 @@ def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tupl
         notes.append(f"resume {config['resume']} -> null (a fresh start)")
     dropped = set()
     image = config["model"].get("image") or {}
-    if image.get("weights") and not (local_datasets / image["weights"]).is_file():
-        shrink["model"] = {"image": {"backbone": SMOKE_BACKBONE, "weights": None}}
+    if image and image["weights"] != experiment.RANDOM_WEIGHTS and not (local_datasets / image["weights"]).is_file():
+        shrink["model"] = {"image": {"backbone": SMOKE_BACKBONE, "weights": experiment.RANDOM_WEIGHTS}}
         dropped.add(image["weights"].split("/")[0])
         notes.append(
             f"model.image {image['backbone']} with weights {image['weights']} -> {SMOKE_BACKBONE} from random "
@@ -240,6 +242,7 @@ def preflight(
     sample: Path,
     hidden: Path | None,
     runs: Path,
+    build_root: Path,
     force: bool,
     smoke: Path | None = None,
 ) -> Path:
@@ -251,6 +254,7 @@ def preflight(
         sample: the competition folder of the commit run (3 visible test rows).
         hidden: the competition folder of the scoring rerun (every held-out row); used when submission is true.
         runs: where the local runs write their outputs (and find kernel sources).
+        build_root: where the kernel is built (build/ for `make`), and the smoke run's kernel.
         force: skip the local runs, not the checks.
         smoke: a kernel folder run locally instead of kernel_dir's build (a training experiment shrunk for a smoke
             run, with `sample` a competition folder from smoke_competition).
@@ -263,20 +267,20 @@ def preflight(
         raise PreflightError(
             f"{kernel_dir.name}: {len(problems)} pre-flight check(s) failed:\n  " + "\n  ".join(problems)
         )
-    out_dir = fresh_build(kernel_dir)
+    out_dir = fresh_build(kernel_dir, build_root)
     situations = [] if force else [(sample, False)] + ([(hidden, True)] if submission else [])
     for comp, scoring in situations:
         check_situation(comp, scoring)
     local = kernel_dir if smoke is None or force else smoke
     if local != kernel_dir:
-        fresh_build(local)
+        fresh_build(local, build_root)
     for comp, scoring in situations:
-        run_dir = local_run(local.name, comp, runs)
+        run_dir = local_run(local.name, comp, runs, build_root)
         if submission:
             check_submission(run_dir, comp)
         if scoring:
             print(time_budget(run_dir))
     runs_done = "FORCE=1, so no local run" if force else f"run locally in {len(situations)} situation(s)"
-    runs_done += f" as the smoke test build/{local.name}" if local != kernel_dir else ""
+    runs_done += f" as the smoke test {build_root / local.name}" if local != kernel_dir else ""
     print(f"pre-flight: {kernel_dir.name} built, checked and {runs_done}")
     return out_dir

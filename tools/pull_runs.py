@@ -1,6 +1,6 @@
 """Fetch the outputs of pushed training kernels and merge every training run's MLflow store into one.
 
-Usage: python tools/pull_runs.py [--runs DIR] [--no-download]
+Usage: python tools/pull_runs.py [--runs DIR] [--build DIR] [--no-download]
 
 Each experiment pushed with `make push-train` (build/shopee-train-<exp>/push.json) has its outputs downloaded into
 runs/shopee-train-<exp>/ through the delivery targets (`python -m tools.delivery output`), where local runs
@@ -27,9 +27,10 @@ def pushed(build_dir: Path) -> list[str]:
     return sorted(path.parent.name for path in build_dir.glob(f"{PREFIX}*/push.json"))
 
 
-def download(kernel: str, runs: Path) -> bool:
+def download(kernel: str, runs: Path, build_dir: Path) -> bool:
     """Download one kernel's outputs into runs/<kernel> with the delivery tool; whether it worked."""
-    command = [sys.executable, "-m", "tools.delivery", "output", kernel, "--out", str(runs / kernel)]
+    command = [sys.executable, "-m", "tools.delivery", "--build", str(build_dir), "output", kernel]
+    command += ["--out", str(runs / kernel)]
     return subprocess.run(command, cwd=ROOT).returncode == 0
 
 
@@ -47,9 +48,10 @@ def merge_all(runs: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs and the merged store")
+    parser.add_argument("--build", type=Path, default=ROOT / "build", help="folder of builds and push records")
     parser.add_argument("--no-download", action="store_true", help="merge the outputs already there")
     args = parser.parse_args()
-    failed = [] if args.no_download else [k for k in pushed(ROOT / "build") if not download(k, args.runs)]
+    failed = [] if args.no_download else [k for k in pushed(args.build) if not download(k, args.runs, args.build)]
     merged = merge_all(args.runs)
     store = args.runs / STORE
     print(f"{len(merged)} run(s) in {store}; compare them with: mlflow ui --backend-store-uri sqlite:///{store}")

@@ -1,12 +1,13 @@
 """Run a built kernel locally as Kaggle would: a real Jupyter kernel, an empty working folder, no network.
 
-Usage: python tools/run_kernel.py KERNEL [--comp FOLDER] [--source] [--layout flat]
+Usage: python tools/run_kernel.py KERNEL [--comp COMP] [--build BUILD] [--runs RUNS] [--source] [--layout flat]
 
 /kaggle/input is mapped to a temporary folder holding every declared source where today's Kaggle mounts it:
 competitions/<slug>, datasets/<owner>/<slug>, notebooks/<owner>/<slug> (owners from the built kernel-metadata.json),
-or each at <slug> with --layout flat (older images). The competition is FOLDER (default data/sample), datasets come
-from data/datasets/<slug>, kernel sources from runs/<slug>.
-Outputs land in runs/<KERNEL>/ (or --output; runs/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
+or each at <slug> with --layout flat (older images). The competition is COMP (default data/sample), datasets come
+from data/datasets/<slug>, kernel sources from RUNS/<slug> (default runs/). The built kernel is read from
+BUILD/<KERNEL>/ (default build/, where build.py writes by default).
+Outputs land in RUNS/<KERNEL>/ (or --output; RUNS/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
 as a plain script with lib importable, for comparison with the built notebook).
 """
 
@@ -134,7 +135,7 @@ def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str,
     else:
         os.environ.clear()
         os.environ.update(env)
-        execute_notebook(ROOT / "build" / args.kernel / f"{args.kernel}.ipynb", out_dir, args.timeout)
+        execute_notebook(args.build / args.kernel / f"{args.kernel}.ipynb", out_dir, args.timeout)
 
 
 def fallback_error(out_dir: Path) -> str | None:
@@ -182,6 +183,7 @@ def main() -> int:
     parser.add_argument("--comp", type=Path, default=ROOT / "data" / "sample", help="competition data folder")
     parser.add_argument("--source", action="store_true", help="run kernels/KERNEL/notebook.py, not the build")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--build", type=Path, default=ROOT / "build", help="folder of built kernels (build.py --out)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
     parser.add_argument("--output", type=Path, help="folder for this run's outputs (default: RUNS/KERNEL)")
     parser.add_argument(
@@ -195,9 +197,9 @@ def main() -> int:
         if args.inside_namespace:
             run_inside(args)
             return 0
-        metadata_path = ROOT / "build" / args.kernel / "kernel-metadata.json"
+        metadata_path = args.build / args.kernel / "kernel-metadata.json"
         if not metadata_path.is_file():
-            raise RunError(f"{metadata_path}: not built; run `make build` first")
+            raise RunError(f"{metadata_path}: not built; run `make build` (or build.py --out {args.build}) first")
         metadata = json.loads(metadata_path.read_text())
         input_root = input_tree(source_folders(metadata, args.comp, args.runs), mount_points(metadata, args.layout))
         out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
@@ -207,7 +209,8 @@ def main() -> int:
         kind = "source" if args.source else "built notebook"
         print(f"running {args.kernel} ({kind}) on {args.comp}; {args.layout} layout; {network}")
         command = [sys.executable, __file__, args.kernel, INSIDE_FLAG, "--out", str(out_dir)]
-        command += ["--input-root", str(input_root), "--timeout", str(args.timeout)] + ["--source"] * args.source
+        command += ["--input-root", str(input_root), "--timeout", str(args.timeout), "--build", str(args.build)]
+        command += ["--source"] * args.source
         started = time.perf_counter()
         returncode = subprocess.run(prefix + command).returncode
         shutil.rmtree(input_root)

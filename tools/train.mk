@@ -4,8 +4,8 @@ TRAIN_EXP = $(or $(EXP),demo)
 .PHONY: train pull-runs
 
 train: setup sample datasets  ## train EXP (default demo) locally: its kernel built and run offline on COMP; outputs in runs/shopee-train-EXP
-	$(PY) -c "import build, tools.delivery as d; build.build_kernel(d.experiment_kernel(d.KERNELS / d.TRAIN, '$(TRAIN_EXP)'), build.ROOT / 'build')"
-	$(PY) tools/run_kernel.py shopee-train-$(TRAIN_EXP) --comp $(COMP)
+	$(PY) -c "import build, tools.delivery as d; from pathlib import Path; out = Path('$(BUILD_DIR)'); build.build_kernel(d.experiment_kernel(d.KERNELS / d.TRAIN, '$(TRAIN_EXP)', out), out)"
+	$(PY) tools/run_kernel.py shopee-train-$(TRAIN_EXP) --comp $(COMP) --build $(BUILD_DIR)
 
 pull-runs: setup  ## download the outputs of pushed training kernels into runs/ and merge every run into runs/mlflow.db (mlflow ui)
-	$(PY) tools/pull_runs.py
+	$(PY) tools/pull_runs.py --build $(BUILD_DIR)

@@ -6,8 +6,9 @@
 # only the 3 visible rows (Kaggle's commit run) this is the CV run.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
-# printed and recorded in run_status.json); unreadable images are replaced (lib.data.images); every stage is timed and
-# projected to 70,000 rows on a T4 (timings.json).
+# printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
+# seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed and projected to 70,000
+# rows on a T4 (timings.json).
 
 # %%
 CONFIG = {
@@ -127,9 +128,12 @@ def match_test(plan: dict, rules: dict) -> list[list[str]]:
 
 
 # %% [markdown]
-# ## Submission by the plan (the fallback stays if anything fails)
+# ## Submission by the plan
+# If anything fails, the fallback submission stays and the failure is recorded in run_status.json; the scoring rerun
+# goes on with the fallback, the commit run stops with the error (a submission of it would score the fallback).
 
 # %%
+status = {"fallback": False}
 try:
     plan = read_tuned_config(paths.input_path(CONFIG["plan"])) if CONFIG["plan"] else TITLE_PLAN
     report = evaluate(plan, tune=CONFIG["plan"] is None)
@@ -143,14 +147,17 @@ try:
         print(f"ablation {name:>32}: {score:.4f}")
     write_submission("submission.csv", test.posting_id, match_test(plan, report["corrected_rules"]))
     validate_submission("submission.csv", test.posting_id)
-    status = {"fallback": False}
     print(f"submission.csv by the plan: {len(test)} rows")
 except Exception as error:  # the fallback submission stays; the failure is shown and recorded
     traceback.print_exc()
     status = {"fallback": True, "error": f"{type(error).__name__}: {error}"}
     print(f"FAILED, the fallback submission (TF-IDF and identical titles) is kept: {status['error']}")
-with open("run_status.json", "w") as file:
-    json.dump(status, file, indent=2)
+    if CV_MODE:
+        print("the commit run stops here: fix the plan before submitting (the scoring rerun would keep the fallback)")
+        raise
+finally:
+    with open("run_status.json", "w") as file:
+        json.dump(status, file, indent=2)
 plt.show()
 
 # %% [markdown]

@@ -2,7 +2,8 @@
 # # Shopee - Price Match Guarantee: training
 # Trains one experiment: the default config of `lib/training/experiment.py` with the overrides of
 # `kernels/shopee-train/experiments/<name>.yaml`, which `make push-train EXP=<name>` (and `make train`) put in a
-# first cell as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained.
+# first cell as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained, once their
+# image backbone's weights are named (`model.image.weights`: a file of an attached dataset, or `random`).
 # On every GPU (one process each), else on the CPU. The output folder is a weights dataset: `model.pt` (the best
 # epoch, with its config), `metrics.json`, `oof_embeddings.npz`, plots, the MLflow run, `dataset-metadata.json`.
 # A `last.pt` left by a killed run in the output folder (or in the source named by `resume`) is continued from.

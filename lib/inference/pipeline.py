@@ -131,14 +131,19 @@ def candidate_pairs(postings, titles: list[str], neighbours: dict, stopwatch: St
 
 def evaluation_rows(plan: dict, train):
     """The train postings the plan is evaluated on: the out-of-fold rows its checkpoints share (lib.data.oof checks they
-    are the same rows in one order), else all of train (no checkpoint, or one trained on every row)."""
+    are the same rows in one order), or all of train when it uses no checkpoint (nothing in it was trained on train).
+    A checkpoint without out-of-fold rows (trained on every row) is refused: CV would score rows it trained on."""
     runs = []
     for name in used_models(plan):
         model = plan["models"][name]
         if model["kind"] == "checkpoint":
             folder = checkpoint_path(model).parent
             if not (folder / oof.OOF).is_file():
-                return train
+                raise FileNotFoundError(
+                    f"{folder / oof.OOF}: missing, so model {name!r} of the plan ({model['source']}) has no "
+                    "out-of-fold rows, and CV on train would score rows it trained on; name runs trained with a "
+                    "validation fold (folds.fold: 0 to count - 1 in the experiment) in the plan, as make optimize does"
+                )
             runs.append(oof.read_run(model["source"], folder))
     if not runs:
         return train

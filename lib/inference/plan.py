@@ -7,7 +7,6 @@ components          name -> {"members": [{"model", "output", "weight"}, ...], "b
                              | {"tfidf": {"analyzer": a name of lib.data.text.ANALYZERS}}
 matching            a lib.matching.pairs.predict config over the component names (groups: "title", "phash"); a threshold
                     of lib.matching.pairs.NO_MATCH keeps no pair of that component
-gallery_corrected   {"rows": test rows it is corrected for, "matching": the same config, thresholds shifted}
 cv                  {"rows": CV postings, "f1": {name: mean F1}}
 """
 
@@ -20,7 +19,7 @@ from lib.matching.pairs import NO_MATCH
 OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
 BLENDS = ("inb", "qe")
 GROUPS = ("title", "phash")
-KEYS = {"models", "components", "matching", "gallery_corrected", "cv"}
+KEYS = {"models", "components", "matching", "cv"}
 
 
 def fail(source: str, where: str, problem: str) -> None:
@@ -129,9 +128,6 @@ def validate_tuned_config(config: dict, source: str) -> None:
     for name, component in components.items():
         check_component(component, models, source, f"components.{name}")
     check_matching(config["matching"], components, source, "matching")
-    corrected = mapping(config["gallery_corrected"], source, "gallery_corrected", {"rows", "matching"})
-    integer(corrected["rows"], source, "gallery_corrected.rows", 1)
-    check_matching(corrected["matching"], components, source, "gallery_corrected.matching")
     cv = mapping(config["cv"], source, "cv", {"rows", "f1"})
     integer(cv["rows"], source, "cv.rows", 1)
     for name, score in mapping(cv["f1"], source, "cv.f1").items():

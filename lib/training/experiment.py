@@ -4,7 +4,9 @@ An experiment is a short mapping of overrides (kernels/shopee-train/experiments/
 merge key by key, so `train: {epochs: 5}` keeps every other training option. Unknown keys and wrongly typed values
 are errors that name the file and the key. The `model` section is a lib.models config without `num_classes` (the
 training label groups give it), checked by lib.models.config; its `image.weights` and `text.model_dir` are paths
-under the input root (`<dataset slug>/<file>`), so one experiment runs on Kaggle and locally alike.
+under the input root (`<dataset slug>/<file>`), so one experiment runs on Kaggle and locally alike. A model with an
+image branch must say where its backbone's weights come from: `image.weights` is such a path, or `random` to train
+from random weights on purpose (left unset, the experiment is refused).
 
     seed            seeds the folds, the initial weights, the batch order and the augmentations
     folds           count: GroupKFold folds on label_group, stratified by group size (lib.training.folds); fold: the
@@ -71,6 +73,7 @@ SCHEMA = {
     ),
 }
 BRANCHES = {"image": ("image",), "text": ("text",), "joint": ("image", "text")}
+RANDOM_WEIGHTS = "random"  # model.image.weights of a backbone trained from random weights on purpose
 EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -160,6 +163,15 @@ def check_model(model: dict, source: str) -> None:
         validate_config({**model, "num_classes": 2}, BRANCHES[name])
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
+    image = model.get("image")
+    if image is not None and image.get("weights") is None:
+        raise ValueError(
+            f"{source}: model.image.weights: not set, so the {image['backbone']} backbone would train from random "
+            "weights; attach pretrained weights (upload the timm state dict file as a dataset, add its slug to "
+            "dataset_sources in kernels/shopee-train/kernel.yaml and set model.image.weights: <slug>/<file>, the "
+            f"file's path under /kaggle/input), or set model.image.weights: {RANDOM_WEIGHTS} to train from random "
+            "weights on purpose"
+        )
 
 
 def resolve(overrides: dict | None, source: str) -> dict:

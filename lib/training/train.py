@@ -53,7 +53,7 @@ from lib.matching import plots, thresholds  # noqa: E402
 from lib.matching.cv import cv_scores  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
 from lib.models.embed import collate_for, embed_batches, eval_dataset  # noqa: E402
-from lib.training.experiment import size_at  # noqa: E402
+from lib.training.experiment import RANDOM_WEIGHTS, size_at  # noqa: E402
 from lib.training.folds import group_folds  # noqa: E402
 from lib.training.tracking import Tracker  # noqa: E402
 
@@ -108,10 +108,12 @@ def epoch_batches(rows: int, batch_size: int, seed: int, rank: int, processes: i
 
 
 def model_config(config: dict, num_classes: int) -> dict:
-    """The lib.models config of the experiment: num_classes set, input-relative paths made real."""
+    """The lib.models config of the experiment: num_classes set, input-relative paths made real (random image
+    weights: none)."""
     model = json.loads(json.dumps(config["model"])) | {"num_classes": num_classes}
-    if model.get("image") and model["image"].get("weights"):
-        model["image"]["weights"] = paths.input_path(model["image"]["weights"])
+    if model.get("image"):
+        weights = model["image"]["weights"]
+        model["image"]["weights"] = None if weights == RANDOM_WEIGHTS else paths.input_path(weights)
     if model.get("text"):
         model["text"]["model_dir"] = paths.input_path(model["text"]["model_dir"])
     return model

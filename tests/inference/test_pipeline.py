@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -90,8 +91,10 @@ def test_checkpoints_must_share_their_out_of_fold_postings(tmp_path, monkeypatch
         pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("e", "concat", 1.0)]}), train)
     with pytest.raises(ValueError, match="row 2 is posting p9, which train.csv lacks"):
         pipeline.evaluation_rows(plan_of({"x": [("c", "concat", 1.0)]}), train)
-    (tmp_path / "d").mkdir()  # an all-data model: no out-of-fold rows
-    assert pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("d", "concat", 1.0)]}), train) is train
+    (tmp_path / "d").mkdir()  # an all-data model: no out-of-fold rows, so no honest CV on train
+    refused = f"{tmp_path / 'd' / oof.OOF}: missing, so model 'd' of the plan (d) has no out-of-fold rows, and CV on "
+    with pytest.raises(FileNotFoundError, match=re.escape(refused + "train would score rows it trained on")):
+        pipeline.evaluation_rows(plan_of({"x": [("a", "concat", 1.0), ("d", "concat", 1.0)]}), train)
     assert pipeline.evaluation_rows(plan_of({}, tfidf=True), train) is train
 
 

@@ -36,7 +36,6 @@ CONFIG = {
         "tfidf": {"tfidf": {"analyzer": "word"}},
     },
     "matching": MATCHING,
-    "gallery_corrected": {"rows": 70000, "matching": copy.deepcopy(MATCHING)},
     "cv": {"rows": 414, "f1": {"concat": 0.9, "union": 0.93}},
 }
 
@@ -63,9 +62,8 @@ def test_the_documented_shape_reads_back(tmp_path):
 def test_a_component_that_keeps_no_pair_and_a_plan_of_tfidf_alone_validate():
     validate_tuned_config(changed(["matching", "components", "tfidf", "threshold"], NO_MATCH), "no match")
     tfidf = {"components": {"tfidf": {"threshold": NO_MATCH}}, "groups": [], "unit_filter": False, "mutual": False}
-    alone = {"rows": 70000, "matching": tfidf}
     plan = {**CONFIG, "models": {}, "components": {"tfidf": CONFIG["components"]["tfidf"]}, "matching": tfidf}
-    validate_tuned_config({**plan, "gallery_corrected": alone}, "every posting alone")
+    validate_tuned_config(plan, "every posting alone")
 
 
 @pytest.mark.parametrize("analyzer", ["word", "char_wb", "code"])
@@ -99,8 +97,13 @@ def test_every_tfidf_analyzer_validates(analyzer):
         (["matching", "components", "image"], {"threshold": 0.5}, "matching.components.image: 'image' is not a comp"),
         (["matching", "components", "tfidf", "threshold"], 1.5, "matching.components.tfidf.threshold: 1.5 is not"),
         (["matching", "groups"], ["colour"], "matching.groups: ['colour'] is not a list of"),
-        (["gallery_corrected", "matching", "mutual"], "no", "gallery_corrected.matching.mutual: 'no' is not true"),
-        (["gallery_corrected", "rows"], 0, "gallery_corrected.rows: 0 is not an integer"),
+        (["matching", "mutual"], "no", "matching.mutual: 'no' is not true or false"),
+        # thresholds corrected for a gallery are the inference kernel's to measure, for its own test
+        (
+            ["gallery_corrected"],
+            {"rows": 7, "matching": MATCHING},
+            "the file: missing keys [], unknown keys ['gallery_corrected']",
+        ),
         (["cv", "f1", "union"], "high", "cv.f1.union: 'high' is not a number"),
         (["thresholds"], {}, "the file: missing keys [], unknown keys ['thresholds']"),
     ],

@@ -8,23 +8,42 @@ import yaml
 from lib.training import experiment
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "kernels" / "shopee-train" / "experiments"
+RANDOM = {"model": {"image": {"weights": "random"}}}  # the default image backbone, from random weights on purpose
 
 
-def test_no_overrides_give_the_defaults():
-    config = experiment.resolve(None, "none")
-    assert config == experiment.defaults()
+def test_no_overrides_but_the_image_weights_give_the_defaults():
+    config = experiment.resolve(RANDOM, "none")
+    assert config == experiment.merged(experiment.defaults(), RANDOM)
     assert config["train"]["lr"] == {"image": 1e-4, "text": 2e-5, "neck": 1e-3, "head": 1e-3}
+
+
+def test_an_image_backbone_without_weights_is_refused_naming_the_file_the_key_and_the_fix(tmp_path):
+    path = tmp_path / "exp009.yaml"
+    path.write_text("train: {epochs: 3}\n")
+    with pytest.raises(ValueError) as refused:
+        experiment.load_experiment(path)
+    assert str(refused.value).startswith(
+        f"{path}: model.image.weights: not set, so the efficientnet_b3 backbone would train from random weights; "
+    )
+    for fix in ["dataset_sources", "model.image.weights: <slug>/<file>", "/kaggle/input", "weights: random"]:
+        assert fix in str(refused.value)
+    with pytest.raises(ValueError, match="none: model.image.weights: not set"):
+        experiment.resolve(None, "none")
+    path.write_text("model: {image: {weights: random}}\n")
+    assert experiment.load_experiment(path)["model"]["image"]["weights"] == "random"
+    text_only = {"model": {"name": "text", "image": None, "fusion": None, "heads": {"concat": None, "image": None}}}
+    assert "image" not in experiment.resolve(text_only, "text.yaml")["model"]
 
 
 def test_overrides_merge_key_by_key():
     config = experiment.resolve(
-        {"train": {"epochs": 3, "lr": {"text": 3e-5}}, "model": {"image": {"pool": "avg"}}}, "x"
+        {"train": {"epochs": 3, "lr": {"text": 3e-5}}, "model": {"image": {"pool": "avg", "weights": "random"}}}, "x"
     )
     defaults = experiment.defaults()
     assert config["train"]["epochs"] == 3
     assert config["train"]["batch_size"] == defaults["train"]["batch_size"]
     assert config["train"]["lr"] == {**defaults["train"]["lr"], "text": 3e-5}
-    assert config["model"]["image"] == {**defaults["model"]["image"], "pool": "avg"}
+    assert config["model"]["image"] == {**defaults["model"]["image"], "pool": "avg", "weights": "random"}
     assert experiment.defaults() == defaults, "resolving must not change the defaults"
 
 
@@ -37,7 +56,7 @@ def test_null_removes_a_model_section():
 
 def test_exponents_written_without_a_dot_are_floats(tmp_path):
     path = tmp_path / "lr.yaml"
-    path.write_text("train:\n  lr: {text: 3e-5}\n  warmup: .05\n")
+    path.write_text("train:\n  lr: {text: 3e-5}\n  warmup: .05\nmodel: {image: {weights: random}}\n")
     assert yaml.safe_load(path.read_text())["train"]["lr"]["text"] == "3e-5"  # PyYAML's YAML 1.1 reading
     config = experiment.load_experiment(path)
     assert config["train"]["lr"]["text"] == 3e-5
@@ -100,5 +119,5 @@ def test_every_shipped_experiment_is_valid(path):
 
 
 def test_image_size_per_epoch_repeats_the_last():
-    config = experiment.resolve({"image": {"sizes": [64, 96]}}, "x")
+    config = experiment.resolve({**RANDOM, "image": {"sizes": [64, 96]}}, "x")
     assert [experiment.size_at(config, epoch) for epoch in range(4)] == [64, 96, 96, 96]

@@ -27,7 +27,7 @@ from lib.training.tracking import store_uri
 ROOT = Path(__file__).resolve().parents[2]
 MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
 COMPETITION_PLACE = Path("competitions") / train.COMPETITION  # where Kaggle mounts the competition today
-TINY_IMAGE = {"backbone": "test_resnet", "embedding": 32, "dropout": 0.0}
+TINY_IMAGE = {"backbone": "test_resnet", "weights": "random", "embedding": 32, "dropout": 0.0}
 JOINT = {
     "folds": {"count": 4, "fold": 0},
     "train": {"epochs": 2, "batch_size": 32, "workers": 0, "lr": {"image": 3e-3, "text": 1e-4}},
@@ -273,7 +273,9 @@ def test_training_reads_the_competition_through_lib_data(input_root):
     assert len(fitted) + len(held) == len(frame)
     assert not set(fitted.label_group) & set(held.label_group)
     assert classes.max() + 1 == fitted.label_group.nunique() and len(labels) == len(held)
-    everything = train.split(experiment.resolve({"folds": {"fold": None}}, "test"), input_root / COMPETITION_PLACE)
+    everything = train.split(
+        experiment.resolve({**JOINT, "folds": {"fold": None}}, "test"), input_root / COMPETITION_PLACE
+    )
     assert len(everything[0]) == len(frame) and everything[2] is None
     assert isinstance(everything[0], pd.DataFrame)
 
