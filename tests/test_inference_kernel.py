@@ -231,6 +231,7 @@ def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_ru
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the commit run stops here: fix the plan before submitting" in notebook_output(out)
+    assert "Traceback (most recent call last)" not in notebook_output(out), "shown once: as the cell's error"
     assert not (out / "timings.json").exists(), "the notebook stopped at the failure"
     validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
 
@@ -246,5 +247,6 @@ def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the fallback submission (TF-IDF and identical titles) is kept" in notebook_output(out)
+    assert "Traceback (most recent call last)" in notebook_output(out), "the rerun goes on, so it prints the failure"
     assert (out / "timings.json").is_file(), "the notebook ran to its end"
     validate_submission(out / "submission.csv", pd.read_csv(hidden / "test.csv").posting_id)

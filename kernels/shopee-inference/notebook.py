@@ -148,13 +148,13 @@ try:
     write_submission("submission.csv", test.posting_id, match_test(plan, report["corrected_rules"]))
     validate_submission("submission.csv", test.posting_id)
     print(f"submission.csv by the plan: {len(test)} rows")
-except Exception as error:  # the fallback submission stays; the failure is shown and recorded
-    traceback.print_exc()
+except Exception as error:  # the fallback submission stays; the failure is shown (once) and recorded
     status = {"fallback": True, "error": f"{type(error).__name__}: {error}"}
     print(f"FAILED, the fallback submission (TF-IDF and identical titles) is kept: {status['error']}")
     if CV_MODE:
         print("the commit run stops here: fix the plan before submitting (the scoring rerun would keep the fallback)")
         raise
+    traceback.print_exc()
 finally:
     with open("run_status.json", "w") as file:
         json.dump(status, file, indent=2)
