@@ -3,13 +3,13 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lib.matching.pairs import Candidates
+from lib.matching.pairs import Candidates, pair_truth
 
 
 def similarity_histograms(c: Candidates, labels: np.ndarray, names: list[str]) -> plt.Figure:
     """For each component, the similarity of its candidate pairs that truly match vs those that do not."""
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
-    true_pair = labels[c.rows] == labels[c.cols]
+    true_pair, _ = pair_truth(c, labels)
     for axis, name in zip(axes[0], names):
         present = np.isfinite(c.similarity[name])
         bins = np.linspace(0, 1, 51)
