@@ -24,7 +24,7 @@ from lib.inference import pipeline
 from lib.inference.plan import TITLE_PLAN
 from lib.inference.timing import Stopwatch
 from lib.matching import pairs, thresholds
-from lib.training import folds
+from lib.data import folds
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batch_size": 64, "workers": 0, "max_length": 64, "k": 50}  # the inference kernel's CONFIG

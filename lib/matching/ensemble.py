@@ -11,24 +11,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lib.matching import pairs
-from lib.matching.pairs import Candidates
+from lib.matching.pairs import Candidates, pair_similarities
 from lib.matching.thresholds import GRID, f1_curve
 from lib.neighbours import knn
 from lib.neighbours.combine import normalised
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # weight of an added set, as a share of the new total
 MIN_GAIN = 1e-3  # the CV F1 an addition must gain: smaller gains are as likely noise of the fold as signal
-
-
-def pair_similarities(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """x[rows[i]] . x[cols[i]] for pairs sorted by row, from one block of rows against all rows at a time."""
-    similarity = np.empty(len(rows), dtype=np.float32)
-    bounds = np.searchsorted(rows, np.arange(0, len(x) + chunk, chunk))
-    for block, start in enumerate(range(0, len(x), chunk)):
-        low, high = bounds[block], bounds[block + 1]
-        products = x[start : start + chunk] @ x.T
-        similarity[low:high] = products[rows[low:high] - start, cols[low:high]]
-    return similarity
 
 
 def cached_pairs(embeddings: dict[str, np.ndarray], k: int = 50) -> Candidates:

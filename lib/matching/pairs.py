@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from lib.data.submission import MAX_MATCHES
 from lib.data.text import quantities, quantities_differ
@@ -42,6 +43,31 @@ def pair_keys(sim: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     valid = (idx >= 0) & (idx != rows)
     first_other = valid & (np.cumsum(valid, axis=1) == 1)
     return rows[valid] * n + idx[valid], sim[valid], first_other[valid]
+
+
+def pair_similarities(x, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """x[rows[i]] . x[cols[i]] of a dense array or scipy sparse matrix (TF-IDF), a chunk of pairs at a time."""
+    similarity = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        a, b = x[rows[start : start + chunk]], x[cols[start : start + chunk]]
+        products = a.multiply(b).sum(axis=1).A1 if sp.issparse(x) else np.einsum("ij,ij->i", a, b)
+        similarity[start : start + chunk] = products
+    return similarity
+
+
+def both_ways(c: Candidates) -> Candidates:
+    """The candidate pairs with each pair's reverse added (similarity -inf, not nearest, where it was no candidate)."""
+    keys = c.keys
+    every = np.union1d(keys, c.cols * c.n + c.rows)
+    position = np.searchsorted(every, keys)
+    similarity, nearest = {}, {}
+    for name, values in c.similarity.items():
+        similarity[name] = np.full(len(every), -np.inf, dtype=np.float32)
+        similarity[name][position] = values
+    for name, values in c.nearest.items():
+        nearest[name] = np.zeros(len(every), dtype=bool)
+        nearest[name][position] = values
+    return Candidates(c.n, every // max(c.n, 1), every % max(c.n, 1), similarity, nearest)
 
 
 def group_keys(keys: Sequence[str]) -> np.ndarray:

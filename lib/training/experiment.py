@@ -9,7 +9,7 @@ image branch must say where its backbone's weights come from: `image.weights` is
 from random weights on purpose (left unset, the experiment is refused).
 
     seed            seeds the folds, the initial weights, the batch order and the augmentations
-    folds           count: GroupKFold folds on label_group, stratified by group size (lib.training.folds); fold: the
+    folds           count: GroupKFold folds on label_group, stratified by group size (lib.data.folds); fold: the
                     validation fold, or null to train on every row (final models: no validation, last epoch kept)
     train           epochs; batch_size (postings per process and step); accumulate (steps per optimizer update);
                     lr (image: backbone, text: transformer, neck: pooling, projections and fusion, head: margin

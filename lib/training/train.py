@@ -54,7 +54,7 @@ from lib.matching.cv import cv_scores  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
 from lib.models.embed import collate_for, embed_batches, eval_dataset  # noqa: E402
 from lib.training.experiment import RANDOM_WEIGHTS, size_at  # noqa: E402
-from lib.training.folds import group_folds  # noqa: E402
+from lib.data.folds import group_folds  # noqa: E402
 from lib.training.tracking import Tracker  # noqa: E402
 
 RESUME = "last.pt"

@@ -116,3 +116,28 @@ def test_pair_f1_equals_the_metric_on_built_lists():
         assert pairs.pair_f1(c, selected, labels) == pytest.approx(expected)
         naive = [{ids[j] for j in row} for row in naive_predictions(x, threshold, 20)]
         assert [set(row) for row in lists] == naive
+
+
+def test_pair_similarities_of_dense_and_sparse_rows_are_their_dot_products():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(30, 8)).astype(np.float32)
+    sparse = sp.random(30, 50, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    rows, cols = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    for x in (dense, sparse):
+        full = x @ x.T
+        full = full.toarray() if sp.issparse(full) else full
+        expected = [full[row, col] for row, col in zip(rows, cols)]
+        assert np.allclose(pairs.pair_similarities(x, rows, cols, chunk=7), expected, atol=1e-5)
+
+
+def test_both_ways_adds_each_pairs_reverse_once():
+    sim, idx = search(TABLE)
+    c = pairs.candidates({"x": (sim[:, :2], idx[:, :2])}, {})  # each posting and its nearest other
+    both = pairs.both_ways(c)
+    assert len(both.rows) > len(c.rows)
+    one_way = set(zip(c.rows.tolist(), c.cols.tolist()))
+    expected = sorted(one_way | {(col, row) for row, col in one_way})
+    assert list(zip(both.rows.tolist(), both.cols.tolist())) == expected
+    for (row, col), similarity, nearest in zip(expected, both.similarity["x"], both.nearest["x"]):
+        assert similarity == (TABLE[row][col] if (row, col) in one_way else -np.inf)
+        assert nearest == ((row, col) in one_way and c.nearest["x"][list(zip(c.rows, c.cols)).index((row, col))])

@@ -1,11 +1,11 @@
-"""lib.training.folds: groups never split, every fold with the same mix of group sizes, deterministic for a seed."""
+"""lib.data.folds: groups never split, every fold with the same mix of group sizes, deterministic for a seed."""
 
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from lib.training.folds import group_folds
+from lib.data.folds import group_folds
 
 
 def labels_with_sizes(sizes: list[int], seed: int = 0) -> np.ndarray:
