@@ -47,6 +47,7 @@ from lib.data import paths  # noqa: E402
 from lib.data.augment import backbone_stats, train_transform  # noqa: E402
 from lib.data.competition import COMPETITION  # noqa: E402
 from lib.data.dataset import Postings, loader_timeout, seed_worker  # noqa: E402
+from lib.data.folds import group_folds  # noqa: E402
 from lib.data.oof import METRICS, MODEL, OOF  # noqa: E402
 from lib.data.postings import read_postings  # noqa: E402
 from lib.matching import plots, thresholds  # noqa: E402
@@ -54,7 +55,6 @@ from lib.matching.cv import cv_scores  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
 from lib.models.embed import collate_for, embed_batches, eval_dataset  # noqa: E402
 from lib.training.experiment import RANDOM_WEIGHTS, size_at  # noqa: E402
-from lib.data.folds import group_folds  # noqa: E402
 from lib.training.tracking import Tracker  # noqa: E402
 
 RESUME = "last.pt"
