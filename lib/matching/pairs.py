@@ -122,11 +122,15 @@ def mutual(c: Candidates, selected: np.ndarray) -> np.ndarray:
 
 def unit_conflicts(c: Candidates, normalised_titles: Sequence[str]) -> np.ndarray:
     """Pairs whose titles state amounts of the same kind that differ (`500 ml` vs `250 ml`, `xl` vs `l`)."""
-    amounts = [quantities(title) for title in normalised_titles]
-    stated = np.array([bool(a) for a in amounts])
-    both = np.flatnonzero(stated[c.rows] & stated[c.cols])
-    conflicts = np.zeros(len(c.rows), dtype=bool)
-    conflicts[both] = [quantities_differ(amounts[c.rows[i]], amounts[c.cols[i]]) for i in both]
+    return amount_conflicts([quantities(title) for title in normalised_titles], c.rows, c.cols)
+
+
+def amount_conflicts(amounts: Sequence[dict], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Pairs (rows[k], cols[k]) whose postings' amounts (`quantities` of each title) differ (`quantities_differ`)."""
+    stated = np.array([bool(a) for a in amounts], dtype=bool)
+    both = np.flatnonzero(stated[rows] & stated[cols])
+    conflicts = np.zeros(len(rows), dtype=bool)
+    conflicts[both] = [quantities_differ(amounts[rows[k]], amounts[cols[k]]) for k in both]
     return conflicts
 
 
