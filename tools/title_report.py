@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.data import text
+from lib.data import folds, text
 from lib.data.postings import read_postings
 from lib.inference import pipeline
 from lib.inference.plan import TITLE_PLAN
 from lib.inference.timing import Stopwatch
 from lib.matching import pairs, thresholds
-from lib.data import folds
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batch_size": 64, "workers": 0, "max_length": 64, "k": 50}  # the inference kernel's CONFIG

@@ -1,0 +1,133 @@
+"""Features of candidate pairs for the second stage's pair classifier (lib.matching.pair_model).
+
+For every component (an embedding's or a TF-IDF's neighbours) a pair (i, j) gets its exact similarity (also where j
+is not among i's k neighbours), j's rank among i's neighbours and i's among j's (k + 1 where absent), and the similarity
+relative to each posting's own neighbourhood: (s - mean) / std of its top 5, 10 and 30 other neighbours. Each posting's
+neighbourhood (its k-th neighbour's similarity, the mean and std of its top 10) is also given as density features,
+standardised over the postings of the same gallery (2nd place: "to handle the distribution difference between train
+and test"): a 70,000-posting test finds closer false neighbours than a 7,000-posting fold, which shifts every raw
+density, and the standardised values keep only each posting's density against the others'. Title features, the image
+phash distance and the rules' own signals (unit conflict, identical title) come from lib.matching.title_pairs.
+
+`PairFeatures` is built once for the n postings (per-posting tables) and gives the feature matrix of any chunk of
+pairs, so that millions of pairs are scored a chunk at a time with bounded memory.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from lib.matching import title_pairs
+from lib.matching.pairs import pair_similarities
+
+TOP = (5, 10, 30)  # the neighbourhoods a pair's similarity is measured against
+DENSITY = ("kth", "mean10", "std10")  # posting statistics given as gallery-standardised density features
+EPSILON = 1e-3  # added to a neighbourhood's std: postings whose neighbours are all equally similar
+
+
+@dataclass
+class Neighbourhood:
+    """One component's neighbour lists of n postings (itself excluded): sorted keys i * n + j with j's rank in i's
+    list, each posting's top-K mean and std, and its gallery-standardised density."""
+
+    keys: np.ndarray
+    ranks: np.ndarray
+    absent_rank: int
+    mean: dict[int, np.ndarray]
+    std: dict[int, np.ndarray]
+    density: dict[str, np.ndarray]
+
+
+def others_first(sim: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's neighbours other than itself, in order, packed to the left; NaN / -1 after them."""
+    rows = np.arange(len(idx))[:, None]
+    valid = (idx >= 0) & (idx != rows)
+    order = np.argsort(~valid, axis=1, kind="stable")
+    packed = np.take_along_axis(valid, order, axis=1)
+    others = np.where(packed, np.take_along_axis(sim, order, axis=1), np.nan).astype(np.float32)
+    return others, np.where(packed, np.take_along_axis(idx, order, axis=1), -1)
+
+
+def standardised(values: np.ndarray) -> np.ndarray:
+    """Values as z-scores over the postings of their gallery (NaN stays NaN)."""
+    spread = np.nanstd(values) if np.isfinite(values).any() else 0.0
+    return ((values - np.nanmean(values)) / max(float(spread), 1e-6)).astype(np.float32)
+
+
+def neighbourhood(sim: np.ndarray, idx: np.ndarray) -> Neighbourhood:
+    """The ranks and statistics of one component's `(sim, idx)` search (lib.neighbours.knn) of n postings."""
+    n = len(idx)
+    others, neighbours = others_first(sim, idx)
+    counted = np.isfinite(others)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no other neighbour: NaN statistics (LightGBM takes NaN)
+        mean = {top: np.nanmean(others[:, :top], axis=1) for top in TOP}
+        std = {top: np.nanstd(others[:, :top], axis=1) for top in TOP}
+    last = np.maximum(counted.sum(axis=1) - 1, 0)
+    kth = np.where(counted.any(axis=1), others[np.arange(n), last], np.nan)
+    raw = {"kth": kth, "mean10": mean[10], "std10": std[10]}
+    rows = np.repeat(np.arange(n), others.shape[1]).reshape(others.shape)
+    keys = rows[counted] * n + neighbours[counted]
+    ranks = (np.cumsum(counted, axis=1))[counted]
+    order = np.argsort(keys)
+    return Neighbourhood(
+        keys[order],
+        ranks[order].astype(np.float32),
+        others.shape[1] + 1,
+        mean,
+        std,
+        {name: standardised(raw[name]) for name in DENSITY},
+    )
+
+
+def ranks_of(hood: Neighbourhood, keys: np.ndarray) -> np.ndarray:
+    """The rank of each key's column in its row's neighbour list, `absent_rank` where it is not there."""
+    if not len(hood.keys):
+        return np.full(len(keys), hood.absent_rank, dtype=np.float32)
+    position = np.minimum(np.searchsorted(hood.keys, keys), len(hood.keys) - 1)
+    return np.where(hood.keys[position] == keys, hood.ranks[position], hood.absent_rank).astype(np.float32)
+
+
+def component_feature_names(name: str) -> list[str]:
+    """The features of one component, in the order `PairFeatures.chunk` gives them."""
+    names = [f"{name}:similarity", f"{name}:rank", f"{name}:reverse_rank"]
+    names += [f"{name}:vs_{side}_top{top}" for top in TOP for side in ("row", "col")]
+    return names + [f"{name}:{side}_{density}" for density in DENSITY for side in ("row", "col")]
+
+
+class PairFeatures:
+    """The features of any candidate pairs of n postings, from each component's vectors and neighbours, the titles
+    and the image phashes."""
+
+    def __init__(self, vectors: dict, neighbours: dict, titles: list[str], phashes: list[str]):
+        """`vectors`: name -> L2-normalised rows (numpy or scipy sparse); `neighbours`: name -> `(sim, idx)` of the
+        same postings; `titles`: normalised (lib.data.text.normalise_title); `phashes`: hex image hashes."""
+        missing = set(vectors) ^ set(neighbours)
+        if missing:
+            raise ValueError(f"pair features: components {sorted(missing)} lack vectors or neighbours; give both")
+        self.n = len(titles)
+        self.vectors = vectors
+        self.hoods = {name: neighbourhood(*neighbours[name]) for name in vectors}
+        self.titles = title_pairs.title_tables(titles)
+        self.phashes = title_pairs.phash_table(phashes)
+        self.names = [feature for name in vectors for feature in component_feature_names(name)]
+        self.names += [*title_pairs.TITLE_FEATURES, "phash_distance"]
+
+    def component(self, name: str, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+        """One component's features of the pairs (`component_feature_names`)."""
+        hood = self.hoods[name]
+        similarity = pair_similarities(self.vectors[name], rows, cols)
+        columns = [similarity, ranks_of(hood, rows * self.n + cols), ranks_of(hood, cols * self.n + rows)]
+        for top in TOP:
+            for side in (rows, cols):
+                columns.append((similarity - hood.mean[top][side]) / (hood.std[top][side] + EPSILON))
+        return columns + [hood.density[density][side] for density in DENSITY for side in (rows, cols)]
+
+    def chunk(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The float32 feature matrix (pairs x `names`) of the pairs (rows[i], cols[i])."""
+        columns = [column for name in self.vectors for column in self.component(name, rows, cols)]
+        titled = title_pairs.title_pair_features(self.titles, rows, cols)
+        columns += [titled[name] for name in title_pairs.TITLE_FEATURES]
+        columns.append(title_pairs.phash_distance(self.phashes, rows, cols))
+        return np.column_stack(columns).astype(np.float32)
