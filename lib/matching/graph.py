@@ -1,0 +1,479 @@
+"""Pair scores to groups: the second stage's matching, from a pair classifier's probabilities to match lists.
+
+A classifier gives each directed candidate pair (i, j) the probability p that postings i and j are one product; the
+candidate pairs are symmetric. `edge_scores` makes each pair undirected: the mean of p(i, j) and p(j, i), or their
+minimum (mutual edges: an edge passes a threshold only when both directions do, as 2nd place kept them). A posting's
+matches are then itself and either
+
+- its candidates whose edge reaches a threshold t (the base: no transitivity, every t of the grid scored in one pass;
+  a row keeps at most its best MAX_MATCHES - 1, as the match lists do), or
+- the other members of its cluster, from the top teams' groupings of the edges: tiered union-find (5th place: strict
+  to merge two groups, laxer to attach a single posting, laxest to pair two), average-linkage agglomeration cut at a
+  target mean cluster size (3rd place), connected pieces of the thresholded graph split by edge betweenness until
+  none is over a size (2nd place);
+
+and a posting left alone may get its best candidate (`at_least_one`). No clustering makes a cluster over MAX_MATCHES,
+so a clustering's F1 follows from counts per posting (`cluster_counts`, scored by lib.matching.pairs.rows_f1) and is
+the metric on the lists `apply` writes. `search` tunes the steps in that order on CV, keeping each only where it gains
+lib.matching.ensemble.MIN_GAIN over the best so far; the config it returns drives `apply`:
+
+    {"mutual": false, "threshold": 0.55,
+     "grouping": null | {"kind": "tiered", "merge": 0.8, "attach": 0.7, "pair": 0.3}
+                      | {"kind": "agglomerative", "target_size": 2.7},
+     "split_oversized": null | {"max_size": 12}, "at_least_one": null | {"floor": 0.2}}
+
+Costs (tools/bench_graph.py: a synthetic graph of 70,000 postings and 3 million directed candidate pairs, 1.5 million
+edges, measured once on a development machine whose 2 cores were shared): `agglomerative` keeps each cluster's sums
+of edge scores to its neighbouring clusters (the smaller's merged into the larger's) and a heap of linkages checked
+when popped; it took 25-30 s until a mean cluster size of 5 (the search's largest target, where it stops) and about
+2 minutes to the end (no linkage above 0 left); a cut then costs milliseconds. Tiered union-find took 0.5 s.
+`split_oversized` recomputes betweenness after each edge it removes, so its cost grows with the square of a
+cluster's size: milliseconds for clusters of at most MAX_MATCHES, 5-8 s for a connected component of 1,300 postings
+(7,000 postings thresholded at 0.4), and far more for a giant component of thousands. `search` took 15 s on 7,000
+postings (300,000 directed pairs).
+"""
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from lib.data.submission import MAX_MATCHES
+from lib.matching.ensemble import MIN_GAIN
+from lib.matching.pairs import NO_MATCH, Candidates, pair_truth, rows_f1, selection_f1
+from lib.matching.thresholds import GRID, ascend, f1_curve
+
+TIERS = ("merge", "attach", "pair")  # tiered thresholds: two groups, a group and a single posting, two singles
+TIERED_START = (0.8, 0.7, 0.3)
+TARGET_SIZES = np.round(np.arange(1.5, 5.01, 0.1), 1)  # mean cluster sizes over postings tried by the search
+SPLIT_SIZES = (6, 10, 15, 20, 30, MAX_MATCHES)
+BETWEENNESS_SOURCES = 64  # a larger piece's edge betweenness is estimated from paths out of this many postings
+GROUPINGS = {"tiered": TIERS, "agglomerative": ("target_size",)}
+SECTIONS = {"split_oversized": ("max_size",), "at_least_one": ("floor",)}
+LIMITS = {  # each config number's range; max_size alone is an integer
+    "threshold": (0.0, 1.0),
+    "merge": (0.0, NO_MATCH),
+    "attach": (0.0, NO_MATCH),
+    "pair": (0.0, NO_MATCH),
+    "target_size": (1.0, float(MAX_MATCHES)),
+    "max_size": (1, MAX_MATCHES),
+    "floor": (0.0, 1.0),
+}
+
+
+def reverse(c: Candidates) -> np.ndarray:
+    """The position of each pair's reverse pair; ValueError when some pair lacks it."""
+    reverse_keys = c.cols * c.n + c.rows
+    if not np.isin(reverse_keys, c.keys).all():
+        raise ValueError("graph: the candidate pairs are not symmetric; add (j, i) for every pair (i, j)")
+    return np.searchsorted(c.keys, reverse_keys)
+
+
+def edge_scores(c: Candidates, score: np.ndarray, mutual: bool) -> np.ndarray:
+    """Each pair's undirected score (float32): the mean of its two directions' scores, or with `mutual` the minimum."""
+    both = (score, score[reverse(c)])
+    return (np.minimum(*both) if mutual else (both[0] + both[1]) / 2).astype(np.float32)
+
+
+def ranked(c: Candidates, edge: np.ndarray) -> np.ndarray:
+    """Pair positions ordered by row, then by decreasing edge score (ties: the lower column first)."""
+    return np.lexsort((c.cols, -edge, c.rows))
+
+
+def capped(c: Candidates, edge: np.ndarray) -> np.ndarray:
+    """Edge scores, -inf on the pairs after each row's best MAX_MATCHES - 1: a threshold on them keeps what lists
+    hold."""
+    order = ranked(c, edge)
+    rank = np.arange(len(order)) - np.searchsorted(c.rows, c.rows)  # c.rows is sorted, so c.rows[order] is c.rows
+    limited = edge.copy()
+    limited[order[rank >= MAX_MATCHES - 1]] = -np.inf
+    return limited
+
+
+def threshold_curve(c: Candidates, edge: np.ndarray, truth: tuple, expected_false=None) -> np.ndarray:
+    """CV F1 of the base at each threshold of GRID: f1_curve, or selection_f1 per threshold under `expected_false`."""
+    limited = capped(c, edge)
+    if expected_false is None:
+        return f1_curve(c, limited, truth)
+    return np.array([selection_f1(c, limited >= t, truth, expected_false) for t in map(float, GRID)])
+
+
+def cluster_counts(cluster: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each posting's true and false matches when its predicted set is its cluster, and the size of its group."""
+    _, group, group_sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    _, members, cluster_sizes = np.unique(cluster, return_inverse=True, return_counts=True)
+    _, both, shared = np.unique(members * len(group_sizes) + group, return_inverse=True, return_counts=True)
+    return shared[both] - 1, cluster_sizes[members] - shared[both], group_sizes[group]
+
+
+def cluster_f1(cluster: np.ndarray, labels: np.ndarray, expected_false=None) -> float:
+    """Mean F1 over postings of their clusters against their label groups (`expected_false` as in selection_f1)."""
+    true_kept, false_kept, sizes = cluster_counts(cluster, labels)
+    if expected_false is not None:
+        false_kept = expected_false(false_kept)
+    return float(rows_f1(true_kept, false_kept, sizes))
+
+
+def linked(n: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cluster ids of n postings joined by the pairs (first[k], second[k]) and everything they connect."""
+    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def components(c: Candidates, edge: np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster ids of the connected components of the edges reaching `threshold`."""
+    kept = edge >= threshold
+    return linked(c.n, c.rows[kept], c.cols[kept])
+
+
+def undirected(c: Candidates, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each edge once (i < j) as arrays i, j and score, by decreasing score (ties: by pair key)."""
+    upper = np.flatnonzero(c.rows < c.cols)
+    order = upper[np.argsort(-edge[upper], kind="stable")]
+    return c.rows[order], c.cols[order], edge[order]
+
+
+def tiered(n: int, edges: tuple, merge: float, attach: float, pair: float) -> np.ndarray:
+    """`tiered_clusters` on the `undirected` edges."""
+    first, second, scores = edges
+    rules = [float(np.float32(value)) for value in (merge, attach, pair)]  # compared as float32, like thresholds
+    stop = np.searchsorted(-scores, -np.float32(min(rules)), side="right")
+    parent, size = list(range(n)), [1] * n
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, score in zip(first[:stop].tolist(), second[:stop].tolist(), scores[:stop].tolist()):
+        a, b = root(a), root(b)
+        if a != b and size[a] + size[b] <= MAX_MATCHES and score >= rules[(size[a] == 1) + (size[b] == 1)]:
+            a, b = (a, b) if size[a] >= size[b] else (b, a)
+            parent[b], size[a] = a, size[a] + size[b]
+    return np.array([root(x) for x in range(n)])
+
+
+def tiered_clusters(c: Candidates, edge: np.ndarray, merge: float, attach: float, pair: float) -> np.ndarray:
+    """Cluster ids from every posting alone, joining the two clusters of each edge by decreasing score when it
+    reaches `merge` (both have 2+ members), `attach` (exactly one is a single posting) or `pair` (both are), and the
+    joined cluster stays within MAX_MATCHES."""
+    return tiered(c.n, undirected(c, edge), merge, attach, pair)
+
+
+@dataclass
+class Merges:
+    """An agglomeration of n postings: per merge, a posting of each of the two clusters, their linkage and the mean
+    over postings of their cluster size after it."""
+
+    n: int
+    first: np.ndarray
+    second: np.ndarray
+    linkage: np.ndarray
+    mean_size: np.ndarray
+
+
+def agglomerative(c: Candidates, edge: np.ndarray, until_size: float = np.inf) -> Merges:
+    """Average-linkage agglomeration of the sparse graph: merge the two clusters of highest linkage (the sum of the
+    edge scores between them over |A| |B|; missing edges count 0) while it is above 0, never over MAX_MATCHES, and
+    while the mean over postings of their cluster size is below `until_size` (a cut needs no more).
+
+    Each live cluster (named by a member) keeps its sums to its neighbours, and each adjacent pair an entry in the
+    heap at least its linkage: a merge pushes the linkages with the smaller cluster's neighbours (these may rise) and
+    the others only fall, so an entry popped above its pair's linkage is pushed again at it, and one popped equal is
+    the highest linkage of all. A pair over MAX_MATCHES can never merge and is forgotten."""
+    n, sums, heap = c.n, [{} for _ in range(c.n)], []
+    for a, b, score in zip(*(array.tolist() for array in undirected(c, edge))):
+        if score > 0:
+            sums[a][b] = sums[b][a] = score
+            heap.append((-score, a * n + b))
+    heapq.heapify(heap)
+    size, squares, merges = [1] * n, n, []
+    while heap and squares < until_size * n:
+        negative, key = heapq.heappop(heap)
+        a, b = divmod(key, n)
+        if not size[a] or not size[b] or b not in sums[a]:
+            continue  # merged since, or forgotten
+        if size[a] + size[b] > MAX_MATCHES:
+            del sums[a][b], sums[b][a]
+            continue
+        linkage = sums[a][b] / (size[a] * size[b])
+        if linkage != -negative:
+            if linkage < -negative:
+                heapq.heappush(heap, (-linkage, key))
+            continue
+        a, b = (a, b) if size[a] >= size[b] else (b, a)
+        squares += 2 * size[a] * size[b]
+        size[a], size[b] = size[a] + size[b], 0
+        merges.append((a, b, linkage, squares / n))
+        for other, weight in sums[b].items():
+            del sums[other][b]
+            if other != a:
+                sums[other][a] = sums[a][other] = sums[a].get(other, 0.0) + weight
+                pair = a * n + other if a < other else other * n + a
+                heapq.heappush(heap, (-sums[a][other] / (size[a] * size[other]), pair))
+        sums[b] = {}
+    columns = np.array(merges, dtype=float).reshape(-1, 4)
+    return Merges(c.n, columns[:, 0].astype(int), columns[:, 1].astype(int), columns[:, 2], columns[:, 3])
+
+
+def cut(merges: Merges, target_size: float) -> np.ndarray:
+    """Cluster ids after the merges made while the mean over postings of their cluster size was below
+    `target_size` (all of them when it never reaches it)."""
+    before = np.concatenate([[1.0], merges.mean_size])
+    count = min(int(np.searchsorted(before, target_size, side="left")), len(merges.first))
+    return linked(merges.n, merges.first[:count], merges.second[:count])
+
+
+def pieces(graph: nx.Graph, parts: list[set], max_size: int) -> list[set]:
+    """The connected `parts` of `graph` after removing, in each part over `max_size`, its edge of highest edge
+    betweenness until none is (the graph loses those edges; a part's removals depend on it alone). In a part of more
+    than BETWEENNESS_SOURCES postings, betweenness is estimated from the paths out of that many of them."""
+    pending, done = list(parts), []
+    while pending:
+        nodes = pending.pop()
+        if len(nodes) <= max_size:
+            done.append(nodes)
+            continue
+        sources = None if len(nodes) <= BETWEENNESS_SOURCES else BETWEENNESS_SOURCES
+        centrality = nx.edge_betweenness_centrality(graph.subgraph(nodes), k=sources, seed=0)
+        graph.remove_edge(*max(centrality, key=centrality.get))
+        pending.extend(set(part) for part in nx.connected_components(graph.subgraph(nodes)))
+    return done
+
+
+def splits(cluster: np.ndarray, c: Candidates, edge: np.ndarray, threshold: float, max_sizes) -> dict:
+    """`split_oversized` at each of `max_sizes`, from the largest, each going on from the last one's removals (the
+    same as starting over, since a part's removals depend on it alone)."""
+    _, compact, sizes = np.unique(cluster, return_inverse=True, return_counts=True)
+    large = sizes[compact] > min(max_sizes)
+    kept = large[c.rows] & (compact[c.rows] == compact[c.cols]) & (edge >= threshold) & (c.rows < c.cols)
+    graph = nx.Graph()
+    graph.add_nodes_from(np.flatnonzero(large).tolist())
+    graph.add_edges_from(zip(c.rows[kept].tolist(), c.cols[kept].tolist()))
+    parts, split = [set(part) for part in nx.connected_components(graph)], {}
+    for max_size in sorted(max_sizes, reverse=True):
+        parts = pieces(graph, parts, max_size)
+        split[max_size] = compact.copy()
+        for number, nodes in enumerate(parts, start=len(sizes)):
+            if sizes[compact[next(iter(nodes))]] > max_size:
+                split[max_size][list(nodes)] = number
+    return split
+
+
+def split_oversized(cluster: np.ndarray, c: Candidates, edge: np.ndarray, threshold: float, max_size: int):
+    """New cluster ids: each cluster over `max_size` becomes the parts of its edges reaching `threshold` that
+    `pieces` leaves; the other clusters stay."""
+    return splits(cluster, c, edge, threshold, [max_size])[max_size]
+
+
+def best_candidates(c: Candidates, edge: np.ndarray) -> np.ndarray:
+    """The position of each posting's candidate pair of highest edge score (ties: the lower column), -1 if none."""
+    rows, starts = np.unique(c.rows, return_index=True)
+    top = np.flatnonzero(edge == np.repeat(np.maximum.reduceat(edge, starts), np.diff([*starts, len(edge)])))
+    best = np.full(c.n, -1)
+    best[rows] = top[np.unique(c.rows[top], return_index=True)[1]]  # a row's pairs go by column
+    return best
+
+
+def at_least_one(c: Candidates, edge: np.ndarray, cluster: np.ndarray, floor: float) -> np.ndarray:
+    """New cluster ids: each posting alone in its cluster joins the cluster of its best candidate when that edge
+    reaches `floor` and the cluster has room (so two lone best partners make a pair); lone postings go by decreasing
+    best edge, and one joined by another meanwhile is alone no more."""
+    _, cluster, sizes = np.unique(cluster, return_inverse=True, return_counts=True)
+    best = best_candidates(c, edge)
+    lone = np.flatnonzero((sizes[cluster] == 1) & (best >= 0))
+    lone = lone[edge[best[lone]] >= floor]
+    for posting in lone[np.argsort(-edge[best[lone]], kind="stable")].tolist():
+        partner = c.cols[best[posting]]
+        if sizes[cluster[posting]] == 1 and sizes[cluster[partner]] < MAX_MATCHES:
+            sizes[cluster[posting]], sizes[cluster[partner]] = 0, sizes[cluster[partner]] + 1
+            cluster[posting] = cluster[partner]
+    return cluster
+
+
+def at_least_one_pair(c: Candidates, edge: np.ndarray, selected: np.ndarray, floor: float) -> np.ndarray:
+    """The base's `at_least_one`: a posting with no kept pair keeps its best candidate pair when its edge reaches
+    `floor` (min2 on edge scores; the partner's own matches stay)."""
+    best = best_candidates(c, edge)
+    picks = best[(np.bincount(c.rows[selected], minlength=c.n) == 0) & (best >= 0)]
+    added = np.zeros_like(selected)
+    added[picks[edge[picks] >= floor]] = True
+    return selected | added
+
+
+def clustering(c: Candidates, edge: np.ndarray, config: dict) -> np.ndarray | None:
+    """The cluster ids a config makes from the edge scores; None for the base (thresholded candidates)."""
+    grouping, split, lone = config["grouping"], config["split_oversized"], config["at_least_one"]
+    if grouping is None and split is None:
+        return None
+    if grouping is None:
+        cluster = components(c, edge, config["threshold"])
+    elif grouping["kind"] == "tiered":
+        cluster = tiered_clusters(c, edge, *(grouping[tier] for tier in TIERS))
+    else:
+        cluster = cut(agglomerative(c, edge, grouping["target_size"]), grouping["target_size"])
+    if split is not None:
+        cluster = split_oversized(cluster, c, edge, config["threshold"], split["max_size"])
+    return cluster if lone is None else at_least_one(c, edge, cluster, lone["floor"])
+
+
+def ranked_columns(c: Candidates, edge: np.ndarray, mask: np.ndarray) -> list[list[int]]:
+    """Each row's columns among the masked pairs, by decreasing edge score."""
+    order = ranked(c, edge)
+    order = order[mask[order]]
+    bounds, cols = np.searchsorted(c.rows[order], np.arange(c.n + 1)), c.cols[order]
+    return [cols[bounds[row] : bounds[row + 1]].tolist() for row in range(c.n)]
+
+
+def apply(c: Candidates, score: np.ndarray, config: dict) -> list[list[int]]:
+    """Each posting's matches under a config: itself, then its kept candidates or its cluster's members (those it
+    has an edge with by decreasing edge score, then the others by index), at most MAX_MATCHES."""
+    edge = edge_scores(c, score, config["mutual"])
+    cluster = clustering(c, edge, config)
+    if cluster is None:
+        selected = capped(c, edge) >= config["threshold"]
+        if config["at_least_one"] is not None:
+            selected = at_least_one_pair(c, edge, selected, config["at_least_one"]["floor"])
+        return [([row] + near)[:MAX_MATCHES] for row, near in enumerate(ranked_columns(c, edge, selected))]
+    near = ranked_columns(c, edge, cluster[c.rows] == cluster[c.cols])
+    members = defaultdict(list)
+    for posting, own in enumerate(cluster.tolist()):
+        members[own].append(posting)
+    lists = []
+    for row, own in enumerate(cluster.tolist()):
+        seen = {row, *near[row]}
+        lists.append(([row] + near[row] + [other for other in members[own] if other not in seen])[:MAX_MATCHES])
+    return lists
+
+
+def tiered_search(n: int, edges: tuple, starts: list[tuple], f1_of) -> tuple[tuple, float]:
+    """The best (merge, attach, pair) from each start by lib.matching.thresholds.ascend (the three pose as thresholds
+    of a plan's components: each on GRID or NO_MATCH, never) and its F1; `f1_of` scores cluster ids."""
+    scores = {}
+
+    def score(plan: dict) -> float:
+        tiers = tuple(plan["components"][tier]["threshold"] for tier in TIERS)
+        if tiers not in scores:
+            scores[tiers] = f1_of(tiered(n, edges, *tiers))
+        return scores[tiers]
+
+    coordinates = [("threshold", tier) for tier in TIERS]
+    plans = [{"components": {tier: {"threshold": v} for tier, v in zip(TIERS, start)}} for start in starts]
+    best, f1 = max((ascend(plan, coordinates, [], GRID, score) for plan in plans), key=lambda found: found[1])
+    return tuple(best["components"][tier]["threshold"] for tier in TIERS), f1
+
+
+def best_option(values, make, f1_of) -> tuple:
+    """The value whose `make(value)` scores highest by `f1_of` (the first of equal F1), its F1 and what it made."""
+    best = None
+    for value in values:
+        made = make(value)
+        f1 = f1_of(made)
+        if best is None or f1 > best[1]:
+            best = (value, f1, made)
+    return best
+
+
+def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=None) -> tuple[dict, list[dict]]:
+    """The config tuned on CV step by step (the threshold, mutual edges, tiered merging, agglomeration, splitting
+    oversized clusters, at least one match), each kept only where it gains MIN_GAIN over the best so far, and the
+    steps for the report: {"step", "f1", "kept", and its parameters}.
+
+    The tiered ascent starts from TIERED_START and from the threshold t for all three. The agglomeration is cut at a
+    target mean cluster size (TARGET_SIZES), not at a linkage: group sizes are the same in a larger gallery, while
+    its false edges, and so the linkage a cut needs, are not. split_oversized splits the clustering kept so far, or
+    else the connected components of the edges reaching t; at_least_one attaches lone postings to their partner's
+    cluster, or in the base adds the pair one way (`at_least_one_pair`). Of equal F1 the first value tried wins: the
+    lowest threshold, target size or floor, the largest max_size."""
+    truth = pair_truth(c, labels)
+    curves = [threshold_curve(c, edge_scores(c, score, mutual), truth, expected_false) for mutual in (False, True)]
+    best = int(np.argmax(curves[0]))
+    config = {"mutual": False, "threshold": float(GRID[best])}
+    config |= {"grouping": None, "split_oversized": None, "at_least_one": None}
+    steps = [{"step": "threshold", "f1": float(curves[0][best]), "kept": True, "threshold": config["threshold"]}]
+    state = {"f1": steps[0]["f1"], "cluster": None}
+
+    def offer(step: str, f1: float, update: dict, cluster: np.ndarray | None, **parameters) -> None:
+        kept = f1 >= state["f1"] + MIN_GAIN
+        steps.append({"step": step, "f1": f1, "kept": kept, **parameters})
+        if kept:
+            config.update(update)
+            state.update(f1=f1, cluster=cluster)
+
+    mutual = int(np.argmax(curves[1]))
+    threshold = float(GRID[mutual])
+    offer("mutual", float(curves[1][mutual]), {"mutual": True, "threshold": threshold}, None, threshold=threshold)
+    edge, t = edge_scores(c, score, config["mutual"]), config["threshold"]
+
+    def f1_of(cluster: np.ndarray) -> float:
+        return cluster_f1(cluster, labels, expected_false)
+
+    edges = undirected(c, edge)
+    tiers, f1 = tiered_search(c.n, edges, [TIERED_START, (t, t, t)], f1_of)
+    grouping = {"kind": "tiered", **dict(zip(TIERS, tiers))}
+    offer("tiered", f1, {"grouping": grouping}, tiered(c.n, edges, *tiers), **dict(zip(TIERS, tiers)))
+
+    merges = agglomerative(c, edge, TARGET_SIZES[-1])
+    size, f1, cluster = best_option(map(float, TARGET_SIZES), lambda size: cut(merges, size), f1_of)
+    offer("agglomerative", f1, {"grouping": {"kind": "agglomerative", "target_size": size}}, cluster, target_size=size)
+
+    base = components(c, edge, t) if state["cluster"] is None else state["cluster"]
+    split = splits(base, c, edge, t, SPLIT_SIZES)
+    size, f1, cluster = best_option(split, split.get, f1_of)  # from the largest size: the least change first
+    offer("split_oversized", f1, {"split_oversized": {"max_size": size}}, cluster, max_size=size)
+
+    if state["cluster"] is None:
+        selected = capped(c, edge) >= t
+        floor, f1, _ = best_option(
+            map(float, GRID),
+            lambda floor: at_least_one_pair(c, edge, selected, floor),
+            lambda kept: selection_f1(c, kept, truth, expected_false),
+        )
+        cluster = None
+    else:
+        floor, f1, cluster = best_option(
+            map(float, GRID), lambda floor: at_least_one(c, edge, state["cluster"], floor), f1_of
+        )
+    offer("at_least_one", f1, {"at_least_one": {"floor": floor}}, cluster, floor=floor)
+    return config, steps
+
+
+def check_number(value, source: str, where: str) -> None:
+    """A config number within the LIMITS of its key (the last part of `where`); max_size an integer."""
+    low, high = LIMITS[where.split(".")[-1]]
+    integer = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{source}: {where}: {value!r} is not {kind} in [{low}, {high}]")
+
+
+def check_keys(value, source: str, where: str, keys: tuple) -> None:
+    """A config mapping with exactly `keys`."""
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise ValueError(f"{source}: {where}: {value!r} is not a mapping of exactly the keys {list(keys)}")
+
+
+def validate(config, source: str) -> None:
+    """Raise ValueError naming `source` and the key of the first problem of a graph matching config."""
+    check_keys(config, source, "the graph config", ("mutual", "threshold", "grouping", *SECTIONS))
+    if not isinstance(config["mutual"], bool):
+        raise ValueError(f"{source}: mutual: {config['mutual']!r} is not true or false")
+    check_number(config["threshold"], source, "threshold")
+    grouping = config["grouping"]
+    if grouping is not None:
+        kind = grouping.get("kind") if isinstance(grouping, dict) else None
+        if kind not in GROUPINGS:
+            raise ValueError(f"{source}: grouping.kind: {kind!r} is not one of {list(GROUPINGS)}")
+        check_keys(grouping, source, "grouping", ("kind", *GROUPINGS[kind]))
+        for key in GROUPINGS[kind]:
+            check_number(grouping[key], source, f"grouping.{key}")
+    for section, keys in SECTIONS.items():
+        if config[section] is not None:
+            check_keys(config[section], source, section, keys)
+            for key in keys:
+                check_number(config[section][key], source, f"{section}.{key}")
