@@ -15,7 +15,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source demo timing bench test lint format clean
+.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source demo timing bench bench-pairs test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -101,6 +101,9 @@ timing: build sample datasets  ## inference on 70,000 synthetic test rows on thi
 
 bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), sparse TF-IDF search, char TF-IDF against scikit-learn
 	$(PY) tools/bench_knn.py
+
+bench-pairs: setup  ## the second stage at 70,000 synthetic postings: pair features and scores, graph steps, against LightGBM's and scipy's own
+	$(PY) -m tools.bench_pair_stage
 
 test: setup  ## lint, format check and the test suite
 	$(PY) -m ruff check .

@@ -16,9 +16,15 @@ import pandas as pd
 import pytest
 
 import build
+from lib.data import oof
+from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
+from lib.data.text import normalise_title, tfidf_vectors
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
+from lib.matching import pair_stage, pairs
 from lib.matching.metrics import mean_f1, true_matches
+from lib.neighbours.combine import combine
+from lib.neighbours.knn import neighbors, sparse_neighbors
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "shopee-inference"
@@ -80,9 +86,44 @@ def two_model_plan(trained_runs) -> dict:
     return plan
 
 
-def runs_folder(folder: Path, trained_runs, plan: dict) -> Path:
-    """A runs folder holding the plan as the optimize-ensemble output and the trained runs under the demo slugs."""
+def with_pair_stage(plan: dict, trained_runs, folder: Path) -> dict:
+    """The plan with a second stage fitted, as the optimiser fits it, on the runs' stored out-of-fold embeddings of its
+    components; the classifier is saved in `folder`."""
+    runs = {
+        name: oof.read_run(model["source"], trained_runs.runs[SOURCES[model["source"]]])
+        for name, model in plan["models"].items()
+    }
+    train = read_postings(trained_runs.competition / "train.csv", labelled=True)
+    test = read_postings(trained_runs.competition / "test.csv")
+    postings = oof.oof_postings(runs["a"], train, "train.csv")
+    titles = [normalise_title(title) for title in postings.title]
+    corpus = [normalise_title(title) for title in [*train.title, *test.title]]
+    vectors = {}
+    for name, component in plan["components"].items():
+        if "tfidf" in component:
+            vectors[name] = tfidf_vectors(titles, corpus, component["tfidf"]["analyzer"])
+            continue
+        members = component["members"]
+        vectors[name] = combine(
+            [runs[m["model"]].outputs[m["output"]] for m in members], [m["weight"] for m in members]
+        )
+    search = {name: sparse_neighbors if name == "tfidf" else neighbors for name in vectors}
+    found = {name: search[name](x, k=50) for name, x in vectors.items()}
+    phashes = list(postings.image_phash)
+    c = pairs.candidates(found, {"title": titles, "phash": phashes})
+    fitted = pair_stage.fit(vectors, found, c, titles, phashes, runs["a"].labels)
+    fitted.model.save_model(str(folder / pair_stage.MODEL_FILE))
+    staged = {**plan, "pair_stage": {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}}
+    staged["pair_stage"]["graph"] = fitted.config
+    validate_tuned_config(staged, "with_pair_stage")
+    return staged
+
+
+def runs_folder(folder: Path, trained_runs, plan: dict, stage: bool = False) -> Path:
+    """A runs folder holding the plan (with a second stage when `stage`) as the optimize-ensemble output and the
+    trained runs under the demo slugs."""
     (folder / "optimize-ensemble").mkdir(parents=True)
+    plan = with_pair_stage(plan, trained_runs, folder / "optimize-ensemble") if stage else plan
     (folder / "optimize-ensemble" / "inference_config.json").write_text(json.dumps(plan))
     for slug, name in SOURCES.items():
         (folder / slug).symlink_to(trained_runs.runs[name], target_is_directory=True)
@@ -97,8 +138,8 @@ def built(tmp_path_factory) -> Path:
     return folder
 
 
-def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
-    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs), stage=True)
     log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built)
     run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, "--source")
     out, source = runs / KERNEL, runs / f"{KERNEL}-source"
@@ -110,7 +151,11 @@ def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, bui
     report = json.loads((out / "cv_scores.json").read_text())
     oof_ids = np.load(trained_runs.runs["shopee-train-a"] / "oof_embeddings.npz")["posting_id"]
     assert report["rows"] == len(oof_ids) and report["evaluated_on"] == "the models' out-of-fold rows"
-    assert set(report["f1"]) == {"concat", "image", "tfidf", "union"}
+    assert set(report["f1"]) == {"concat", "image", "tfidf", "union", "pair stage"}
+    assert report["pair_stage"]["used"] and report["pair_stage"]["pairs"] > report["rows"]
+    assert report["ablation"]["pair stage"] == report["f1"]["pair stage"]
+    printed = notebook_output(out)
+    assert "submission.csv by the plan (pair stage)" in printed and "test pairs scored by lightgbm" in printed
     # the image component is model a's image output alone: its CV is what training measured on the same rows
     metrics = json.loads((trained_runs.runs["shopee-train-a"] / "metrics.json").read_text())
     best = next(entry for entry in metrics["epochs"] if entry["epoch"] == metrics["best"]["epoch"])
@@ -123,6 +168,9 @@ def test_two_model_plan_built_and_source_give_the_same_outputs(trained_runs, bui
     timings = json.loads((out / "timings.json").read_text())
     names = [stage["name"] for stage in timings["stages"]]
     assert "evaluation: a: embeddings" in names and "test (as evaluation): concat: neighbours" in names
+    parts = ["features", "classifier by group k-fold", "graph steps", "graph search for the test gallery"]
+    assert {f"evaluation: pair stage: {part}" for part in parts} <= set(names)
+    assert "test (as evaluation): pair stage: graph steps" in names
     assert timings["t4_seconds_at_hidden_rows"] > 0
     for plot in ["similarity_histograms.png", "f1_vs_threshold.png"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"

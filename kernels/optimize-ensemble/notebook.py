@@ -7,8 +7,9 @@
 # expansion) of each combined embedding, the union of these components and TF-IDF of the titles (words, character
 # n-grams, model codes) with every threshold, and the matching rules
 # (lib.matching.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
-# Writes `inference_config.json` (lib.inference.plan: the inference kernel reads it), `report.json`, `report.md` and
-# plots.
+# Then the second stage: a LightGBM pair classifier over the plan's candidate pairs and graph steps on its scores
+# (lib.matching.pair_stage), kept where its CV beats the rules'. Writes `inference_config.json` (lib.inference.plan:
+# the inference kernel reads it), `pair_model.txt` when the stage is kept, `report.json`, `report.md` and plots.
 
 # %%
 CONFIG = {
@@ -23,6 +24,7 @@ CONFIG = {
         "code": "code",
     },  # TF-IDF components (lib.data.text.ANALYZERS)
     "compare_runs": True,  # also run the whole search on each run alone (the table's fair comparison)
+    "pair_stage": True,  # fit the second stage (pair classifier + graph steps); kept where it gains on CV
 }
 
 # %%
@@ -34,7 +36,7 @@ import matplotlib.pyplot as plt
 from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
 from lib.inference.plan import validate_tuned_config
-from lib.matching import ensemble, pairs, plots, thresholds, tuning
+from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
 
 COMPETITION = paths.input_dir(competition.COMPETITION)
@@ -73,20 +75,20 @@ for output, (_, steps) in selected.items():
 # %%
 k = min(CONFIG["k"], len(labels))
 corpus = [text.normalise_title(title) for title in train.title]
-title_neighbours = {
-    name: knn.sparse_neighbors(text.tfidf_vectors(titles, corpus, analyzer), k=k)
-    for name, analyzer in CONFIG["title_signals"].items()
-}
+signals = CONFIG["title_signals"]
+title_vectors = {name: text.tfidf_vectors(titles, corpus, analyzer) for name, analyzer in signals.items()}
+title_neighbours = {name: knn.sparse_neighbors(x, k=k) for name, x in title_vectors.items()}
 phashes = list(postings.image_phash)
 
 
 def searched(weights_by_output: dict[str, dict[str, float]]) -> dict:
     """Each output's combined embedding (blended where it gains) and TF-IDF, and the union tuned on them
-    (lib.matching.tuning.tune): the weights, blends, the Tuning and its seconds."""
-    neighbours, blends = dict(title_neighbours), {}
+    (lib.matching.tuning.tune): the weights, blends, the Tuning and its seconds, each component's vectors and
+    neighbours."""
+    vectors, neighbours, blends = dict(title_vectors), dict(title_neighbours), {}
     for output, weights in weights_by_output.items():
         combined = combine.combine([sets[name] for name in weights], list(weights.values()))
-        _, neighbours[output], blends[output] = tuning.best_blend(combined, CONFIG["blends"], labels, k)
+        vectors[output], neighbours[output], blends[output] = tuning.best_blend(combined, CONFIG["blends"], labels, k)
     started = time.perf_counter()
     tuned = tuning.tune(neighbours, titles, phashes, labels)
     return {
@@ -94,6 +96,8 @@ def searched(weights_by_output: dict[str, dict[str, float]]) -> dict:
         "blends": blends,
         "tuning": tuned,
         "search_seconds": time.perf_counter() - started,
+        "vectors": vectors,
+        "neighbours": neighbours,
     }
 
 
@@ -112,14 +116,39 @@ ablation = thresholds.ablation(result.candidates, tuned, labels, result.conflict
 print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
 
 # %% [markdown]
+# ## The second stage: a pair classifier over the plan's candidate pairs, then graph steps
+# Every candidate pair of the chosen search's components (each component's k neighbours and the identical-title and
+# identical-phash groups, both ways) gets its features and an out-of-fold probability from a LightGBM classifier
+# trained by group k-fold on these OOF postings (no posting's pairs in the training folds of the model that scores
+# them). The graph steps (threshold, mutual edges, tiered merging, agglomerative clustering, splitting oversized groups,
+# at least one match) are each kept where they gain on CV. The stage replaces the rules where it beats them by MIN_GAIN.
+
+# %%
+stage, stage_seconds = None, 0.0
+if CONFIG["pair_stage"]:
+    started = time.perf_counter()
+    chosen_search = plans[chosen]
+    stage = pair_stage.fit(
+        chosen_search["vectors"], chosen_search["neighbours"], result.candidates, titles, phashes, labels
+    )
+    stage_seconds = time.perf_counter() - started
+    for step in stage.steps:
+        print(f"pair stage: {step['step']:>24}: {step['f1']:.4f} {'kept' if step['kept'] else 'not kept'}")
+use_stage = stage is not None and stage.f1 >= result.f1 + ensemble.MIN_GAIN
+if use_stage:
+    stage.model.save_model(pair_stage.MODEL_FILE)
+print(f"rules {result.f1:.4f}, pair stage {stage.f1 if stage else float('nan'):.4f}: the plan uses the", end=" ")
+print("pair stage" if use_stage else "rules")
+
+# %% [markdown]
 # ## The inference config and the report
 # Every baseline the report lists (each component alone, each run alone through the same search, every ablation line
 # of the plan, every posting alone) is a plan the search evaluated or could choose, so none scores above the plan.
 
 # %%
-signals = CONFIG["title_signals"]
-components = {name: {"tfidf": {"analyzer": signals[name]}} for name in used if name in signals}
-for output in [name for name in used if name not in signals]:
+in_plan = list(plans[chosen]["vectors"]) if use_stage else used  # the stage takes every component's features
+components = {name: {"tfidf": {"analyzer": signals[name]}} for name in in_plan if name in signals}
+for output in [name for name in in_plan if name not in signals]:
     members = [
         {"model": name.rsplit("/", 1)[0], "output": output, "weight": round(weight, 4)}
         for name, weight in plans[chosen]["weights"][output].items()
@@ -132,9 +161,16 @@ inference_config = {
     "matching": tuned,
     "cv": {
         "rows": len(labels),
-        "f1": {**{name: float(result.curves[name].max()) for name in used}, "union": result.f1},
+        "f1": {**{name: float(result.curves[name].max()) for name in used}, "union": result.f1}
+        | ({"pair stage": stage.f1} if use_stage else {}),
     },
 }
+if use_stage:
+    inference_config["pair_stage"] = {
+        "file": pair_stage.MODEL_FILE,
+        "features": stage.scored.names,
+        "graph": stage.config,
+    }
 validate_tuned_config(inference_config, "inference_config.json")
 with open("inference_config.json", "w") as file:
     json.dump(inference_config, file, indent=2)
@@ -149,7 +185,23 @@ report = {
     "same_search": {name: plan["tuning"].f1 for name, plan in plans.items()},
     "search_seconds": {name: round(plan["search_seconds"], 1) for name, plan in plans.items()},
     "ablation": ablation,
-    "final": {"plan": chosen, "cv": result.f1, "matching": tuned},
+    "pair_stage": None
+    if stage is None
+    else {
+        "pairs": len(stage.scored.scores),
+        "features": len(stage.scored.names),
+        "seconds": round(stage_seconds, 1),
+        "rules_cv": result.f1,
+        "cv": stage.f1,
+        "used": use_stage,
+        "steps": stage.steps,
+    },
+    "final": {
+        "plan": chosen,
+        "cv": stage.f1 if use_stage else result.f1,
+        "matching": tuned,
+        "pair_stage": inference_config.get("pair_stage", {}).get("graph"),
+    },
 }
 with open("report.json", "w") as file:
     json.dump(report, file, indent=2)
@@ -167,7 +219,15 @@ for name in alone:
     lines += [f"| {chosen}: component {name} alone (blend {blends.get(name)}) | {result.curves[name].max():.4f} |"]
     lines[-1] += f" {alone[name]} |"
 lines += [f"| {chosen}: {name} | {score:.4f} | |" for name, score in ablation.items() if name != "tuned"]
-lines += [f"| **final CV** ({chosen}: {', '.join(used)}) | **{result.f1:.4f}** | |"]
+if stage is not None:
+    lines += [f"| rules only: the plan's union | {result.f1:.4f} | |"]
+    lines += [
+        f"| pair stage ({len(stage.scored.scores)} pairs, {stage_seconds:.0f} s): {s['step']}"
+        f"{'' if s['kept'] else ' (not kept)'} | {s['f1']:.4f} | {s.get('threshold', '')} |"
+        for s in stage.steps
+    ]
+final_cv, final_by = (stage.f1, "pair stage") if use_stage else (result.f1, ", ".join(used))
+lines += [f"| **final CV** ({chosen}: {final_by}) | **{final_cv:.4f}** | |"]
 with open("report.md", "w") as file:
     file.write("\n".join(lines) + "\n")
 print("\n".join(lines))

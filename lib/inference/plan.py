@@ -8,12 +8,18 @@ components          name -> {"members": [{"model", "output", "weight"}, ...], "b
 matching            a lib.matching.pairs.predict config over the component names (groups: "title", "phash"); a threshold
                     of lib.matching.pairs.NO_MATCH keeps no pair of that component
 cv                  {"rows": CV postings, "f1": {name: mean F1}}
+pair_stage          (optional) the second stage, which then matches instead of "matching": {"file": the pair
+                    classifier's LightGBM text file next to this one, "features": its feature names (those
+                    lib.matching.pair_features gives for the components, all of "components"), "graph": the graph steps
+                    (lib.matching.graph)}
 """
 
 import json
 from pathlib import Path
 
 from lib.data.text import ANALYZERS
+from lib.matching import graph
+from lib.matching.pair_features import component_feature_names
 from lib.matching.pairs import NO_MATCH
 
 OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
@@ -118,9 +124,23 @@ def check_matching(matching, components: dict, source: str, where: str) -> None:
             fail(source, f"{where}.{flag}", f"{matching[flag]!r} is not true or false")
 
 
+def check_pair_stage(stage, components: dict, source: str) -> None:
+    """The second stage: its model file's name, the features of every component's pairs, the graph steps."""
+    mapping(stage, source, "pair_stage", {"file", "features", "graph"})
+    if not isinstance(stage["file"], str) or not stage["file"] or "/" in stage["file"]:
+        fail(source, "pair_stage.file", f"{stage['file']!r} is not the name of a file next to the plan")
+    features = stage["features"]
+    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
+        fail(source, "pair_stage.features", f"{features!r} is not a list of feature names")
+    for name in components:
+        if not set(component_feature_names(name)) <= set(features):
+            fail(source, "pair_stage.features", f"component {name!r} has no features there; the stage takes all")
+    graph.validate(stage["graph"], f"{source}: pair_stage.graph")
+
+
 def validate_tuned_config(config: dict, source: str) -> None:
     """Raise ValueError naming `source` and the key path of the first problem of a tuned inference config."""
-    mapping(config, source, "the file", KEYS)
+    mapping(config, source, "the file", KEYS, {"pair_stage"})
     models = mapping(config["models"], source, "models")  # none where TF-IDF alone is the plan
     for name, model in models.items():
         check_model(model, source, f"models.{name}")
@@ -132,6 +152,8 @@ def validate_tuned_config(config: dict, source: str) -> None:
     integer(cv["rows"], source, "cv.rows", 1)
     for name, score in mapping(cv["f1"], source, "cv.f1").items():
         number(score, source, f"cv.f1.{name}", 0.0, 1.0)
+    if "pair_stage" in config:
+        check_pair_stage(config["pair_stage"], components, source)
 
 
 def read_tuned_config(path) -> dict:

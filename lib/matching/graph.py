@@ -50,6 +50,7 @@ from lib.matching.thresholds import GRID, ascend, f1_curve
 TIERS = ("merge", "attach", "pair")  # tiered thresholds: two groups, a group and a single posting, two singles
 TIERED_START = (0.8, 0.7, 0.3)
 TARGET_SIZES = np.round(np.arange(1.5, 5.01, 0.1), 1)  # mean cluster sizes over postings tried by the search
+PEEL_SIZE = MAX_MATCHES  # the largest part whose edges betweenness ranks (`splits`)
 SPLIT_SIZES = (6, 10, 15, 20, 30, MAX_MATCHES)
 BETWEENNESS_SOURCES = 64  # a larger piece's edge betweenness is estimated from paths out of this many postings
 GROUPINGS = {"tiered": TIERS, "agglomerative": ("target_size",)}
@@ -137,8 +138,8 @@ def undirected(c: Candidates, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return c.rows[order], c.cols[order], edge[order]
 
 
-def tiered(n: int, edges: tuple, merge: float, attach: float, pair: float) -> np.ndarray:
-    """`tiered_clusters` on the `undirected` edges."""
+def tiered(n: int, edges: tuple, merge: float, attach: float, pair: float, limit: int = MAX_MATCHES) -> np.ndarray:
+    """`tiered_clusters` on the `undirected` edges, clusters of at most `limit` postings."""
     first, second, scores = edges
     rules = [float(np.float32(value)) for value in (merge, attach, pair)]  # compared as float32, like thresholds
     stop = np.searchsorted(-scores, -np.float32(min(rules)), side="right")
@@ -152,7 +153,7 @@ def tiered(n: int, edges: tuple, merge: float, attach: float, pair: float) -> np
 
     for a, b, score in zip(first[:stop].tolist(), second[:stop].tolist(), scores[:stop].tolist()):
         a, b = root(a), root(b)
-        if a != b and size[a] + size[b] <= MAX_MATCHES and score >= rules[(size[a] == 1) + (size[b] == 1)]:
+        if a != b and size[a] + size[b] <= limit and score >= rules[(size[a] == 1) + (size[b] == 1)]:
             a, b = (a, b) if size[a] >= size[b] else (b, a)
             parent[b], size[a] = a, size[a] + size[b]
     return np.array([root(x) for x in range(n)])
@@ -248,10 +249,16 @@ def pieces(graph: nx.Graph, parts: list[set], max_size: int) -> list[set]:
 
 def splits(cluster: np.ndarray, c: Candidates, edge: np.ndarray, threshold: float, max_sizes) -> dict:
     """`split_oversized` at each of `max_sizes`, from the largest, each going on from the last one's removals (the
-    same as starting over, since a part's removals depend on it alone)."""
+    same as starting over, since a part's removals depend on it alone). A part over PEEL_SIZE postings (a giant
+    component of a low threshold on a large test) is first cut to its strongest edges by union-find from the
+    strongest edge, refusing unions past PEEL_SIZE: betweenness costs a part's size squared, and 6,000 postings did not
+    finish in 10 minutes."""
     _, compact, sizes = np.unique(cluster, return_inverse=True, return_counts=True)
     large = sizes[compact] > min(max_sizes)
     kept = large[c.rows] & (compact[c.rows] == compact[c.cols]) & (edge >= threshold) & (c.rows < c.cols)
+    ordered = np.flatnonzero(kept)[np.argsort(-edge[kept], kind="stable")]
+    strongest = tiered(c.n, (c.rows[ordered], c.cols[ordered], edge[ordered]), -1.0, -1.0, -1.0, PEEL_SIZE)
+    kept &= strongest[c.rows] == strongest[c.cols]  # parts over PEEL_SIZE lose their weakest edges first
     graph = nx.Graph()
     graph.add_nodes_from(np.flatnonzero(large).tolist())
     graph.add_edges_from(zip(c.rows[kept].tolist(), c.cols[kept].tolist()))

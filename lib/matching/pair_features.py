@@ -91,9 +91,9 @@ def ranks_of(hood: Neighbourhood, keys: np.ndarray) -> np.ndarray:
 
 def component_feature_names(name: str) -> list[str]:
     """The features of one component, in the order `PairFeatures.chunk` gives them."""
-    names = [f"{name}:similarity", f"{name}:rank", f"{name}:reverse_rank"]
-    names += [f"{name}:vs_{side}_top{top}" for top in TOP for side in ("row", "col")]
-    return names + [f"{name}:{side}_{density}" for density in DENSITY for side in ("row", "col")]
+    names = [f"{name}.similarity", f"{name}.rank", f"{name}.reverse_rank"]
+    names += [f"{name}.vs_{side}_top{top}" for top in TOP for side in ("row", "col")]
+    return names + [f"{name}.{side}_{density}" for density in DENSITY for side in ("row", "col")]
 
 
 class PairFeatures:

@@ -7,7 +7,9 @@ import re
 import pytest
 
 from lib.inference.plan import read_tuned_config, validate_tuned_config
+from lib.matching.pair_features import component_feature_names
 from lib.matching.pairs import NO_MATCH
+from lib.matching.title_pairs import TITLE_FEATURES
 
 MATCHING = {
     "components": {"concat": {"threshold": 0.6, "min2": 0.5}, "tfidf": {"threshold": 0.7}},
@@ -126,3 +128,28 @@ def test_read_names_the_file_of_invalid_json(tmp_path):
 def test_read_names_a_missing_plan_and_where_it_comes_from(tmp_path):
     with pytest.raises(FileNotFoundError, match="inference_config.json: no tuned plan there; attach the output of"):
         read_tuned_config(tmp_path / "inference_config.json")
+
+
+PAIR_STAGE = {
+    "file": "pair_model.txt",
+    "features": [f for name in CONFIG["components"] for f in component_feature_names(name)] + list(TITLE_FEATURES),
+    "graph": {"mutual": False, "threshold": 0.5, "grouping": None, "split_oversized": None, "at_least_one": None},
+}
+
+
+def test_a_plan_with_a_pair_stage_validates():
+    validate_tuned_config({**CONFIG, "pair_stage": PAIR_STAGE}, "inference_config.json")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"file": "../model.txt"}, "pair_stage.file: '../model.txt' is not the name of a file next to the plan"),
+        ({"features": PAIR_STAGE["features"][15:]}, "pair_stage.features: component 'concat' has no features there"),
+        ({"graph": {**PAIR_STAGE["graph"], "threshold": 2}}, "pair_stage.graph: threshold: 2 is not"),
+        ({"model": "x"}, "pair_stage: missing keys [], unknown keys ['model']"),
+    ],
+)
+def test_a_wrong_pair_stage_is_named_with_its_key(change, message):
+    with pytest.raises(ValueError, match="inference_config.json: " + re.escape(message)):
+        validate_tuned_config({**CONFIG, "pair_stage": {**PAIR_STAGE, **change}}, "inference_config.json")

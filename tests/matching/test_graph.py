@@ -173,6 +173,17 @@ def test_splits_at_several_sizes_go_on_from_each_other_as_if_each_started_over()
         assert np.bincount(np.unique(split[max_size], return_inverse=True)[1]).max() <= max_size
 
 
+def test_a_giant_component_is_first_cut_to_its_strongest_edges():
+    c, score, _ = synthetic_graph(3000, 6, 1)
+    edge = graph.edge_scores(c, score, mutual=False)
+    cluster = graph.components(c, edge, 0.05)
+    assert np.bincount(cluster).max() > 2 * graph.PEEL_SIZE  # betweenness alone would take minutes here
+    split = graph.split_oversized(cluster, c, edge, 0.05, 20)
+    assert np.bincount(np.unique(split, return_inverse=True)[1]).max() <= 20
+    small = np.bincount(cluster)[cluster] <= 20
+    assert np.array_equal(split[small] == split[small][:, None], cluster[small] == cluster[small][:, None])
+
+
 def test_at_least_one_gives_a_lone_posting_its_best_candidate_above_the_floor():
     # 0-1 a cluster; 2's best is 1 (0.4); 3 and 4 are each other's best (0.3); 5's best is 4 (0.1)
     c, score = scored(6, {(0, 1): 0.9, (1, 2): 0.4, (0, 2): 0.2, (3, 4): 0.3, (4, 5): 0.1})

@@ -58,21 +58,21 @@ def test_component_features_equal_per_pair_computations():
         }
         for i, (row, col) in enumerate(zip(rows, cols)):
             similarity = float(dense[row] @ dense[col])
-            assert matrix[i, column[f"{name}:similarity"]] == pytest.approx(similarity, abs=1e-5)
+            assert matrix[i, column[f"{name}.similarity"]] == pytest.approx(similarity, abs=1e-5)
             for side, (a, b) in {"rank": (row, col), "reverse_rank": (col, row)}.items():
                 others = [c for c, _ in naive_others(sim[a], idx[a], a)]
                 rank = others.index(b) + 1 if b in others else K + 1
-                assert matrix[i, column[f"{name}:{side}"]] == rank
+                assert matrix[i, column[f"{name}.{side}"]] == rank
             for top in TOP:
                 for side, posting in (("row", row), ("col", col)):
                     own = [s for _, s in naive_others(sim[posting], idx[posting], posting)][:top]
                     expected = (similarity - np.mean(own)) / (np.std(own) + EPSILON)
-                    assert matrix[i, column[f"{name}:vs_{side}_top{top}"]] == pytest.approx(
+                    assert matrix[i, column[f"{name}.vs_{side}_top{top}"]] == pytest.approx(
                         expected, rel=1e-3, abs=1e-3
                     )
             for density, values in densities.items():
-                assert matrix[i, column[f"{name}:row_{density}"]] == pytest.approx(values[row], abs=1e-4)
-                assert matrix[i, column[f"{name}:col_{density}"]] == pytest.approx(values[col], abs=1e-4)
+                assert matrix[i, column[f"{name}.row_{density}"]] == pytest.approx(values[row], abs=1e-4)
+                assert matrix[i, column[f"{name}.col_{density}"]] == pytest.approx(values[col], abs=1e-4)
 
 
 def test_chunks_of_pairs_give_the_rows_of_the_whole():
