@@ -22,6 +22,7 @@ from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
 from lib.matching import pair_stage, pairs
+from lib.matching.ensemble import MIN_GAIN
 from lib.matching.metrics import mean_f1, true_matches
 from lib.neighbours.combine import combine
 from lib.neighbours.knn import neighbors, sparse_neighbors
@@ -250,7 +251,10 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     report = json.loads((out / "cv_scores.json").read_text())
     assert report["evaluated_on"] == "all of train"
     assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
-    assert set(report["f1"]) == {*TITLE_PLAN["components"], "union"}
+    stage = report["pair_stage"]  # the title plan's second stage, fitted on train, used where it gains
+    assert stage["pairs"] > report["rows"] and (out / "pair_model.txt").is_file()
+    assert stage["used"] == (stage["f1"] >= report["f1"]["union"] + MIN_GAIN)
+    assert set(report["f1"]) == {*TITLE_PLAN["components"], "union", "pair stage"}
     assert (out / "submission.csv").read_text().splitlines() == [
         "posting_id,matches",
         f"{test.posting_id[0]},{test.posting_id[0]}",

@@ -36,6 +36,10 @@ KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)
 # imports these, and mlflow-skinny leaves them out of its requirements (`make test-kaggle-image` found each one
 # missing).
 RUN_TIME_NEEDS = ["alembic", "cryptography", "sqlalchemy"]
+# Imported only where a GPU is present (lib/matching/forest.py: cuML's forest inference) and held by Kaggle's GPU
+# image; never installed here (../shared/docs/ENV.md: cuML clashes with the lock's torch and computes nothing without
+# a GPU), so these are left to the image and never go into the wheels dataset.
+GPU_IMAGE_ONLY = {"cuml": "cuml-cu12"}
 HEADER = """# Made by `python -m tools.wheels list` (tools/wheels.py): do not edit; change its inputs and regenerate.
 # What the kernels import that Kaggle's image (tools/kaggle_image.txt) lacks, with the dependencies the image does not
 # satisfy, each at the version of requirements.lock. `make wheels` downloads them for the image's Python into the
@@ -83,8 +87,13 @@ def distributions_of(modules: set[str]) -> list[str]:
 
 
 def kernel_needs() -> list[str]:
-    """Every distribution the kernels need directly: those their imports come from, and RUN_TIME_NEEDS."""
-    return sorted(set(distributions_of(kernel_imports())) | set(RUN_TIME_NEEDS))
+    """Every distribution the kernels need directly: those their imports come from, and RUN_TIME_NEEDS; the
+    GPU_IMAGE_ONLY modules are checked to be in Kaggle's image and left to it."""
+    modules, image = kernel_imports(), image_versions()
+    absent = sorted(name for module, name in GPU_IMAGE_ONLY.items() if module in modules and name not in image)
+    if absent:
+        raise WheelsError(f"{absent} are imported on a GPU only and missing from {KAGGLE_IMAGE.name}; update it")
+    return sorted(set(distributions_of(modules - set(GPU_IMAGE_ONLY))) | set(RUN_TIME_NEEDS))
 
 
 def is_compiled(name: str) -> bool:

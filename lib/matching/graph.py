@@ -25,12 +25,12 @@ lib.matching.ensemble.MIN_GAIN over the best so far; the config it returns drive
 Costs (tools/bench_graph.py: a synthetic graph of 70,000 postings and 3 million directed candidate pairs, 1.5 million
 edges, measured once on a development machine whose 2 cores were shared): `agglomerative` keeps each cluster's sums
 of edge scores to its neighbouring clusters (the smaller's merged into the larger's) and a heap of linkages checked
-when popped; it took 25-30 s until a mean cluster size of 5 (the search's largest target, where it stops) and about
-2 minutes to the end (no linkage above 0 left); a cut then costs milliseconds. Tiered union-find took 0.5 s.
-`split_oversized` recomputes betweenness after each edge it removes, so its cost grows with the square of a
-cluster's size: milliseconds for clusters of at most MAX_MATCHES, 5-8 s for a connected component of 1,300 postings
-(7,000 postings thresholded at 0.4), and far more for a giant component of thousands. `search` took 15 s on 7,000
-postings (300,000 directed pairs).
+when popped; it took 25-30 s until a mean cluster size of 5 and about 2 minutes to the end (no linkage above 0
+left); a cut then costs milliseconds. Tiered union-find took 0.5 s. `split_oversized` recomputes betweenness after
+each edge it removes, so its cost grows with the square of a part's size: a part over MAX_MATCHES postings is first
+cut to its strongest edges (`splits`), which took 3 s for a component of thousands among 3,000 postings (a part of
+6,000 postings left whole did not finish in 10 minutes). `search` took 10 s on 7,000 postings (700,000 directed
+pairs); on the 300-posting test sample, whose groups average 14.5 postings, 9 s.
 """
 
 import heapq
@@ -49,10 +49,11 @@ from lib.matching.thresholds import GRID, ascend, f1_curve
 
 TIERS = ("merge", "attach", "pair")  # tiered thresholds: two groups, a group and a single posting, two singles
 TIERED_START = (0.8, 0.7, 0.3)
-TARGET_SIZES = np.round(np.arange(1.5, 5.01, 0.1), 1)  # mean cluster sizes over postings tried by the search
+TIERED_GRID = GRID[::5]  # 0.05, 0.10, ..., 0.95: each tiered clustering is a pass over the edges in Python
+
+
 PEEL_SIZE = MAX_MATCHES  # the largest part whose edges betweenness ranks (`splits`)
 SPLIT_SIZES = (6, 10, 15, 20, 30, MAX_MATCHES)
-BETWEENNESS_SOURCES = 64  # a larger piece's edge betweenness is estimated from paths out of this many postings
 GROUPINGS = {"tiered": TIERS, "agglomerative": ("target_size",)}
 SECTIONS = {"split_oversized": ("max_size",), "at_least_one": ("floor",)}
 LIMITS = {  # each config number's range; max_size alone is an integer
@@ -64,6 +65,13 @@ LIMITS = {  # each config number's range; max_size alone is an integer
     "max_size": (1, MAX_MATCHES),
     "floor": (0.0, 1.0),
 }
+
+
+def target_sizes(labels: np.ndarray) -> np.ndarray:
+    """The mean cluster sizes over postings the search tries: 1.5 by 0.1 up to 1.5 times the labels' own mean group
+    size over postings, and at least to 5 (Shopee's train: 2.8; a sample's groups can be far larger)."""
+    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    return np.round(np.arange(1.5, max(5.0, 1.5 * sizes[inverse].mean()) + 0.01, 0.1), 1)
 
 
 def reverse(c: Candidates) -> np.ndarray:
@@ -230,20 +238,19 @@ def cut(merges: Merges, target_size: float) -> np.ndarray:
     return linked(merges.n, merges.first[:count], merges.second[:count])
 
 
-def pieces(graph: nx.Graph, parts: list[set], max_size: int) -> list[set]:
-    """The connected `parts` of `graph` after removing, in each part over `max_size`, its edge of highest edge
-    betweenness until none is (the graph loses those edges; a part's removals depend on it alone). In a part of more
-    than BETWEENNESS_SOURCES postings, betweenness is estimated from the paths out of that many of them."""
+def pieces(parts: list[nx.Graph], max_size: int) -> list[nx.Graph]:
+    """The connected parts left after removing, in each part over `max_size`, its edge of highest edge betweenness
+    until none is (each part a graph of its own, changed in place; a part's removals depend on it alone)."""
     pending, done = list(parts), []
     while pending:
-        nodes = pending.pop()
-        if len(nodes) <= max_size:
-            done.append(nodes)
+        part = pending.pop()
+        if part.number_of_nodes() <= max_size:
+            done.append(part)
             continue
-        sources = None if len(nodes) <= BETWEENNESS_SOURCES else BETWEENNESS_SOURCES
-        centrality = nx.edge_betweenness_centrality(graph.subgraph(nodes), k=sources, seed=0)
-        graph.remove_edge(*max(centrality, key=centrality.get))
-        pending.extend(set(part) for part in nx.connected_components(graph.subgraph(nodes)))
+        centrality = nx.edge_betweenness_centrality(part)
+        part.remove_edge(*max(centrality, key=centrality.get))
+        found = list(nx.connected_components(part))
+        pending.extend([part] if len(found) == 1 else [part.subgraph(nodes).copy() for nodes in found])
     return done
 
 
@@ -262,13 +269,14 @@ def splits(cluster: np.ndarray, c: Candidates, edge: np.ndarray, threshold: floa
     graph = nx.Graph()
     graph.add_nodes_from(np.flatnonzero(large).tolist())
     graph.add_edges_from(zip(c.rows[kept].tolist(), c.cols[kept].tolist()))
-    parts, split = [set(part) for part in nx.connected_components(graph)], {}
+    parts, split = [graph.subgraph(nodes).copy() for nodes in nx.connected_components(graph)], {}
     for max_size in sorted(max_sizes, reverse=True):
-        parts = pieces(graph, parts, max_size)
+        parts = pieces(parts, max_size)
         split[max_size] = compact.copy()
-        for number, nodes in enumerate(parts, start=len(sizes)):
-            if sizes[compact[next(iter(nodes))]] > max_size:
-                split[max_size][list(nodes)] = number
+        for number, part in enumerate(parts, start=len(sizes)):
+            nodes = list(part.nodes)
+            if sizes[compact[nodes[0]]] > max_size:
+                split[max_size][nodes] = number
     return split
 
 
@@ -360,7 +368,7 @@ def apply(c: Candidates, score: np.ndarray, config: dict) -> list[list[int]]:
 
 def tiered_search(n: int, edges: tuple, starts: list[tuple], f1_of) -> tuple[tuple, float]:
     """The best (merge, attach, pair) from each start by lib.matching.thresholds.ascend (the three pose as thresholds
-    of a plan's components: each on GRID or NO_MATCH, never) and its F1; `f1_of` scores cluster ids."""
+    of a plan's components: each on TIERED_GRID or NO_MATCH, never) and its F1; `f1_of` scores cluster ids."""
     scores = {}
 
     def score(plan: dict) -> float:
@@ -371,7 +379,8 @@ def tiered_search(n: int, edges: tuple, starts: list[tuple], f1_of) -> tuple[tup
 
     coordinates = [("threshold", tier) for tier in TIERS]
     plans = [{"components": {tier: {"threshold": v} for tier, v in zip(TIERS, start)}} for start in starts]
-    best, f1 = max((ascend(plan, coordinates, [], GRID, score) for plan in plans), key=lambda found: found[1])
+    found = (ascend(plan, coordinates, [], TIERED_GRID, score) for plan in plans)
+    best, f1 = max(found, key=lambda result: result[1])
     return tuple(best["components"][tier]["threshold"] for tier in TIERS), f1
 
 
@@ -392,7 +401,7 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
     steps for the report: {"step", "f1", "kept", and its parameters}.
 
     The tiered ascent starts from TIERED_START and from the threshold t for all three. The agglomeration is cut at a
-    target mean cluster size (TARGET_SIZES), not at a linkage: group sizes are the same in a larger gallery, while
+    target mean cluster size (`target_sizes`), not at a linkage: group sizes are the same in a larger gallery, while
     its false edges, and so the linkage a cut needs, are not. split_oversized splits the clustering kept so far, or
     else the connected components of the edges reaching t; at_least_one attaches lone postings to their partner's
     cluster, or in the base adds the pair one way (`at_least_one_pair`). Of equal F1 the first value tried wins: the
@@ -425,8 +434,9 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
     grouping = {"kind": "tiered", **dict(zip(TIERS, tiers))}
     offer("tiered", f1, {"grouping": grouping}, tiered(c.n, edges, *tiers), **dict(zip(TIERS, tiers)))
 
-    merges = agglomerative(c, edge, TARGET_SIZES[-1])
-    size, f1, cluster = best_option(map(float, TARGET_SIZES), lambda size: cut(merges, size), f1_of)
+    targets = target_sizes(labels)
+    merges = agglomerative(c, edge, targets[-1])
+    size, f1, cluster = best_option(map(float, targets), lambda size: cut(merges, size), f1_of)
     offer("agglomerative", f1, {"grouping": {"kind": "agglomerative", "target_size": size}}, cluster, target_size=size)
 
     base = components(c, edge, t) if state["cluster"] is None else state["cluster"]

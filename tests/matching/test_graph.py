@@ -166,7 +166,7 @@ def test_splits_at_several_sizes_go_on_from_each_other_as_if_each_started_over()
     c, score, _ = synthetic_graph(200, 6, 0)
     edge = graph.edge_scores(c, score, mutual=False)
     cluster = graph.components(c, edge, 0.3)
-    assert np.bincount(cluster).max() > graph.BETWEENNESS_SOURCES  # the estimated betweenness too
+    assert np.bincount(cluster).max() > graph.PEEL_SIZE  # cut to its strongest edges first
     split = graph.splits(cluster, c, edge, 0.3, [5, 12, 40])
     for max_size in [5, 12, 40]:
         assert partition(split[max_size]) == partition(graph.split_oversized(cluster, c, edge, 0.3, max_size))
