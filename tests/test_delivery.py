@@ -149,13 +149,19 @@ def tree_state(folder: Path) -> dict[str, tuple[str, int]]:
 
 
 def titles_only_inference(kernels: Path) -> Path:
-    """A copy of the inference kernel on its default title plan, so without trained runs or kernel sources."""
+    """A copy of the inference kernel on its default title plan, so without trained runs or kernel sources, and without
+    the second stage (tests/test_inference_kernel.py runs it; here it would only add minutes to each local run)."""
     kernel = kernels / INFERENCE
     shutil.copytree(ROOT / "kernels" / INFERENCE, kernel)
     source = (kernel / "notebook.py").read_text()
-    planned = '"plan": "optimize-ensemble/inference_config.json"'
-    assert planned in source, "the inference kernel's plan setting moved; update this test"
-    (kernel / "notebook.py").write_text(source.replace(planned, '"plan": None'))
+    changes = {
+        '"plan": "optimize-ensemble/inference_config.json"': '"plan": None',
+        '"pair_stage": True': '"pair_stage": False',
+    }
+    for setting, value in changes.items():
+        assert setting in source, "the inference kernel's settings moved; update this test"
+        source = source.replace(setting, value)
+    (kernel / "notebook.py").write_text(source)
     settings = yaml.safe_load((kernel / "kernel.yaml").read_text())
     (kernel / "kernel.yaml").write_text(yaml.safe_dump({**settings, "kernel_sources": []}))
     return kernels

@@ -212,14 +212,21 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     assert stages["test: a: embeddings"]["rows"] == len(test)
 
 
-@pytest.mark.parametrize("layout", ["nested", "flat"])  # Kaggle's current layout of /kaggle/input, and the older one
-def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path, layout):
+@pytest.mark.parametrize(  # Kaggle's current layout of /kaggle/input and the older one; the second stage on and off
+    "layout, with_stage", [("nested", True), ("flat", False)]
+)
+def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path, layout, with_stage):
     kernel = tmp_path / "kernels" / f"{KERNEL}-titles"
     shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
     source = (kernel / "notebook.py").read_text()
-    (kernel / "notebook.py").write_text(
-        source.replace('"plan": "optimize-ensemble/inference_config.json"', '"plan": None')
-    )
+    changes = {
+        '"plan": "optimize-ensemble/inference_config.json"': '"plan": None',
+        '"pair_stage": True': f'"pair_stage": {with_stage}',
+    }
+    for setting, value in changes.items():
+        assert setting in source, "the inference kernel's settings moved; update this test"
+        source = source.replace(setting, value)
+    (kernel / "notebook.py").write_text(source)
     build.build_kernel(kernel, tmp_path / "build")
     comp = tmp_path / "comp"
     shutil.copytree(trained_runs.competition, comp, symlinks=True)
@@ -252,9 +259,13 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     assert report["evaluated_on"] == "all of train"
     assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
     stage = report["pair_stage"]  # the title plan's second stage, fitted on train, used where it gains
-    assert stage["pairs"] > report["rows"] and (out / "pair_model.txt").is_file()
-    assert stage["used"] == (stage["f1"] >= report["f1"]["union"] + MIN_GAIN)
-    assert set(report["f1"]) == {*TITLE_PLAN["components"], "union", "pair stage"}
+    if with_stage:
+        assert stage["pairs"] > report["rows"] and (out / "pair_model.txt").is_file()
+        assert stage["used"] == (stage["f1"] >= report["f1"]["union"] + MIN_GAIN)
+        assert set(report["f1"]) == {*TITLE_PLAN["components"], "union", "pair stage"}
+    else:
+        assert stage is None and not (out / "pair_model.txt").exists()
+        assert set(report["f1"]) == {*TITLE_PLAN["components"], "union"}
     assert (out / "submission.csv").read_text().splitlines() == [
         "posting_id,matches",
         f"{test.posting_id[0]},{test.posting_id[0]}",

@@ -45,11 +45,13 @@ from scipy.sparse.csgraph import connected_components
 from lib.data.submission import MAX_MATCHES
 from lib.matching.ensemble import MIN_GAIN
 from lib.matching.pairs import NO_MATCH, Candidates, pair_truth, rows_f1, selection_f1
-from lib.matching.thresholds import GRID, ascend, f1_curve
+from lib.matching.thresholds import ascend, f1_curve
 
 TIERS = ("merge", "attach", "pair")  # tiered thresholds: two groups, a group and a single posting, two singles
 TIERED_START = (0.8, 0.7, 0.3)
-TIERED_GRID = GRID[::5]  # 0.05, 0.10, ..., 0.95: each tiered clustering is a pass over the edges in Python
+SCORE_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # pair probabilities: with ~50 candidates a posting and few true,
+# the best cut of a classifier can lie below the similarity grid's 0.05
+TIERED_GRID = SCORE_GRID[4::5]  # 0.05, 0.10, ..., 0.95: each tiered clustering is a pass over the edges in Python
 
 
 PEEL_SIZE = MAX_MATCHES  # the largest part whose edges betweenness ranks (`splits`)
@@ -104,11 +106,12 @@ def capped(c: Candidates, edge: np.ndarray) -> np.ndarray:
 
 
 def threshold_curve(c: Candidates, edge: np.ndarray, truth: tuple, expected_false=None) -> np.ndarray:
-    """CV F1 of the base at each threshold of GRID: f1_curve, or selection_f1 per threshold under `expected_false`."""
+    """CV F1 of the base at each threshold of SCORE_GRID: f1_curve, or selection_f1 per threshold under
+    `expected_false`."""
     limited = capped(c, edge)
     if expected_false is None:
-        return f1_curve(c, limited, truth)
-    return np.array([selection_f1(c, limited >= t, truth, expected_false) for t in map(float, GRID)])
+        return f1_curve(c, limited, truth, SCORE_GRID)
+    return np.array([selection_f1(c, limited >= t, truth, expected_false) for t in map(float, SCORE_GRID)])
 
 
 def cluster_counts(cluster: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -409,7 +412,7 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
     truth = pair_truth(c, labels)
     curves = [threshold_curve(c, edge_scores(c, score, mutual), truth, expected_false) for mutual in (False, True)]
     best = int(np.argmax(curves[0]))
-    config = {"mutual": False, "threshold": float(GRID[best])}
+    config = {"mutual": False, "threshold": float(SCORE_GRID[best])}
     config |= {"grouping": None, "split_oversized": None, "at_least_one": None}
     steps = [{"step": "threshold", "f1": float(curves[0][best]), "kept": True, "threshold": config["threshold"]}]
     state = {"f1": steps[0]["f1"], "cluster": None}
@@ -422,7 +425,7 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
             state.update(f1=f1, cluster=cluster)
 
     mutual = int(np.argmax(curves[1]))
-    threshold = float(GRID[mutual])
+    threshold = float(SCORE_GRID[mutual])
     offer("mutual", float(curves[1][mutual]), {"mutual": True, "threshold": threshold}, None, threshold=threshold)
     edge, t = edge_scores(c, score, config["mutual"]), config["threshold"]
 
@@ -447,14 +450,14 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
     if state["cluster"] is None:
         selected = capped(c, edge) >= t
         floor, f1, _ = best_option(
-            map(float, GRID),
+            map(float, SCORE_GRID),
             lambda floor: at_least_one_pair(c, edge, selected, floor),
             lambda kept: selection_f1(c, kept, truth, expected_false),
         )
         cluster = None
     else:
         floor, f1, cluster = best_option(
-            map(float, GRID), lambda floor: at_least_one(c, edge, state["cluster"], floor), f1_of
+            map(float, SCORE_GRID), lambda floor: at_least_one(c, edge, state["cluster"], floor), f1_of
         )
     offer("at_least_one", f1, {"at_least_one": {"floor": floor}}, cluster, floor=floor)
     return config, steps

@@ -104,7 +104,9 @@ def test_no_cluster_or_list_exceeds_max_matches():
         assert max(map(len, lists)) == MAX_MATCHES
         assert all(row[0] == i and len(set(row)) == len(row) for i, row in enumerate(lists))
     curve = graph.threshold_curve(c, edge, pair_truth(c, labels))
-    assert curve[np.searchsorted(graph.GRID, 0.5)] == pytest.approx(metric(graph.apply(c, score, config()), labels))
+    assert curve[np.searchsorted(graph.SCORE_GRID, 0.5)] == pytest.approx(
+        metric(graph.apply(c, score, config()), labels)
+    )
 
 
 def brute_average_linkage(n: int, scores: dict, cap: int) -> list[tuple[float, set[frozenset]]]:
