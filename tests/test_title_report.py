@@ -41,6 +41,11 @@ def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competi
     baselines = [commit["plain tuned word TF-IDF"], *commit["components alone"].values(), *commit["ablation"].values()]
     assert commit["plan f1"] >= max(baselines) - 1e-12
     assert commit["plan f1"] > commit["ablation"]["every posting alone"]
+    stage = commit["pair stage"]
+    assert [step["step"] for step in stage["steps"]][:2] == ["threshold", "mutual"]
+    assert stage["f1"] == max(step["f1"] for step in stage["steps"] if step["kept"]) and stage["pairs"] > len(
+        postings.labels
+    )
 
     rerun = title_report.rerun_on_fold(postings)
     assert rerun["fold rows"] < rerun["rows"] == len(postings.labels)
@@ -49,3 +54,4 @@ def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competi
         assert rerun["every posting alone"] < rerun[name] <= 1
     report = title_report.markdown("titles", commit, rerun)
     assert "| plain word TF-IDF, one tuned threshold |" in report and "| tfidf |" in report
+    assert "| **second stage** (" in report and "| second stage: threshold |" in report

@@ -2,7 +2,8 @@
 own stages (lib.inference.pipeline, lib.matching.thresholds):
 
 - the commit run: the plan searched on all of train, against a plain word TF-IDF with one threshold tuned on the same
-  rows, each component alone, the ablation and every posting alone;
+  rows, each component alone, the ablation and every posting alone, and the second stage fitted on the same rows as
+  the kernel fits it (lib.matching.pair_stage: its CV by group k-fold, each graph step);
 - the scoring rerun played on a fold: the plan searched on fold 0 of 5 (whole label groups, about 20% of the rows),
   its thresholds corrected for all the rows (lib.matching.thresholds.corrected_thresholds), then scored on all the rows,
   against the plan searched on all of them (the best the correction could reach); per component, its best threshold
@@ -23,7 +24,7 @@ from lib.data.postings import read_postings
 from lib.inference import pipeline
 from lib.inference.plan import TITLE_PLAN
 from lib.inference.timing import Stopwatch
-from lib.matching import pairs, thresholds
+from lib.matching import pair_stage, pairs, thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batch_size": 64, "workers": 0, "max_length": 64, "k": 50}  # the inference kernel's CONFIG
@@ -40,15 +41,15 @@ class Postings:
         self.stopwatch = Stopwatch()
         self.outputs = pipeline.model_outputs(TITLE_PLAN, self.train, comp / "train_images", SETTINGS, self.stopwatch)
 
-    def signals(self, rows: np.ndarray) -> tuple[pairs.Candidates, np.ndarray]:
-        """Candidate pairs and unit conflicts of some rows among themselves (TF-IDF's idf from every title, as the
-        kernel takes it from train and test)."""
+    def signals(self, rows: np.ndarray) -> tuple[pairs.Candidates, np.ndarray, dict, dict]:
+        """Candidate pairs, unit conflicts, component vectors and neighbours of some rows among themselves (TF-IDF's
+        idf from every title, as the kernel takes it from train and test)."""
         outputs = {name: {out: x[rows] for out, x in found.items()} for name, found in self.outputs.items()}
         titles = [self.titles[row] for row in rows]
         vectors = pipeline.component_vectors(TITLE_PLAN, outputs, titles, self.titles, self.stopwatch)
         neighbours = pipeline.neighbour_search(vectors, SETTINGS["k"], self.stopwatch)
         postings = self.train.iloc[rows].reset_index(drop=True)
-        return pipeline.candidate_pairs(postings, titles, neighbours, self.stopwatch)
+        return *pipeline.candidate_pairs(postings, titles, neighbours, self.stopwatch), vectors, neighbours
 
 
 def scored(c: pairs.Candidates, plan: dict, labels: np.ndarray, conflicts: np.ndarray) -> float:
@@ -62,8 +63,11 @@ def best_threshold(c: pairs.Candidates, name: str, labels: np.ndarray) -> float:
 
 
 def commit_run(postings: Postings) -> dict:
-    """The plan searched on all rows against a plain tuned word TF-IDF, each component alone and the ablation."""
-    c, conflicts = postings.signals(np.arange(len(postings.labels)))
+    """The plan searched on all rows against a plain tuned word TF-IDF, each component alone, the ablation and the
+    second stage."""
+    c, conflicts, vectors, neighbours = postings.signals(np.arange(len(postings.labels)))
+    phashes = list(postings.train.image_phash)
+    stage = pair_stage.fit(vectors, neighbours, c, postings.titles, phashes, postings.labels)
     plan, f1 = thresholds.search(c, TITLE_PLAN["matching"], postings.labels, conflicts)
     alone = {
         name: float(curve.max()) for name, curve in thresholds.component_curves(c, c.nearest, postings.labels).items()
@@ -76,6 +80,7 @@ def commit_run(postings: Postings) -> dict:
         "plain tuned word TF-IDF": scored(c, plain, postings.labels, conflicts),
         "components alone": alone,
         "ablation": thresholds.ablation(c, plan, postings.labels, conflicts),
+        "pair stage": {"pairs": len(stage.scored.scores), "f1": stage.f1, "steps": stage.steps},
     }
 
 
@@ -84,8 +89,8 @@ def rerun_on_fold(postings: Postings) -> dict:
     the plan searched on all rows."""
     everything = np.arange(len(postings.labels))
     fold = np.flatnonzero(folds.group_folds(postings.labels, FOLDS, seed=0) == FOLD)
-    small, small_conflicts = postings.signals(fold)
-    large, conflicts = postings.signals(everything)
+    small, small_conflicts, *_ = postings.signals(fold)
+    large, conflicts, *_ = postings.signals(everything)
     small_labels, labels = postings.labels[fold], postings.labels
     tuned, _ = thresholds.search(small, TITLE_PLAN["matching"], small_labels, small_conflicts)
     corrected = thresholds.corrected_thresholds(small, tuned, small_labels, len(everything), small_conflicts)
@@ -124,6 +129,12 @@ def markdown(name: str, commit: dict, rerun: dict) -> str:
     lines += [f"| plain word TF-IDF, one tuned threshold | {commit['plain tuned word TF-IDF']:.4f} |"]
     lines += [f"| {component} alone | {f1:.4f} |" for component, f1 in commit["components alone"].items()]
     lines += [f"| ablation: {line} | {f1:.4f} |" for line, f1 in commit["ablation"].items() if line != "tuned"]
+    stage = commit["pair stage"]
+    lines += [f"| **second stage** ({stage['pairs']} pairs, classifier by group k-fold) | **{stage['f1']:.4f}** |"]
+    lines += [
+        f"| second stage: {step['step']}{'' if step['kept'] else ' (not kept)'} | {step['f1']:.4f} |"
+        for step in stage["steps"]
+    ]
     lines += ["", f"Plan: `{json.dumps(commit['plan'])}`", ""]
     lines += [f"Rerun played on a fold ({rerun['fold rows']} rows tuned, scored on all {rerun['rows']}):", ""]
     lines += ["| plan scored on all rows | F1 |", "|---|---:|"]

@@ -79,9 +79,10 @@ def target_sizes(labels: np.ndarray) -> np.ndarray:
 def reverse(c: Candidates) -> np.ndarray:
     """The position of each pair's reverse pair; ValueError when some pair lacks it."""
     reverse_keys = c.cols * c.n + c.rows
-    if not np.isin(reverse_keys, c.keys).all():
+    position = np.searchsorted(c.keys, reverse_keys)  # c.keys is sorted
+    if (c.keys[position.clip(max=len(c.keys) - 1)] != reverse_keys).any():
         raise ValueError("graph: the candidate pairs are not symmetric; add (j, i) for every pair (i, j)")
-    return np.searchsorted(c.keys, reverse_keys)
+    return position
 
 
 def edge_scores(c: Candidates, score: np.ndarray, mutual: bool) -> np.ndarray:
