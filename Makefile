@@ -99,7 +99,7 @@ timing: build sample datasets  ## inference on 70,000 synthetic test rows on thi
 	$(PY) -m tools.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
 	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --build $(BUILD_DIR) --output runs/timing-70k --timeout 14400
 
-bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), sparse TF-IDF search, char TF-IDF against scikit-learn
+bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), the scan in bfloat16 and float32, sparse TF-IDF search, char TF-IDF against scikit-learn
 	$(PY) tools/bench_knn.py
 
 bench-pairs: setup  ## the second stage at 70,000 synthetic postings: pair features and scores, graph steps, against LightGBM's and scipy's own

@@ -3,6 +3,8 @@
 
 Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
 shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
+Scan precision: the same dense search with the scan forced to bfloat16 and to float32 (`lib.neighbours.knn.scan_dtype`
+picks bfloat16 only on a CPU with AMX or AVX512-BF16), against faiss, on SCAN_ROWS rows.
 Sparse: `sparse_neighbors` (scipy products) and `torch_sparse_neighbors` (torch sparse CSR products, the CUDA path,
 here run on the CPU) on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings sharing core
 words), each checked against a dense float64 reference on sampled rows.
@@ -33,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.data.competition import HIDDEN_TEST_ROWS  # noqa: E402
 
 SIZES = (10_000, 35_000, HIDDEN_TEST_ROWS)
+SCAN_ROWS = 35_000
+SCANS = ("bfloat16", "float32")
 RUNS = {HIDDEN_TEST_ROWS: 2}
 KINDS = ("random", "clustered")
 WIDTH = 512
@@ -126,10 +130,15 @@ def search(method: str, data_path: str):
             return lambda rows=None: knn.sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
         return lambda rows=None: knn.torch_sparse_neighbors(x if rows is None else x[:rows], k=K, device="cpu")[1]
     x = np.load(data_path)
-    if method == "ours":
-        from lib.neighbours.knn import neighbors
+    if method.startswith("ours"):
+        import torch
 
-        return lambda rows=None: neighbors(x if rows is None else x[:rows], k=K)[1]
+        from lib.neighbours import knn
+
+        if method != "ours":  # ours-<dtype>: the scan forced to that precision (this process only)
+            scan = getattr(torch, method.removeprefix("ours-"))
+            knn.scan_dtype = lambda device: scan
+        return lambda rows=None: knn.neighbors(x if rows is None else x[:rows], k=K)[1]
     import faiss
 
     def flat_ip(rows=None):
@@ -279,9 +288,44 @@ def dense_table(folder: Path) -> None:
             print(dense_row(folder, n, kind), flush=True)
 
 
+def scan_row(folder: Path, kind: str) -> str:
+    """One Markdown table row: ours with each forced scan precision and faiss on SCAN_ROWS rows of `kind`."""
+    x = embeddings(SCAN_ROWS, kind)
+    path = folder / "x.npy"
+    np.save(path, x)
+    results = {method: measure(method, path, folder) for method in [*(f"ours-{scan}" for scan in SCANS), "faiss"]}
+    x64 = x.astype(np.float64)
+    agree = [
+        agreement(lambda row, cols: x64[cols] @ x64[row], results[f"ours-{scan}"][2], results["faiss"][2])
+        for scan in SCANS
+    ]
+    (low_s, *_), (full_s, *_), (faiss_s, *_) = results.values()
+    cells = (kind, f"{low_s:.1f}", f"{full_s:.1f}", f"{faiss_s:.1f}", f"{low_s / full_s:.2f}")
+    return "| " + " | ".join((*cells, " / ".join(f"{a:.4f}" for a in agree))) + " |"
+
+
+def scan_table(folder: Path) -> None:
+    """Print the scan precision table, with the CPU's flags and the run-time choice."""
+    import torch
+
+    from lib.neighbours import knn
+
+    flags = sorted(knn.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
+    chosen = str(knn.scan_dtype(torch.device("cpu"))).removeprefix("torch.")
+    print(f"\nScan precision: self-search, k={K}, {WIDTH}-d, n={SCAN_ROWS:,}, {os.cpu_count()} cores; this CPU has")
+    print(f"{', '.join(flags) or 'none of AMX, AVX512-BF16, AVX-512, AVX2'}, so the run-time choice is {chosen}.\n")
+    print(
+        "| data | bfloat16 scan (s) | float32 scan (s) | faiss (s) | bfloat16 / float32 | same sets (each vs faiss) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind in KINDS:
+        print(scan_row(folder, kind), flush=True)
+
+
 def main() -> None:
-    """Print the dense, sparse and character n-gram tables (`--sparse` or `--char`: that one only)."""
-    tables = {"--sparse": sparse_table, "--char": char_table}
+    """Print the dense, scan precision, sparse and character n-gram tables (`--scan`, `--sparse` or `--char`: that
+    one only)."""
+    tables = {"--scan": scan_table, "--sparse": sparse_table, "--char": char_table}
     chosen = [table for flag, table in tables.items() if flag in sys.argv[1:]] or [dense_table, *tables.values()]
     with tempfile.TemporaryDirectory() as tmp:
         for table in chosen:

@@ -1,7 +1,8 @@
 """Exact cosine nearest neighbours in chunks: memory bounded by the chunk, never an n x n matrix.
 
-`neighbors` scans strips of similarities (a chunk of rows against all columns) in a low precision (bfloat16 on the
-CPU, whose AVX-512 products run about three times faster than float32; float32 on CUDA) and re-scores in float32
+`neighbors` scans strips of similarities (a chunk of rows against all columns) in a low precision (`scan_dtype`:
+float16 on CUDA, on tensor cores; bfloat16 on a CPU that multiplies it in hardware, AMX or AVX512-BF16, about three
+times faster than float32 there; float32 on other CPUs, which only emulate bfloat16) and re-scores in float32
 every pair whose scanned value could, within a proven bound on the rounding error, still reach its row's top k or
 the threshold. A self-search scans each strip only from the diagonal on (x_i . x_j^T for j >= i) and takes its part
 right of the diagonal for the later rows too, so each product is computed once. Strips go from the last to the
@@ -14,20 +15,25 @@ the tests compare it with the scipy path; cuML is not installable on the develop
 never be tested there. Both paths give the same neighbours up to ties (sums of products in another order can differ
 in the last float32 bit).
 
-Error bound (`scan_error`). For rows a, b let a', b' be their bfloat16 roundings and r_a = a - a', r_b = b - b'
-(|r| <= 2^-8 |a| elementwise: bfloat16 keeps 8 significant bits, rounding to nearest). Then
+Error bound (`scan_error`). For rows a, b let a', b' be their roundings to the scan's precision and r_a = a - a',
+r_b = b - b' (measured: `scan_copy` takes the largest |r| of the actual rows, subnormal float16 values included). Then
     |a'.b' - a.b| = |a'.(b' - b) + (a' - a).b| <= |a'| |r_b| + |r_a| |b|         (Cauchy-Schwarz);
-the product accumulates in float32 over d terms (error <= gamma_d |a'| |b'|, gamma_d = d 2^-24 / (1 - d 2^-24))
-and is rounded once to bfloat16 (error <= 2^-8 |s~|, s~ the scanned value). The float32 re-score s^ is itself
-within gamma_d |a| |b| of a.b. With N the largest norm of a row or its rounding and R the largest |r|:
-    |s~ - s^| <= A + 2^-8 |s~|,    A = 2 N R + 2 gamma_d N^2 + 2^-20 (the last term covers the cutoff arithmetic).
-On CUDA the scan is a float32 product that TF32 or bfloat16 math modes may round, so R is taken as 2^-8 N there,
-with no output rounding beyond gamma_d. A column is skipped when hi(s~) = s~ + A + rel |s~| is below the row's
+the product accumulates in float32 over d terms (error <= gamma_d |a'| |b'|, gamma_d = d 2^-24 / (1 - d 2^-24);
+on CUDA float16 products are kept from reduced-precision reductions, `full_precision_sums`) and is rounded once to
+the scan's precision (error <= u |s~|, s~ the scanned value, u = 2^-8 for bfloat16's 8 significant bits, 2^-11 for
+float16's 11). The float32 re-score s^ is itself within gamma_d |a| |b| of a.b. With N the largest norm of a row or
+its rounding and R the largest |r|:
+    |s~ - s^| <= A + u |s~|,    A = 2 N R + 2 gamma_d N^2 + 2^-20 (the last term covers the cutoff arithmetic).
+A float32 scan (a CPU without fast bfloat16) may still be rounded by TF32 math modes on CUDA, so there R is taken as
+2^-8 N, with no output rounding beyond gamma_d. A column is skipped when hi(s~) = s~ + A + rel |s~| is below the row's
 target: its float32 k-th best so far, lo(L) = L - A - rel |L| for L the k-th largest group maximum of a strip (k
 distinct columns reach it), and the threshold; none of these exceeds the final k-th best (or the threshold).
 """
 
 import warnings
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,9 +57,39 @@ def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
     return x.detach().to(device=device or x.device, dtype=torch.float32).contiguous()
 
 
+UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}  # of the scan's low precisions
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux's /proc/cpuinfo; none known elsewhere)."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
 def scan_dtype(device: torch.device) -> torch.dtype:
-    """The scan's precision: bfloat16 on the CPU, float32 elsewhere (T4 and P100 GPUs lack fast bfloat16)."""
-    return torch.bfloat16 if device.type == "cpu" else torch.float32
+    """The scan's precision: float16 on CUDA (tensor cores on every Kaggle GPU; T4 and P100 lack fast bfloat16),
+    bfloat16 on a CPU with AMX or AVX512-BF16, float32 on other CPUs (they emulate bfloat16, slower than float32)."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_flags() & {"amx_bf16", "avx512_bf16"}:
+        return torch.bfloat16
+    return torch.float32
+
+
+@contextmanager
+def full_precision_sums():
+    """CUDA float16 products accumulated in float32 throughout, as `scan_error` assumes (cuBLAS may otherwise round
+    split sums to float16)."""
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_fp16_reduced_precision_reduction
+    matmul.allow_fp16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        matmul.allow_fp16_reduced_precision_reduction = before
 
 
 def scan_copy(x: torch.Tensor, rows: int) -> tuple[torch.Tensor, float, float]:
@@ -73,30 +109,32 @@ def scan_copy(x: torch.Tensor, rows: int) -> tuple[torch.Tensor, float, float]:
 def scan_error(depth: int, norm: float, residual: float, dtype: torch.dtype) -> tuple[float, float]:
     """(A, rel) with |scanned - float32 similarity| <= A + rel |scanned| (module docstring)."""
     gamma = depth * 2.0**-24 / (1 - depth * 2.0**-24)
-    if dtype == torch.bfloat16:
-        return 2 * norm * residual + 2 * gamma * norm**2 + 2.0**-20, 2.0**-8
+    if dtype in UNIT_ROUNDOFF:
+        return 2 * norm * residual + 2 * gamma * norm**2 + 2.0**-20, UNIT_ROUNDOFF[dtype]
     return (2 * 2.0**-8 + 2.0**-16 + 3 * gamma) * norm**2 + 2.0**-20, 0.0
 
 
 def order_keys(scan: torch.Tensor) -> torch.Tensor:
-    """Keys ordered like the scanned values: bfloat16 bits read as int16, which keeps the order of values >= 0."""
-    return scan.view(torch.int16) if scan.dtype == torch.bfloat16 else scan
+    """Keys ordered like the scanned values: 16-bit floats' bits read as int16, which keeps the order of values >= 0."""
+    return scan.view(torch.int16) if scan.dtype in UNIT_ROUNDOFF else scan
 
 
-def cutoff_keys(cutoff: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Keys at or below each cutoff; the smallest key where the cutoff is not positive (int16 keys misorder
-    negative values, -0.0 included)."""
-    if dtype != torch.int16:
+def cutoff_keys(cutoff: torch.Tensor, scan: torch.dtype) -> torch.Tensor:
+    """Keys (`order_keys` of a scan in precision `scan`) at or below each cutoff; the smallest key where the cutoff is
+    not positive (int16 keys misorder negative values, -0.0 included)."""
+    if scan not in UNIT_ROUNDOFF:
         return cutoff
-    truncated = (cutoff.view(torch.int32) >> 16).to(torch.int16)  # dropping low bits rounds a float > 0 down
-    return torch.where(cutoff > 0, truncated, torch.iinfo(torch.int16).min)
+    rounded = cutoff.to(scan)  # to nearest: one key lower where that went up (positive floats order like their bits)
+    keys = rounded.view(torch.int16) - (rounded.float() > cutoff).to(torch.int16)
+    return torch.where(cutoff > 0, keys, torch.iinfo(torch.int16).min)
 
 
-def key_values(keys: torch.Tensor) -> torch.Tensor:
-    """Float32 values of keys; -inf for int16 keys of negative values, a valid lower bound where order is lost."""
-    if keys.dtype != torch.int16:
+def key_values(keys: torch.Tensor, scan: torch.dtype) -> torch.Tensor:
+    """Float32 values of keys of a scan in precision `scan`; -inf for int16 keys of negative values, a valid lower
+    bound where order is lost."""
+    if scan not in UNIT_ROUNDOFF:
         return keys
-    return torch.where(keys >= 0, keys.view(torch.bfloat16).float(), -torch.inf)
+    return torch.where(keys >= 0, keys.view(scan).float(), -torch.inf)
 
 
 def flip_negative(bits: torch.Tensor) -> torch.Tensor:
@@ -167,7 +205,7 @@ class Search:
         if self.threshold is not None:
             kth = kth.clamp_min(self.threshold)
         if first and self.k <= group_max.shape[1]:
-            floor = key_values(group_max.topk(self.k, dim=1, sorted=False).values.amin(dim=1))
+            floor = key_values(group_max.topk(self.k, dim=1, sorted=False).values.amin(dim=1), self.low_a.dtype)
             kth = torch.maximum(kth, floor - self.error - self.relative * floor.abs())
         return kth
 
@@ -187,7 +225,7 @@ class Search:
             group_max = keys.view(len(keys), -1, GROUP).amax(dim=2)
         rows = slice(r0, r0 + len(group_max))
         target = self.target(rows, group_max, first=not transposed)
-        cutoff = cutoff_keys(self.cutoff(target), keys.dtype)
+        cutoff = cutoff_keys(self.cutoff(target), scan.dtype)
         row, group = (group_max >= cutoff[:, None]).nonzero(as_tuple=True)
         hit, offset = (keys.unflatten(1, (-1, GROUP))[row, group] >= cutoff[row, None]).nonzero(as_tuple=True)
         row, col = row[hit], group[hit] * GROUP + offset
@@ -231,11 +269,12 @@ def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: 
     Each row is sorted by float32 similarity, descending (ties: lower index first); slots past the neighbours that
     exist or reach `threshold` hold -inf / -1. `x`, `y`: numpy arrays or torch tensors, float32 or float16; the search
     runs on the tensor's device (CUDA when available for numpy). `chunk_size` rows per strip (rounded up to a multiple
-    of 32) bound the memory: a strip holds chunk_size x len(y) scanned values (2 bytes each on the CPU).
+    of 32) bound the memory: a strip holds chunk_size x len(y) scanned values (2 bytes each, 4 in float32).
     """
     a = as_tensor(x)
     b = a if y is None else as_tensor(y, a.device)
-    return Search(a, b, k, threshold, -(-chunk_size // GROUP) * GROUP).run(symmetric=y is None)
+    with full_precision_sums():
+        return Search(a, b, k, threshold, -(-chunk_size // GROUP) * GROUP).run(symmetric=y is None)
 
 
 def sparse_chunks(x: sp.csr_matrix) -> list[tuple[int, int]]:

@@ -55,6 +55,16 @@ def assert_neighbours(sim, idx, similarity, k, threshold=None, allowed=None):
     assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in idx)
 
 
+SCANS = [torch.bfloat16, torch.float16, torch.float32]  # bfloat16: CPUs with AMX / AVX512-BF16; float16: CUDA
+
+
+@pytest.fixture(params=SCANS, ids=str)
+def scan(request, monkeypatch) -> torch.dtype:
+    """Each precision the scan can run in, forced on this CPU."""
+    monkeypatch.setattr(knn, "scan_dtype", lambda device: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_size", [7, 4096])
 def test_self_search_matches_brute_force(chunk_size):
     x = normalised(60, 16, 0)
@@ -101,7 +111,7 @@ def test_torch_float16_input_gives_the_neighbours_of_its_values():
 @pytest.mark.parametrize("data", [normalised, clustered])
 @pytest.mark.parametrize("chunk_size", [40, 4096])
 @pytest.mark.parametrize("threshold", [None, 0.5])
-def test_self_search_over_many_strips(data, chunk_size, threshold):
+def test_self_search_over_many_strips(data, chunk_size, threshold, scan):
     x = data(300, 48, 5).astype(np.float64)
     sim, idx = neighbors(x.astype(np.float32), k=12, threshold=threshold, chunk_size=chunk_size)
     assert_neighbours(sim, idx, x @ x.T, 12, threshold)
@@ -109,7 +119,7 @@ def test_self_search_over_many_strips(data, chunk_size, threshold):
 
 @pytest.mark.parametrize("data", [normalised, clustered])
 @pytest.mark.parametrize("threshold", [None, 0.5])
-def test_query_search_over_many_strips(data, threshold):
+def test_query_search_over_many_strips(data, threshold, scan):
     x, y = data(200, 40, 6), data(300, 40, 7)
     sim, idx = neighbors(torch.from_numpy(x), y, k=9, threshold=threshold, chunk_size=64)
     assert_neighbours(sim, idx, x.astype(np.float64) @ y.astype(np.float64).T, 9, threshold)
@@ -125,7 +135,7 @@ def test_query_with_k_above_the_gallery_and_empty_inputs():
     assert neighbors(x[:0], k=2)[1].shape == (0, 2)
 
 
-def test_neighbours_closer_than_bfloat16_resolves():
+def test_neighbours_closer_than_the_scan_resolves(scan):
     rng = np.random.default_rng(15)
     x = rng.normal(size=64) + 0.03 * rng.normal(size=(300, 64))
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
@@ -152,21 +162,51 @@ def test_rows_exactly_at_the_threshold_are_kept():
     np.testing.assert_array_equal(idx[:, 1:], -1)
 
 
-def test_the_float32_scan_that_cuda_uses(monkeypatch):
-    monkeypatch.setattr(knn, "scan_dtype", lambda device: torch.float32)
-    x = clustered(300, 32, 11)
-    sim, idx = neighbors(x, k=10, chunk_size=64)
-    assert_neighbours(sim, idx, x.astype(np.float64) @ x.astype(np.float64).T, 10)
-
-
 @pytest.mark.parametrize("data", [normalised, clustered])
-def test_bfloat16_scan_stays_within_its_error_bound(data):
-    x = torch.from_numpy(data(256, 512, 12))
+@pytest.mark.parametrize("scale", [1.0, 1e-3])  # 1e-3: float16 values under its normal range (2^-14) lose precision
+def test_the_scan_stays_within_its_error_bound(data, scale, scan):
+    x = torch.from_numpy(data(256, 512, 12)) * scale
     low, norm, residual = knn.scan_copy(x, 100)
+    assert low.dtype == scan
     error, relative = knn.scan_error(x.shape[1], norm, residual, low.dtype)
     scanned = (low @ low.T).float()
-    exact = x @ x.T
+    exact = x.double() @ x.double().T
     assert ((scanned - exact).abs() <= error + relative * scanned.abs()).all()
+
+
+def test_cutoff_keys_hold_every_scanned_value_at_or_above_the_cutoff(scan):
+    values = torch.linspace(-1, 2, 5001)
+    cutoffs = torch.tensor([-0.5, 0.0, 1e-9, 0.1, 0.3337, 0.5, 0.9999, 1.0, 1.5])
+    keys = knn.order_keys(values.to(scan))
+    for cutoff, key in zip(cutoffs, knn.cutoff_keys(cutoffs, scan)):
+        at_or_above = values.to(scan).float() >= cutoff
+        assert (keys[at_or_above] >= key).all(), float(cutoff)
+
+
+@pytest.mark.parametrize(
+    "flags, cpu_scan",
+    [
+        ({"avx2", "avx512f"}, torch.float32),
+        ({"amx_bf16", "amx_tile"}, torch.bfloat16),
+        ({"avx512_bf16"}, torch.bfloat16),
+    ],
+)
+def test_the_scan_precision_follows_the_device_and_the_cpu(monkeypatch, flags, cpu_scan):
+    monkeypatch.setattr(knn, "cpu_flags", lambda: frozenset({"fpu", *flags}))
+    assert knn.scan_dtype(torch.device("cpu")) == cpu_scan
+    assert knn.scan_dtype(torch.device("cuda")) == torch.float16
+
+
+def test_the_cpu_flags_are_read_from_linux():
+    assert "fpu" in knn.cpu_flags(), "every x86-64 CPU lists fpu in /proc/cpuinfo"
+
+
+def test_cuda_float16_sums_stay_in_float32_during_a_search_only():
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_fp16_reduced_precision_reduction
+    with knn.full_precision_sums():
+        assert matmul.allow_fp16_reduced_precision_reduction is False
+    assert matmul.allow_fp16_reduced_precision_reduction == before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
