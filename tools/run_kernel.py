@@ -125,12 +125,17 @@ def run_inside(args: argparse.Namespace) -> None:
         run_with_environment(args, out_dir, kernel_environment(input_root, Path(scratch)))
 
 
+# The script's code run as a Jupyter kernel runs a notebook's cells: in a __main__ without a file, which loader
+# workers (lib.data.dataset.LOADER_START) do not import again; `python notebook.py` would have each worker re-run it.
+AS_IN_A_NOTEBOOK = "import sys; path = sys.argv[1]; exec(compile(open(path).read(), path, 'exec'))"
+
+
 def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str, str]) -> None:
     """Run the script or the built notebook with the kernel's environment."""
     if args.source:
         env["PYTHONPATH"] = str(ROOT)
         script = ROOT / "kernels" / args.kernel / "notebook.py"
-        if subprocess.run([sys.executable, str(script)], cwd=out_dir, env=env).returncode != 0:
+        if subprocess.run([sys.executable, "-c", AS_IN_A_NOTEBOOK, str(script)], cwd=out_dir, env=env).returncode != 0:
             raise RunError(f"{script} failed (see the traceback above)")
     else:
         os.environ.clear()

@@ -1,25 +1,65 @@
-"""Postings as model batches: images through a transform, normalised titles tokenized, class labels.
+"""Postings as batches: images through a transform, normalised titles, class labels, from loader worker processes.
 
-Items are dicts; `Collate` stacks them into the batch dict lib.models takes ("image", "input_ids",
-"attention_mask", "label"), with only the keys the model's branches need.
+Items are dicts; `Collate` stacks them into a batch dict ("image", "title", "label") that
+lib.models.embed.model_inputs turns into what the model takes (titles tokenized in the main process).
 """
 
+import multiprocessing
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from lib.data.images import read_image
 from lib.data.text import normalise_title
 
 LOADER_TIMEOUT_S = 300  # a batch takes seconds: a loader worker silent this long has hung
+# Loader workers start from a fresh single-threaded server process: a fork of the Jupyter kernel, whose threads (ZMQ,
+# heartbeat, OpenMP) may hold a lock at that moment, can leave the worker waiting forever (seen as workers in poll).
+LOADER_START = "forkserver"
+# Imported once by the server rather than by each worker at each start (a second or more a worker otherwise):
+# lib.data.dataset (a built notebook writes lib where it imports it from) and the packages its items need.
+WORKER_PRELOAD = ["lib.data.dataset", "torch", "albumentations.pytorch", "PIL.Image"]
 
 
-def loader_timeout(workers: int) -> int:
-    """DataLoader's `timeout` for `workers` loader processes: a hung worker raises instead of stalling the kernel (a
-    hung inference kernel loses the submission; a raised error leaves the fallback). 0 without worker processes."""
-    return LOADER_TIMEOUT_S if workers > 0 else 0
+class ByValue:
+    """An object that reaches a worker process by value (cloudpickle): a built notebook's classes and functions live
+    in its __main__, which a worker started by LOADER_START cannot import. Stands for the object here."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return cloudpickle.loads, (cloudpickle.dumps(self.target),)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, index):
+        return self.target[index]
+
+    def __call__(self, *args):
+        return self.target(*args)
+
+
+def data_loader(dataset: Dataset, workers: int, **options) -> DataLoader:
+    """A DataLoader with `workers` processes (0: in this process) started by LOADER_START, which receive the dataset,
+    collate_fn and worker_init_fn by value; a worker silent for LOADER_TIMEOUT_S raises instead of stalling the kernel
+    (a hung inference kernel loses the submission; a raised error leaves the fallback)."""
+    if workers == 0:
+        return DataLoader(dataset, num_workers=0, **options)
+    context = multiprocessing.get_context(LOADER_START)
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    sent = {key: ByValue(options[key]) for key in ("collate_fn", "worker_init_fn") if options.get(key) is not None}
+    return DataLoader(
+        ByValue(dataset),
+        num_workers=workers,
+        multiprocessing_context=context,
+        timeout=LOADER_TIMEOUT_S,
+        **options | sent,
+    )
 
 
 class Postings(Dataset):
@@ -60,17 +100,13 @@ def seed_worker(worker_id: int) -> None:
 
 
 class Collate:
-    """Items to a batch dict: stacked images, tokenized titles (when `tokenize` is given), labels."""
-
-    def __init__(self, tokenize=None):
-        self.tokenize = tokenize
+    """Items to a batch dict: stacked images, the titles as a list (lib.models.embed.model_inputs tokenizes them in the
+    main process, so loader workers never receive a tokenizer), labels."""
 
     def __call__(self, items: list[dict]) -> dict:
-        batch = {}
+        batch = {"title": [item["title"] for item in items]}
         if "image" in items[0]:
             batch["image"] = torch.stack([item["image"] for item in items])
-        if self.tokenize is not None:
-            batch |= self.tokenize([item["title"] for item in items])
         if "label" in items[0]:
             batch["label"] = torch.tensor([item["label"] for item in items])
         return batch

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from lib.data import paths
 from lib.data.augment import backbone_stats, eval_transform
-from lib.data.dataset import Collate, Postings, loader_timeout
+from lib.data.dataset import Collate, Postings, data_loader
 from lib.models import load_model, read_checkpoint
 
 
@@ -25,9 +24,14 @@ def eval_dataset(model, frame, image_dir: Path, size: int, labels: np.ndarray | 
     return Postings(frame, image_dir, transform, labels)
 
 
-def collate_for(model) -> Collate:
-    """The batch maker of a model: titles tokenized by its text branch, if it has one."""
-    return Collate(model.text.tokenize if model.text is not None else None)
+def model_inputs(model, batch: dict) -> dict:
+    """A loader's batch (lib.data.dataset.Collate) as `model` takes it: the titles tokenized here by its text branch,
+    or dropped without one, every tensor on the model's device."""
+    titles = batch.pop("title")
+    if model.text is not None:
+        batch |= model.text.tokenize(titles)
+    device = next(model.parameters()).device
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 @torch.no_grad()
@@ -55,32 +59,24 @@ def posting_embeddings(
         text_model_dir = paths.input_path(text["model_dir"])
     model = load_model(checkpoint, text_model_dir, device)
     device = next(model.parameters()).device
-    loader = DataLoader(
-        eval_dataset(model, frame, image_dir, extra["image_size"]),
-        batch_size,
-        num_workers=workers,
-        collate_fn=collate_for(model),
-        timeout=loader_timeout(workers),
-    )
+    dataset = eval_dataset(model, frame, image_dir, extra["image_size"])
+    loader = data_loader(dataset, workers, batch_size=batch_size, collate_fn=Collate())
     autocast = functools.partial(torch.autocast, device.type, enabled=device.type == "cuda")
-    return embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})", device)
+    return embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})")
 
 
-def embed_batches(model, loader, autocast, desc: str, device=None, gather=None, show: bool = True):
+def embed_batches(model, loader, autocast, desc: str, gather=None, show: bool = True):
     """Each output's embeddings of the loader's batches, in order, as float32 arrays: the one embedding loop.
 
     Args:
         autocast: a context manager factory (torch.autocast or the accelerator's).
-        device: where to move each batch (None: the loader already yields them there).
         gather: applied to each batch's embeddings (the accelerator's gather across processes), if given.
         show: whether to show the progress bar.
     """
     parts: dict[str, list[np.ndarray]] = {}
     for batch in tqdm(loader, desc=desc, disable=not show):
-        if device is not None:
-            batch = {key: value.to(device) for key, value in batch.items()}
         with autocast():
-            embeddings = model.embed(batch)
+            embeddings = model.embed(model_inputs(model, batch))
             if gather is not None:
                 embeddings = gather(embeddings)
         for output, values in embeddings.items():

@@ -46,14 +46,14 @@ from tqdm.auto import tqdm  # noqa: E402
 from lib.data import paths  # noqa: E402
 from lib.data.augment import backbone_stats, train_transform  # noqa: E402
 from lib.data.competition import COMPETITION  # noqa: E402
-from lib.data.dataset import Postings, loader_timeout, seed_worker  # noqa: E402
+from lib.data.dataset import Collate, Postings, data_loader, seed_worker  # noqa: E402
 from lib.data.folds import group_folds  # noqa: E402
 from lib.data.oof import METRICS, MODEL, OOF  # noqa: E402
 from lib.data.postings import read_postings  # noqa: E402
 from lib.matching import plots, thresholds  # noqa: E402
 from lib.matching.cv import cv_scores  # noqa: E402
 from lib.models import create_model, save_checkpoint  # noqa: E402
-from lib.models.embed import collate_for, embed_batches, eval_dataset  # noqa: E402
+from lib.models.embed import embed_batches, eval_dataset, model_inputs  # noqa: E402
 from lib.training.experiment import RANDOM_WEIGHTS, size_at  # noqa: E402
 from lib.training.tracking import Tracker  # noqa: E402
 
@@ -177,7 +177,6 @@ class Training:
         self.fitted, self.classes, self.held, self.held_labels = split(config, comp_dir)
         torch.manual_seed(config["seed"])
         model = create_model(model_config(config, int(self.classes.max()) + 1))
-        self.collate = collate_for(model)
         self.optimizer = torch.optim.AdamW(parameter_groups(model, train["lr"], train["weight_decay"]))
         saved = self.resume_state()
         if saved is not None:
@@ -230,12 +229,11 @@ class Training:
             transform = train_transform(size, self.config["image"]["augment"], *backbone_stats(model), seed)
         dataset = Postings(self.fitted, self.comp_dir / "train_images", transform, self.classes)
         dataset.reseed(seed)
-        return DataLoader(
+        return data_loader(
             dataset,
+            self.config["train"]["workers"],
             batch_sampler=self.batches_of(epoch),
-            num_workers=self.config["train"]["workers"],
-            timeout=loader_timeout(self.config["train"]["workers"]),
-            collate_fn=self.collate,
+            collate_fn=Collate(),
             worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(seed),
             pin_memory=self.accelerator.device.type == "cuda",
@@ -256,7 +254,7 @@ class Training:
             sync = step + 1 == first + group
             self.unwrapped.schedule_margins(epoch + step / self.batches, epochs)
             with nullcontext() if sync else accelerator.no_sync(model):
-                output = model({key: value.to(accelerator.device) for key, value in batch.items()})
+                output = model(model_inputs(self.unwrapped, batch))
                 accelerator.backward(output["loss"] / group)
             if sync:
                 factor = lr_factor(update, self.updates, self.warmup)
@@ -289,9 +287,7 @@ class Training:
         model.eval()
         dataset = eval_dataset(model, self.held, self.comp_dir / "train_images", size_at(self.config, epoch))
         batch_size, workers = self.config["valid"]["batch_size"], self.config["train"]["workers"]
-        loader = DataLoader(
-            dataset, batch_size, num_workers=workers, collate_fn=self.collate, timeout=loader_timeout(workers)
-        )
+        loader = data_loader(dataset, workers, batch_size=batch_size, collate_fn=Collate())
         loader = accelerator.prepare(loader)
         gather = accelerator.gather_for_metrics
         return embed_batches(

@@ -1,7 +1,9 @@
+import os
+import threading
 import time
 
 import pytest
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from lib.data import dataset
 
@@ -19,7 +21,38 @@ class Hangs(Dataset):
 
 def test_a_hung_loader_worker_raises_instead_of_stalling_the_kernel(monkeypatch):
     monkeypatch.setattr(dataset, "LOADER_TIMEOUT_S", 1)
-    loader = DataLoader(Hangs(), num_workers=1, timeout=dataset.loader_timeout(1))
+    loader = dataset.data_loader(Hangs(), 1)
     with pytest.raises(RuntimeError, match="timed out"):  # the item would come after 60 s
         next(iter(loader))
-    assert dataset.loader_timeout(0) == 0  # a loader without worker processes takes no timeout
+    assert dataset.data_loader(Hangs(), 0).timeout == 0  # a loader without worker processes takes no timeout
+
+
+NOTEBOOK_CELL = """
+import os
+from torch.utils.data import Dataset
+
+class Parents(Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        return index * factor, os.getppid()
+
+def pair_up(items):
+    return [tuple(item) for item in items]
+
+factor = 10
+"""
+
+
+def test_workers_start_from_a_server_not_from_this_process_and_get_notebook_code_by_value():
+    notebook = {"__name__": "__main__"}  # a built notebook's cell: its classes are not importable by name
+    exec(NOTEBOOK_CELL, notebook)
+    busy = threading.Event()
+    thread = threading.Thread(target=busy.wait, daemon=True)  # a kernel's threads: never copied into a worker
+    thread.start()
+    loader = dataset.data_loader(notebook["Parents"](), 2, batch_size=2, collate_fn=notebook["pair_up"])
+    batches = [batch for _ in range(3) for batch in loader]
+    busy.set()
+    assert [value for batch in batches[:3] for value, _ in batch] == [0, 10, 20, 30, 40, 50]
+    assert len(batches) == 9 and all(parent != os.getpid() for batch in batches for _, parent in batch)

@@ -17,10 +17,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from lib.data.dataset import Collate
 from lib.data.postings import read_postings
 from lib.matching.cv import cv_scores
 from lib.models import create_model, read_checkpoint
-from lib.models.embed import collate_for, eval_dataset, posting_embeddings
+from lib.models.embed import eval_dataset, model_inputs, posting_embeddings
 from lib.training import experiment, train
 from lib.training.tracking import store_uri
 
@@ -126,10 +127,10 @@ def untrained_cv(config: dict, comp: Path) -> float:
     loader = torch.utils.data.DataLoader(
         eval_dataset(model, held, comp / "train_images", experiment.size_at(config, 0)),
         64,
-        collate_fn=collate_for(model),
+        collate_fn=Collate(),
     )
     with torch.no_grad():
-        parts = [model.embed(batch) for batch in loader]
+        parts = [model.embed(model_inputs(model, batch)) for batch in loader]
     embeddings = {output: torch.cat([part[output] for part in parts]).numpy() for output in parts[0]}
     return cv_scores(embeddings, labels, 50)[0]["f1"]["union"]
 
