@@ -39,6 +39,15 @@ EXPERIMENTS = {
 }
 
 
+def edit_settings(notebook: Path, changes: dict[str, str]) -> None:
+    """Replace setting lines of a copied kernel's notebook.py (each must be there, so a moved setting fails loudly)."""
+    source = notebook.read_text()
+    for setting, value in changes.items():
+        assert setting in source, f"{setting} is no longer in {notebook.name}; update this test"
+        source = source.replace(setting, value)
+    notebook.write_text(source)
+
+
 def files_under(folder: Path) -> dict[str, tuple[int, int]]:
     """Size and modification time of every file (or link) under folder, by path."""
     found = {}

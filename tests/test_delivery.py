@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import edit_settings
 from tests.kaggle_recorder import Recorder
 from tests.wheel_files import write_wheel
 from tools import delivery, preflight
@@ -153,15 +154,11 @@ def titles_only_inference(kernels: Path) -> Path:
     the second stage (tests/test_inference_kernel.py runs it; here it would only add minutes to each local run)."""
     kernel = kernels / INFERENCE
     shutil.copytree(ROOT / "kernels" / INFERENCE, kernel)
-    source = (kernel / "notebook.py").read_text()
     changes = {
         '"plan": "optimize-ensemble/inference_config.json"': '"plan": None',
         '"pair_stage": True': '"pair_stage": False',
     }
-    for setting, value in changes.items():
-        assert setting in source, "the inference kernel's settings moved; update this test"
-        source = source.replace(setting, value)
-    (kernel / "notebook.py").write_text(source)
+    edit_settings(kernel / "notebook.py", changes)
     settings = yaml.safe_load((kernel / "kernel.yaml").read_text())
     (kernel / "kernel.yaml").write_text(yaml.safe_dump({**settings, "kernel_sources": []}))
     return kernels

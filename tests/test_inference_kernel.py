@@ -26,6 +26,7 @@ from lib.matching.ensemble import MIN_GAIN
 from lib.matching.metrics import mean_f1, true_matches
 from lib.neighbours.combine import combine
 from lib.neighbours.knn import neighbors, sparse_neighbors
+from tests.conftest import edit_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "shopee-inference"
@@ -218,15 +219,11 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
 def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained_runs, tmp_path, layout, with_stage):
     kernel = tmp_path / "kernels" / f"{KERNEL}-titles"
     shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
-    source = (kernel / "notebook.py").read_text()
     changes = {
         '"plan": "optimize-ensemble/inference_config.json"': '"plan": None',
         '"pair_stage": True': f'"pair_stage": {with_stage}',
     }
-    for setting, value in changes.items():
-        assert setting in source, "the inference kernel's settings moved; update this test"
-        source = source.replace(setting, value)
-    (kernel / "notebook.py").write_text(source)
+    edit_settings(kernel / "notebook.py", changes)
     build.build_kernel(kernel, tmp_path / "build")
     comp = tmp_path / "comp"
     shutil.copytree(trained_runs.competition, comp, symlinks=True)

@@ -25,8 +25,9 @@ WORKER_PRELOAD = ["lib.data.dataset", "torch", "albumentations.pytorch", "PIL.Im
 
 
 class ByValue:
-    """An object that reaches a worker process by value (cloudpickle): a built notebook's classes and functions live
-    in its __main__, which a worker started by LOADER_START cannot import. Stands for the object here."""
+    """An object that reaches a worker process by value (cloudpickle): classes and functions defined in a notebook's
+    own cells live in its __main__, which a worker started by LOADER_START cannot import (lib itself is importable:
+    a built notebook writes it to files). Stands for the object here."""
 
     def __init__(self, target):
         self.target = target

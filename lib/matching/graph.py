@@ -52,8 +52,6 @@ TIERED_START = (0.8, 0.7, 0.3)
 SCORE_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # pair probabilities: with ~50 candidates a posting and few true,
 # the best cut of a classifier can lie below the similarity grid's 0.05
 TIERED_GRID = SCORE_GRID[4::5]  # 0.05, 0.10, ..., 0.95: each tiered clustering is a pass over the edges in Python
-
-
 PEEL_SIZE = MAX_MATCHES  # the largest part whose edges betweenness ranks (`splits`)
 SPLIT_SIZES = (6, 10, 15, 20, 30, MAX_MATCHES)
 GROUPINGS = {"tiered": TIERS, "agglomerative": ("target_size",)}
