@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,13 +21,15 @@ from lib.data import oof
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
+from lib.inference import correction
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
 from lib.matching import pair_stage, pairs
 from lib.matching.ensemble import MIN_GAIN
 from lib.matching.metrics import mean_f1, true_matches
+from lib.models import embed, sentence
 from lib.neighbours.combine import combine
 from lib.neighbours.knn import neighbors, sparse_neighbors
-from tests.conftest import edit_settings
+from tests.conftest import COMPETITION, MINILM, OWNER, edit_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "shopee-inference"
@@ -88,18 +91,17 @@ def two_model_plan(trained_runs) -> dict:
     return plan
 
 
-def with_pair_stage(plan: dict, trained_runs, folder: Path) -> dict:
-    """The plan with a second stage fitted, as the optimiser fits it, on the runs' stored out-of-fold embeddings of its
-    components; the classifier is saved in `folder`."""
+def out_of_fold_signals(plan: dict, trained_runs) -> tuple:
+    """The plan's component vectors, neighbours and candidate pairs on the runs' stored out-of-fold embeddings, as the
+    optimiser has them, with the rows' normalised titles, phashes and labels."""
     runs = {
         name: oof.read_run(model["source"], trained_runs.runs[SOURCES[model["source"]]])
         for name, model in plan["models"].items()
     }
     train = read_postings(trained_runs.competition / "train.csv", labelled=True)
-    test = read_postings(trained_runs.competition / "test.csv")
     postings = oof.oof_postings(runs["a"], train, "train.csv")
     titles = [normalise_title(title) for title in postings.title]
-    corpus = [normalise_title(title) for title in [*train.title, *test.title]]
+    corpus = [normalise_title(title) for title in train.title]
     vectors = {}
     for name, component in plan["components"].items():
         if "tfidf" in component:
@@ -113,20 +115,27 @@ def with_pair_stage(plan: dict, trained_runs, folder: Path) -> dict:
     found = {name: search[name](x, k=50) for name, x in vectors.items()}
     phashes = list(postings.image_phash)
     c = pairs.candidates(found, {"title": titles, "phash": phashes})
-    fitted = pair_stage.fit(vectors, found, c, titles, phashes, runs["a"].labels)
-    fitted.model.save_model(str(folder / pair_stage.MODEL_FILE))
-    staged = {**plan, "pair_stage": {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}}
-    staged["pair_stage"]["graph"] = fitted.config
-    validate_tuned_config(staged, "with_pair_stage")
-    return staged
+    return vectors, found, c, titles, phashes, runs["a"].labels
 
 
 def runs_folder(folder: Path, trained_runs, plan: dict, stage: bool = False) -> Path:
-    """A runs folder holding the plan (with a second stage when `stage`) as the optimize-ensemble output and the
-    trained runs under the demo slugs."""
-    (folder / "optimize-ensemble").mkdir(parents=True)
-    plan = with_pair_stage(plan, trained_runs, folder / "optimize-ensemble") if stage else plan
-    (folder / "optimize-ensemble" / "inference_config.json").write_text(json.dumps(plan))
+    """A runs folder holding the trained runs under the demo slugs and the optimize-ensemble output as the optimiser
+    writes it: the plan, with a second stage fitted on the out-of-fold rows when `stage` (its classifier beside it),
+    and the out-of-fold pairs its correction for a test gallery needs."""
+    out = folder / "optimize-ensemble"
+    out.mkdir(parents=True)
+    vectors, found, c, titles, phashes, labels = out_of_fold_signals(plan, trained_runs)
+    out_of_fold = correction.OutOfFold(c, pairs.unit_conflicts(c, titles), labels)
+    if stage:
+        fitted = pair_stage.fit(vectors, found, c, titles, phashes, labels)
+        fitted.model.save_model(str(out / pair_stage.MODEL_FILE))
+        plan = {**plan, "pair_stage": {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}}
+        plan["pair_stage"]["graph"] = fitted.config
+        out_of_fold.stage_pairs, out_of_fold.stage_scores = fitted.scored.candidates, fitted.scored.scores
+    validate_tuned_config(plan, "runs_folder")
+    (out / "inference_config.json").write_text(json.dumps(plan))
+    used = plan["components"] if stage else plan["matching"]["components"]
+    correction.write(out / correction.FILE, correction.kept(out_of_fold, list(used)))
     for slug, name in SOURCES.items():
         (folder / slug).symlink_to(trained_runs.runs[name], target_is_directory=True)
     return folder
@@ -169,10 +178,14 @@ def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs
     validate_submission(out / "submission.csv", pd.read_csv(trained_runs.competition / "test.csv").posting_id)
     timings = json.loads((out / "timings.json").read_text())
     names = [stage["name"] for stage in timings["stages"]]
-    assert "evaluation: a: embeddings" in names and "test (as evaluation): concat: neighbours" in names
-    parts = ["features", "classifier by group k-fold", "graph steps", "graph search for the test gallery"]
-    assert {f"evaluation: pair stage: {part}" for part in parts} <= set(names)
-    assert "test (as evaluation): pair stage: graph steps" in names
+    assert "plan: read the plan's out-of-fold pairs" in names and "plan: fit to the test gallery" in names
+    assert "test (as evaluation): a: embeddings" in names and "test (as evaluation): concat: neighbours" in names
+    assert {"test (as evaluation): pair stage: features", "test (as evaluation): pair stage: graph steps"} <= set(names)
+    assert not [name for name in names if name.startswith("evaluation:")], "the rerun skips the evaluation"
+    kinds = {stage["name"]: stage["kind"] for stage in timings["stages"]}
+    assert kinds["test (as evaluation): a: read images"] == "decode"
+    assert kinds["test (as evaluation): a: embeddings"] == "forward"
+    assert kinds["test (as evaluation): concat: neighbours"] == "matmul"
     assert timings["t4_seconds_at_hidden_rows"] > 0
     for plot in ["similarity_histograms.png", "f1_vs_threshold.png"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
@@ -202,7 +215,8 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     out = runs / KERNEL
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
     assert "unreadable image" in log + notebook_output(out)
-    assert json.loads((out / "cv_scores.json").read_text())["gallery_corrected"]["rows"] == len(test)
+    assert json.loads((out / "matching_config.json").read_text())["for_the_test_gallery"]["rows"] == len(test)
+    assert not (out / "cv_scores.json").exists(), "the scoring rerun only submits"
     validate_submission(out / "submission.csv", test.posting_id)
     submission = pd.read_csv(out / "submission.csv").set_index("posting_id").loc[test.posting_id]
     solution = pd.read_csv(f"{comp}.solution.csv").set_index("posting_id").loc[test.posting_id]
@@ -211,6 +225,53 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     assert mean_f1(submission.matches.str.split(), actual) > mean_f1(singletons, actual)
     stages = {stage["name"]: stage for stage in json.loads((out / "timings.json").read_text())["stages"]}
     assert stages["test: a: embeddings"]["rows"] == len(test)
+
+
+def input_root(folder: Path, competition: Path, runs: Path) -> Path:
+    """A /kaggle/input stand-in in Kaggle's current layout: the competition, the offline MiniLM, each run a source."""
+    (folder / "competitions").mkdir(parents=True)
+    (folder / "competitions" / COMPETITION).symlink_to(competition, target_is_directory=True)
+    for kind, sources in [("datasets", [MINILM]), ("notebooks", list(runs.iterdir()))]:
+        (folder / kind / OWNER).mkdir(parents=True)
+        for source in sources:
+            (folder / kind / OWNER / source.name).symlink_to(source.resolve(), target_is_directory=True)
+    return folder
+
+
+def test_the_scoring_rerun_embeds_each_test_posting_once_per_model_and_no_train_posting(
+    trained_runs, hidden, tmp_path, monkeypatch
+):
+    """The notebook's cells run here, in this process, with the embedding functions counting the postings they get."""
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs), stage=True)
+    monkeypatch.setenv("KERNEL_INPUT_DIR", str(input_root(tmp_path / "input", hidden, runs)))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    (tmp_path / "working").mkdir()
+    monkeypatch.chdir(tmp_path / "working")
+    embedded, sentences = [], []
+    real_embed, real_sentences = embed.posting_embeddings, sentence.embed_texts
+
+    def counted_embed(checkpoint, frame, *args, **kwargs):
+        embedded.append((Path(checkpoint).parent.name, list(frame.posting_id)))
+        return real_embed(checkpoint, frame, *args, **kwargs)
+
+    def counted_sentences(titles, *args, **kwargs):
+        sentences.append(titles)
+        return real_sentences(titles, *args, **kwargs)
+
+    monkeypatch.setattr(embed, "posting_embeddings", counted_embed)
+    monkeypatch.setattr(sentence, "embed_texts", counted_sentences)
+    namespace = {"__name__": "__main__"}
+    for cell in jupytext.read(ROOT / "kernels" / KERNEL / "notebook.py").cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, "notebook.py", "exec"), namespace)
+
+    assert json.loads(Path("run_status.json").read_text()) == {"fallback": False}
+    test_ids = list(pd.read_csv(hidden / "test.csv").posting_id)
+    assert sorted(source for source, _ in embedded) == ["shopee-train-demo", "shopee-train-demo2"]
+    assert all(ids == test_ids for _, ids in embedded), "each test posting once per model, no train posting"
+    assert sentences == [], "the plan has no sentence model"
+    assert namespace["test_stage"] is not None and not Path("cv_scores.json").exists()
+    validate_submission("submission.csv", test_ids)
 
 
 @pytest.mark.parametrize(  # Kaggle's current layout of /kaggle/input and the older one; the second stage on and off

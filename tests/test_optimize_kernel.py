@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import build
+from lib.inference import correction
 from lib.inference.plan import read_tuned_config
 from lib.matching.ensemble import MIN_GAIN
 from tools.optimize import variant
@@ -55,6 +56,16 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     assert "every posting alone" in (out / "report.md").read_text()
     assert config["cv"]["rows"] == report["rows"] == 94
     assert "gallery_corrected" not in json.loads((out / "inference_config.json").read_text())
+    out_of_fold = correction.read(out / correction.FILE)  # what the inference kernel fits the plan to its test by
+    assert out_of_fold.candidates.n == len(out_of_fold.labels) == report["rows"]
+    assert set(out_of_fold.candidates.nearest) == set(
+        config["components"] if stage["used"] else config["matching"]["components"]
+    )
+    assert (out_of_fold.stage_scores is not None) == stage["used"]
+    assert (
+        correction.for_test(out_of_fold, config, report["rows"])[0]["components"].keys()
+        == config["matching"]["components"].keys()
+    )
     for component in config["components"].values():
         for member in component.get("members", []):
             assert config["models"][member["model"]] == {

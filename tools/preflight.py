@@ -141,20 +141,19 @@ def check_submission(out_dir: Path, comp: Path) -> None:
 
 
 def time_budget(out_dir: Path) -> str:
-    """The T4 projection of a scoring-rerun run (its timings.json) against the GPU limit, as a line to print."""
+    """The T4 projection of a scoring-rerun run (its timings.json), stage by stage, against the GPU limit."""
     from lib.inference import timing  # here: lib.inference.timing imports torch, slow for the other steps
 
     path = out_dir / "timings.json"
     if not path.is_file():
         return f"time budget: {path} missing, so the kernel's time on the hidden test is not projected"
-    stages, tflops = timing.read_timings(path)
-    hours = sum(timing.t4_seconds(stage, tflops) for stage in stages) / 3600
-    ratio = timing.T4_TFLOPS / tflops
-    verdict = "within" if hours * 3600 <= timing.GPU_LIMIT_SECONDS else "WARNING: over"
+    stages, rates = timing.read_timings(path)
+    seconds = sum(timing.t4_projection(stage, rates)[0] for stage in stages)
+    verdict = "within" if seconds <= timing.GPU_LIMIT_SECONDS else "WARNING: over"
     return (
-        f"time budget: {hours:.2f} h projected on a T4 for the hidden rerun, {verdict} the "
-        f"{timing.GPU_LIMIT_SECONDS / 3600:.0f} h limit (device stages / {ratio:.0f}: a T4's {timing.T4_TFLOPS:.0f} "
-        f"TFLOPS over this machine's measured {tflops:.3f}; host stages as measured; lib/inference/timing.py; {path})"
+        f"time budget: {seconds / 3600:.2f} h projected on a T4 for the hidden rerun, {verdict} the "
+        f"{timing.GPU_LIMIT_SECONDS / 3600:.0f} h limit (each stage by its kind: lib/inference/timing.py; {path}):\n"
+        + timing.table(stages, rates)
     )
 
 

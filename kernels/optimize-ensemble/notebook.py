@@ -9,7 +9,9 @@
 # (lib.matching.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
 # Then the second stage: a LightGBM pair classifier over the plan's candidate pairs and graph steps on its scores
 # (lib.matching.pair_stage), kept where its CV beats the rules'. Writes `inference_config.json` (lib.inference.plan:
-# the inference kernel reads it), `pair_model.txt` when the stage is kept, `report.json`, `report.md` and plots.
+# the inference kernel reads it), `pair_model.txt` when the stage is kept, `correction.npz` (the out-of-fold pairs the
+# inference kernel corrects the plan by for its test's size: lib.inference.correction), `report.json`, `report.md` and
+# plots.
 
 # %%
 CONFIG = {
@@ -35,6 +37,7 @@ import matplotlib.pyplot as plt
 
 from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
+from lib.inference import correction
 from lib.inference.plan import validate_tuned_config
 from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
@@ -174,6 +177,10 @@ if use_stage:
 validate_tuned_config(inference_config, "inference_config.json")
 with open("inference_config.json", "w") as file:
     json.dump(inference_config, file, indent=2)
+out_of_fold = correction.OutOfFold(result.candidates, result.conflicts, labels)
+if use_stage:
+    out_of_fold.stage_pairs, out_of_fold.stage_scores = stage.scored.candidates, stage.scored.scores
+correction.write(correction.FILE, correction.kept(out_of_fold, in_plan))
 report = {
     "runs": {run.name: {"split": run.split, "cv": run.metrics["best"]["cv"]} for run in runs},
     "rows": len(labels),

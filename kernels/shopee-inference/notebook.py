@@ -3,14 +3,16 @@
 # Matches every test posting by a plan: the models, ensembles, thresholds and rules that `kernels/optimize-ensemble`
 # tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF of words,
 # character n-grams and model codes, MiniLM; lib.inference.plan.TITLE_PLAN) tuned here on train. When `test.csv` holds
-# only the 3 visible rows (Kaggle's commit run) this is the CV run. Where the plan has a second stage (a pair classifier
-# and graph steps, lib.matching.pair_stage) it matches instead of the rules; the title plan fits one here on train and
-# uses it where it beats the rules on CV.
+# only the 3 visible rows (Kaggle's commit run) this is the CV run: the plan is also evaluated on the rows it was tuned
+# on. The scoring rerun only submits: it embeds each test posting once per model, and fits the plan's thresholds to its
+# test's size from the out-of-fold pairs the optimiser left beside the plan (lib.inference.correction). Where the plan
+# has a second stage (a pair classifier and graph steps, lib.matching.pair_stage) it matches instead of the rules; the
+# title plan fits one here on train and uses it where it beats the rules on CV.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
 # printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
-# seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed and projected to 70,000
-# rows on a T4 (timings.json).
+# seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by
+# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py).
 
 # %%
 CONFIG = {
@@ -34,7 +36,7 @@ from lib.data import competition, paths, text
 from lib.data.postings import read_postings
 from lib.data.submission import MAX_MATCHES, validate_submission, write_submission
 from lib.devices import default_device
-from lib.inference import pipeline, timing
+from lib.inference import correction, pipeline, timing
 from lib.inference.plan import TITLE_PLAN, read_tuned_config
 from lib.matching import cv, ensemble, graph, metrics, pair_stage, pairs, plots, thresholds
 from lib.neighbours import knn
@@ -65,21 +67,18 @@ def fallback_matches(titles: list[str]) -> list[list[int]]:
     return pairs.to_lists(c, pairs.predict(c, rules))
 
 
-fallback = stopwatch.pairwise(
-    "fallback submission", len(test), lambda rows: fallback_matches(test_titles[:rows]), "host"
-)
+with stopwatch.stage("fallback submission", len(test), growth=2):
+    fallback = fallback_matches(test_titles)
 write_submission("submission.csv", test.posting_id, pairs.to_posting_ids(fallback, test.posting_id))
 validate_submission("submission.csv", test.posting_id)
 print(f"fallback submission.csv written ({len(test)} rows)")
 
 # %% [markdown]
-# ## The plan, evaluated on its out-of-fold rows
-# A tuned plan is scored on the out-of-fold rows of its models, recomputed here from the checkpoints as on the test
-# (so CV checks this very path); the default plan's rules are searched on all of train (nothing is trained on it) by
-# the optimiser's search, which may switch a component or rule off. Either way the thresholds are then corrected for
-# the size of the test gallery. A plan's second stage is scored the same way: its pair classifier trained again by
-# group k-fold on these rows gives each pair an out-of-fold probability, and the graph steps are searched again for
-# the test gallery's size; the title plan's stage is fitted here on train.
+# ## The plan, and its fit to the test gallery
+# A tuned plan comes with the out-of-fold pairs it was tuned on (correction.npz, from the optimiser). The default
+# title plan is tuned here on all of train (nothing is trained on it) by the optimiser's search, which may switch a
+# component or rule off, and fits its second stage there. Either way the thresholds (and the stage's graph steps) are
+# then searched again for the size of the test gallery: a gallery ten times larger holds more close false neighbours.
 
 
 # %%
@@ -93,51 +92,102 @@ def signals(plan: dict, postings, titles: list[str], image_dir):
     return c, conflicts, vectors, neighbours, outputs
 
 
-def evaluate_stage(plan: dict, tune: bool, c, vectors, neighbours, rows, titles, labels, rules_f1: float):
-    """The plan's second stage ({"file", "features", "graph"}, the graph corrected for TARGET_ROWS) or None, and its
-    report: the plan's stage scored on out-of-fold probabilities, or for the title plan one fitted on train here (its
-    classifier saved as pair_stage.MODEL_FILE), used where it beats the rules by ensemble.MIN_GAIN."""
-    phashes = list(rows.image_phash)
-    if (tune and not CONFIG["pair_stage"]) or (not tune and "pair_stage" not in plan):
-        return None, None
-    timer = lambda part: stopwatch.stage(f"pair stage: {part}", len(rows), where="host")  # noqa: E731
-    if tune:
-        fitted = pair_stage.fit(vectors, neighbours, c, titles, phashes, labels, timer)
-        scored, config, steps = fitted.scored, fitted.config, fitted.steps
-        fitted.model.save_model(pair_stage.MODEL_FILE)
-    else:
-        scored = pair_stage.cross_validated(vectors, neighbours, c, titles, phashes, labels, timer)
-        config, steps = plan["pair_stage"]["graph"], None
+def stage_timer(rows: int):
+    """A timer of the second stage's parts (lib.matching.pair_stage), host stages of `rows` postings."""
+    return lambda part: stopwatch.stage(f"pair stage: {part}", rows)
+
+
+def tuned_title_plan() -> tuple[dict, correction.OutOfFold, dict]:
+    """TITLE_PLAN tuned on train: its rules, and its second stage (classifier saved as pair_stage.MODEL_FILE) where it
+    beats them by ensemble.MIN_GAIN; the out-of-fold parts its correction needs; what the evaluation reports of it."""
+    labels = train.label_group.to_numpy()
+    with stopwatch.phase("title plan", timing.KAGGLE_TRAIN_ROWS):
+        c, conflicts, vectors, neighbours, outputs = signals(
+            TITLE_PLAN, train, train_titles, COMPETITION / "train_images"
+        )
+        with stopwatch.stage("threshold search", len(train)):
+            rules, union = thresholds.search(c, TITLE_PLAN["matching"], labels, conflicts)
+        plan, out_of_fold = {**TITLE_PLAN, "matching": rules}, correction.OutOfFold(c, conflicts, labels)
+        stage_report = None
+        if CONFIG["pair_stage"]:
+            phashes = list(train.image_phash)
+            fitted = pair_stage.fit(vectors, neighbours, c, train_titles, phashes, labels, stage_timer(len(train)))
+            used = fitted.f1 >= union + ensemble.MIN_GAIN
+            stage_report = {"f1": fitted.f1, "used": used, "pairs": len(fitted.scored.scores), "graph": fitted.config}
+            stage_report["steps"] = fitted.steps
+            if used:
+                fitted.model.save_model(pair_stage.MODEL_FILE)
+                plan["pair_stage"] = {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}
+                plan["pair_stage"]["graph"] = fitted.config
+                out_of_fold.stage_pairs, out_of_fold.stage_scores = fitted.scored.candidates, fitted.scored.scores
+    evaluated = {"rows": train, "titles": train_titles, "signals": (c, conflicts, vectors, outputs)}
+    return plan, out_of_fold, evaluated | {"stage": stage_report}
+
+
+def read_plan() -> tuple[dict, correction.OutOfFold]:
+    """The tuned plan of CONFIG["plan"] and the out-of-fold parts the optimiser left beside it."""
+    path = Path(paths.input_path(CONFIG["plan"]))
+    plan = read_tuned_config(path)
+    with stopwatch.phase("plan", round(timing.KAGGLE_TRAIN_ROWS * plan["cv"]["rows"] / len(train))):
+        with stopwatch.stage("read the plan's out-of-fold pairs", plan["cv"]["rows"]):
+            return plan, correction.read(path.parent / correction.FILE)
+
+
+def plan_for_test() -> tuple[dict, dict, dict | None, dict | None]:
+    """The plan, its rules and second stage fitted to the test gallery (written to matching_config.json), and what
+    the evaluation takes from the title plan's tuning (None for a tuned plan). Stages on the rows the plan was tuned
+    on keep their rows in the rerun: the same share of Kaggle's train."""
+    plan, out_of_fold, tuning = (*read_plan(), None) if CONFIG["plan"] else tuned_title_plan()
+    rows = len(out_of_fold.labels)
+    with stopwatch.phase("plan", round(timing.KAGGLE_TRAIN_ROWS * rows / len(train))):
+        with stopwatch.stage("fit to the test gallery", rows):
+            rules, stage = correction.for_test(out_of_fold, plan, TARGET_ROWS)
+    with open("matching_config.json", "w") as file:
+        fitted = {"rows": TARGET_ROWS, "rules": rules, "pair_stage": stage}
+        json.dump({"plan": plan["matching"], "for_the_test_gallery": fitted}, file, indent=2)
+    print(f"the plan's rules for a gallery of {TARGET_ROWS}: {rules['components']}")
+    return plan, rules, stage, tuning
+
+
+# %% [markdown]
+# ## Evaluation (the commit run only)
+# A tuned plan is scored on the out-of-fold rows of its models, recomputed here from the checkpoints as on the test
+# (so CV checks this very path); its second stage's classifier is trained again by group k-fold on these rows, which
+# gives each pair an out-of-fold probability. The title plan is scored on train, where it was tuned. The scoring rerun
+# skips this: it changes nothing it submits.
+
+
+# %%
+def scored_stage(c, vectors, neighbours, rows, titles, labels) -> dict | None:
+    """The plan's second stage scored on the evaluation rows by out-of-fold probabilities, or None without one."""
+    if "pair_stage" not in plan:
+        return None
+    timer = stage_timer(len(rows))
+    scored = pair_stage.cross_validated(vectors, neighbours, c, titles, list(rows.image_phash), labels, timer)
     with timer("graph steps"):
-        matches = graph.apply(scored.candidates, scored.scores, config)
-    predicted = pairs.to_posting_ids(matches, rows.posting_id)
-    f1 = metrics.mean_f1(predicted, metrics.true_matches(rows.posting_id, labels))
-    scale = (TARGET_ROWS - 1) / max(len(rows) - 1, 1)
-    with timer("graph search for the test gallery"):
-        corrected = graph.search(scored.candidates, scored.scores, labels, thresholds.gallery_false(scale))[0]
-    used = not tune or f1 >= rules_f1 + ensemble.MIN_GAIN
-    stage = {"file": pair_stage.MODEL_FILE, "features": scored.names, "graph": config} if tune else plan["pair_stage"]
-    report = {"f1": f1, "used": used, "pairs": len(scored.scores), "graph": config, "corrected_graph": corrected}
-    return ({**stage, "graph": corrected} if used else None), report | ({"steps": steps} if steps else {})
+        matches = graph.apply(scored.candidates, scored.scores, plan["pair_stage"]["graph"])
+    f1 = metrics.mean_f1(pairs.to_posting_ids(matches, rows.posting_id), metrics.true_matches(rows.posting_id, labels))
+    return {"f1": f1, "used": True, "pairs": len(scored.scores), "graph": plan["pair_stage"]["graph"]}
 
 
-def evaluate(plan: dict, tune: bool) -> dict:
-    """The plan's rules (tuned when `tune`), corrected for TARGET_ROWS, scored on the evaluation rows; writes plots."""
-    rows = pipeline.evaluation_rows(plan, train)
-    titles = [text.normalise_title(title) for title in rows.title]
-    with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
-        c, conflicts, vectors, neighbours, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
-    labels = rows.label_group.to_numpy()
-    rules = thresholds.search(c, plan["matching"], labels, conflicts)[0] if tune else plan["matching"]
-    corrected = thresholds.corrected_thresholds(c, rules, labels, TARGET_ROWS, conflicts)
+def evaluate() -> dict:
+    """The plan's CV on the rows it was tuned on, each component's and model's, the ablation; writes plots."""
+    if title_tuning:
+        rows, titles, stage_report = title_tuning["rows"], title_tuning["titles"], title_tuning["stage"]
+        c, conflicts, vectors, outputs = title_tuning["signals"]
+    else:
+        rows = pipeline.evaluation_rows(plan, train)
+        titles = [text.normalise_title(title) for title in rows.title]
+        with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
+            c, conflicts, vectors, neighbours, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
+            stage_report = scored_stage(c, vectors, neighbours, rows, titles, rows.label_group.to_numpy())
+    labels, rules = rows.label_group.to_numpy(), plan["matching"]
     curves = thresholds.component_curves(c, vectors, labels)
     predicted = pairs.to_posting_ids(pairs.to_lists(c, pairs.predict(c, rules, conflicts)), rows.posting_id)
     union = metrics.mean_f1(predicted, metrics.true_matches(rows.posting_id, labels))
     chosen = {name: rule["threshold"] for name, rule in rules["components"].items()}
     plots.similarity_histograms(c, labels, list(vectors)).savefig("similarity_histograms.png", dpi=80)
     plots.f1_curves(thresholds.GRID, curves, chosen).savefig("f1_vs_threshold.png", dpi=80)
-    with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
-        stage, stage_report = evaluate_stage(plan, tune, c, vectors, neighbours, rows, titles, labels, union)
     ablation = thresholds.ablation(c, rules, labels, conflicts)
     if stage_report:
         ablation["pair stage"] = stage_report["f1"]
@@ -154,32 +204,29 @@ def evaluate(plan: dict, tune: bool) -> dict:
         },
         "optimiser_f1": plan.get("cv", {}).get("f1", {}),
         "thresholds": {"union": rules["components"]},
-        "gallery_corrected": {"rows": TARGET_ROWS, "union": corrected["components"]},
+        "gallery_corrected": {"rows": TARGET_ROWS, "union": test_rules["components"]},
         "ablation": ablation,
         "pair_stage": stage_report,
-        "rules": rules,
-        "corrected_rules": corrected,
-        "stage": stage,
     }
 
 
-def match_test(plan: dict, rules: dict, stage: dict | None) -> list[list[str]]:
-    """Every test posting's matches under the plan: by its second stage (every component) when there is one, else by
-    the (gallery-corrected) rules, from the components they use."""
-    names = plan["components"] if stage else rules["components"]
+def match_test() -> list[list[str]]:
+    """Every test posting's matches under the plan fitted to the test gallery: by its second stage (every component)
+    when there is one, else by the rules, from the components they use."""
+    names = plan["components"] if test_stage else test_rules["components"]
     used = {**plan, "components": {name: plan["components"][name] for name in names}}
     c, conflicts, vectors, neighbours, _ = signals(used, test, test_titles, COMPETITION / "test_images")
-    if stage:
+    if test_stage:
         folder = Path(paths.input_path(CONFIG["plan"])).parent if CONFIG["plan"] else Path(".")
         phashes = list(test.image_phash)
-        with stopwatch.stage("pair stage: features and scores", len(test), where="host"):
-            both, scores, scorer = pair_stage.score(vectors, neighbours, c, test_titles, phashes, stage, folder)
+        with stopwatch.stage("pair stage: features", len(test)):  # built and scored a chunk at a time
+            both, scores, scorer = pair_stage.score(vectors, neighbours, c, test_titles, phashes, test_stage, folder)
         print(f"pair stage: {len(scores)} test pairs scored by {scorer}")
-        with stopwatch.stage("pair stage: graph steps", len(test), where="host"):
-            matches = graph.apply(both, scores, stage["graph"])
+        with stopwatch.stage("pair stage: graph steps", len(test)):
+            matches = graph.apply(both, scores, test_stage["graph"])
     else:
-        with stopwatch.stage("matching rules", len(test), where="host"):
-            matches = pairs.to_lists(c, pairs.predict(c, rules, conflicts))
+        with stopwatch.stage("matching rules", len(test)):
+            matches = pairs.to_lists(c, pairs.predict(c, test_rules, conflicts))
     return pairs.to_posting_ids(matches, test.posting_id)
 
 
@@ -191,19 +238,18 @@ def match_test(plan: dict, rules: dict, stage: dict | None) -> list[list[str]]:
 # %%
 status = {"fallback": False}
 try:
-    plan = read_tuned_config(paths.input_path(CONFIG["plan"])) if CONFIG["plan"] else TITLE_PLAN
-    report = evaluate(plan, tune=CONFIG["plan"] is None)
-    with open("cv_scores.json", "w") as file:
-        json.dump({k: v for k, v in report.items() if not k.endswith("rules") and k != "stage"}, file, indent=2)
-    with open("matching_config.json", "w") as file:
-        json.dump({"raw": report["rules"], "gallery_corrected": report["corrected_rules"]}, file, indent=2)
-    for name, score in report["f1"].items():
-        print(f"CV F1 {name:>12}: {score:.4f}   (optimiser: {report['optimiser_f1'].get(name, float('nan')):.4f})")
-    for name, score in report["ablation"].items():
-        print(f"ablation {name:>32}: {score:.4f}")
-    write_submission("submission.csv", test.posting_id, match_test(plan, report["corrected_rules"], report["stage"]))
+    plan, test_rules, test_stage, title_tuning = plan_for_test()
+    if CV_MODE:
+        report = evaluate()
+        with open("cv_scores.json", "w") as file:
+            json.dump(report, file, indent=2)
+        for name, score in report["f1"].items():
+            print(f"CV F1 {name:>12}: {score:.4f}   (optimiser: {report['optimiser_f1'].get(name, float('nan')):.4f})")
+        for name, score in report["ablation"].items():
+            print(f"ablation {name:>32}: {score:.4f}")
+    write_submission("submission.csv", test.posting_id, match_test())
     validate_submission("submission.csv", test.posting_id)
-    print(f"submission.csv by the plan ({'pair stage' if report['stage'] else 'rules'}): {len(test)} rows")
+    print(f"submission.csv by the plan ({'pair stage' if test_stage else 'rules'}): {len(test)} rows")
 except Exception as error:  # the fallback submission stays; the failure is shown (once) and recorded
     status = {"fallback": True, "error": f"{type(error).__name__}: {error}"}
     print(f"FAILED, the fallback submission (TF-IDF and identical titles) is kept: {status['error']}")
@@ -218,14 +264,14 @@ plt.show()
 
 # %% [markdown]
 # ## Time budget
-# Each stage's time here, projected to its rows on the hidden rerun (70,000 test postings; the evaluation fold of the
-# full train), on this device and on a T4 (lib/inference/timing.py says how). The commit run's 3 test rows are too few
-# to project from, so there the evaluation stages stand for the test stages.
+# Each stage's time here, projected by its kind to its rows on the hidden rerun (70,000 test postings; the plan's rows
+# of the full train), on this device and on a T4 (lib/inference/timing.py says how, with its sources). The commit run's
+# 3 test rows are too few to project from, so there the stages on the plan's rows stand for the test stages.
 
 # %%
 device = default_device()
-TFLOPS = timing.device_tflops(device)
 RERUN = timing.hidden_rerun(stopwatch.stages, test_measured=not CV_MODE)
-print(timing.table(RERUN, TFLOPS))
-timing.write_timings("timings.json", RERUN, TFLOPS, device)
+RATES = timing.measured_rates(RERUN, device)
+print(timing.table(RERUN, RATES))
+timing.write_timings("timings.json", RERUN, RATES, device)
 print(f"peak memory so far (GB): {timing.peak_memory_gb(device)}")

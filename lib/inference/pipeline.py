@@ -14,9 +14,11 @@ import torch
 
 from lib.data import oof, paths, text
 from lib.data.images import read_image
-from lib.inference.timing import Stopwatch
+from lib.devices import default_device
+from lib.inference.timing import Stopwatch, scan_flops
 from lib.matching import pairs
 from lib.models import embed, sentence
+from lib.models.checkpoint import read_checkpoint
 from lib.neighbours import combine, expansion, knn
 
 IMAGE_SAMPLE = 32  # images read in the main process to time reading apart from the model
@@ -46,12 +48,22 @@ def checkpoint_path(model: dict) -> Path:
 
 
 def time_image_reading(postings, image_dir: Path, workers: int, stopwatch: Stopwatch, name: str) -> None:
-    """Time reading a few images here, as a host stage shared by the loader's workers."""
+    """Time reading a few images here, in this process: a decode stage, spread over the loader's workers."""
     sample = list(postings.image[:IMAGE_SAMPLE])
-    with stopwatch.stage(f"{name}: read images (/{max(workers, 1)} workers)", len(sample), where="host"):
+    with stopwatch.stage(f"{name}: read images", len(sample), kind="decode", workers=max(workers, 1)):
         for image in sample:
             read_image(Path(image_dir) / image)
-    stopwatch.stages[-1].seconds /= max(workers, 1)
+
+
+def forward_parts(model: dict) -> list[str]:
+    """The parts of a model whose cited rates project its forward passes (lib.inference.timing.cited_rate): an image
+    backbone at its image size, a text model by its folder's name."""
+    if model["kind"] == "sentence":
+        return [Path(model["source"]).name]
+    extra = read_checkpoint(checkpoint_path(model))["extra"]
+    image, text = extra["config"]["model"].get("image"), extra["config"]["model"].get("text")
+    parts = [f"{image['backbone']}@{extra['image_size']}"] if image else []
+    return parts + ([Path(text["model_dir"]).name] if text else [])
 
 
 def embeddings_of(model: dict, postings, titles: list[str], image_dir: Path, settings: dict, batch_size: int) -> dict:
@@ -78,21 +90,11 @@ def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwat
         model = plan["models"][name]
         if model["kind"] == "checkpoint":
             time_image_reading(postings, image_dir, settings["workers"], stopwatch, name)
-        with stopwatch.stage(f"{name}: embeddings", len(postings)):
+        parts, dtype = forward_parts(model), "float16" if default_device().type == "cuda" else "float32"
+        with stopwatch.stage(f"{name}: embeddings", len(postings), "forward", dtype=dtype, parts=parts):
             embed_with = partial(embeddings_of, model, postings, titles, image_dir, settings)
             outputs[name] = fitting_batches(embed_with, settings["batch_size"])
     return outputs
-
-
-def blend_rows(x: np.ndarray, blend: dict, rows: int) -> np.ndarray:
-    """The first `rows` rows of `x` blended (INB or query expansion) among themselves."""
-    return expansion.blend(x[:rows], k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
-
-
-def search_rows(x, k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest of the first `rows` rows of `x` among themselves: dense or sparse (TF-IDF) search."""
-    search = knn.sparse_neighbors if sp.issparse(x) else knn.neighbors
-    return search(x[:rows], k=min(k, rows))
 
 
 def component_vectors(plan: dict, outputs: dict, titles: list[str], corpus: list[str], stopwatch: Stopwatch) -> dict:
@@ -100,31 +102,42 @@ def component_vectors(plan: dict, outputs: dict, titles: list[str], corpus: list
     vectors = {}
     for name, component in plan["components"].items():
         if "tfidf" in component:
-            with stopwatch.stage(f"{name}: TF-IDF", len(titles), where="host"):
+            with stopwatch.stage(f"{name}: TF-IDF", len(titles)):
                 vectors[name] = text.tfidf_vectors(titles, corpus=corpus, analyzer=component["tfidf"]["analyzer"])
             continue
         members = component["members"]
         combined = combine.combine([outputs[m["model"]][m["output"]] for m in members], [m["weight"] for m in members])
         blend = component.get("blend")
         if blend:
-            run = partial(blend_rows, combined, blend)
-            combined = stopwatch.pairwise(f"{name}: {blend['kind']}", len(combined), run)
+            flops = blend["stages"] * scan_flops(*combined.shape)
+            with stopwatch.stage(f"{name}: {blend['kind']}", len(combined), "matmul", flops=flops, dtype=scan_name()):
+                combined = expansion.blend(combined, k=blend["k"], alpha=blend["alpha"], stages=blend["stages"])
         vectors[name] = combined
     return vectors
+
+
+def scan_name() -> str:
+    """The precision of dense neighbour scans on this machine (lib.neighbours.knn.scan_dtype), by name."""
+    return str(knn.scan_dtype(default_device())).removeprefix("torch.")
 
 
 def neighbour_search(vectors: dict, k: int, stopwatch: Stopwatch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each component's k nearest postings (itself included): `(sim, idx)` of lib.neighbours.knn."""
     found = {}
     for name, x in vectors.items():
-        where = "host" if sp.issparse(x) else "device"
-        found[name] = stopwatch.pairwise(f"{name}: neighbours", x.shape[0], partial(search_rows, x, k), where)
+        k_here = min(k, x.shape[0])
+        if sp.issparse(x):
+            with stopwatch.stage(f"{name}: neighbours", x.shape[0], growth=2):
+                found[name] = knn.sparse_neighbors(x, k=k_here)
+            continue
+        with stopwatch.stage(f"{name}: neighbours", len(x), "matmul", flops=scan_flops(*x.shape), dtype=scan_name()):
+            found[name] = knn.neighbors(x, k=k_here)
     return found
 
 
 def candidate_pairs(postings, titles: list[str], neighbours: dict, stopwatch: Stopwatch):
     """Candidate pairs of every component and identical-title / identical-phash group, and their unit conflicts."""
-    with stopwatch.stage("candidate pairs", len(titles), where="host"):
+    with stopwatch.stage("candidate pairs", len(titles)):
         c = pairs.candidates(neighbours, {"title": titles, "phash": list(postings.image_phash)})
         return c, pairs.unit_conflicts(c, titles)
 

@@ -1,24 +1,37 @@
-"""Time budget: each inference stage's measured time, projected to the 70,000-row hidden test and to a T4.
+"""Time budget: each inference stage timed once, projected by its kind to the 70,000-row hidden test on a T4.
 
-A stage records its rows, its seconds, how its cost grows with the rows (1: per posting, e.g. embeddings;
-2: every pair, e.g. exact neighbour search) and its rows on Kaggle's hidden rerun: 70,000 for the test postings,
-for train rows the same share of the 34,250 training postings (evaluation on a fold). Device stages (model forward
-passes, dense neighbour search) run on the GPU on Kaggle; host stages (reading images, TF-IDF, rules) on its CPU.
+A stage records its rows, its seconds and its rows on Kaggle's hidden rerun (70,000 for the test postings; for train
+rows the same share of the 34,250 training postings). How it is projected depends on its kind:
 
-A pair-wise stage is also timed on the first half of its rows, and projected by the fit of a * n + b * n^2 to the
-two times: at a few hundred rows the per-row overheads dwarf the pair scan, which a plain n^2 would inflate.
+- host: work of the CPU's main process (TF-IDF, rules, pair features, graph steps): its seconds times (N / n) ** growth
+  (growth 2 for searches over pairs of postings, which overstates their per-row part), as fast on Kaggle as here.
+- decode: reading and decoding images, timed on a sample in one process, spread over the loader's workers; on Kaggle's
+  GPU machines over at most KAGGLE_CPUS of them (4 cores: Kaggle's notebook docs).
+- forward: a model's forward passes. On a T4 by the cited throughput of its parts where one is known (CITED_RATES;
+  an image backbone at another size scales by the pixels, as a convolutional net's work does), else by this device's
+  measured matrix rate against the T4's (such small models are bound by memory and launches, not products: flagged).
+- matmul: a neighbour scan. Its products (`flops`, growing with rows^2) at the device's measured rate in the scan's
+  precision, plus a per-row rest (the measured seconds less the products' share), linear in the rows. On a T4 the scan
+  runs in float16 (lib.neighbours.knn.scan_dtype) at T4_TFLOPS["float16"].
 
-The T4 projection of a run made elsewhere divides device stages by how much faster a T4 multiplies matrices than
-this device, as measured by `device_tflops`: a T4 sustains about 24 TFLOPS on float16 products (NVIDIA's forum,
-cuBLAS 4096^3 on a power-capped T4: forums.developer.nvidia.com/t/about-gpu-peak-performance/264462; the datasheet
-peak of 65 is not sustained). Host stages are assumed no faster on Kaggle than where they were measured.
+Cited figures:
+- T4 matrix products: about 24 TFLOPS sustained in float16 (NVIDIA's forum, cuBLAS 4096^3 on a power-capped T4:
+  forums.developer.nvidia.com/t/about-gpu-peak-performance/264462; the datasheet peak of 65 is not sustained); float32:
+  3.5 TFLOPS, what ResNet-50's float32 inference sustains on a T4 (428 images/s x 8.2 GFLOP, below).
+- ResNet-50 at 224 px, batch 64, PyTorch 21.03 NGC container (NVIDIA DeepLearningExamples,
+  PyTorch/Classification/ConvNets/resnet50v1.5/README.md): T4 1165 images/s mixed precision (428 float32), V100 2984.
+- Image backbones on an RTX 3090, AMP, torch 2.4 (timm, results/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv,
+  commit 7479d451), scaled to a T4 by ResNet-50's 1165 / 3219 at 224 px.
+- all-MiniLM-L6-v2: 14,200 sentences/s on a V100 (sbert.net, pretrained models table), scaled by ResNet-50's
+  1165 / 2984.
 """
 
 import json
+import os
 import resource
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,29 +39,66 @@ import torch
 from lib.data.competition import HIDDEN_TEST_ROWS
 
 KAGGLE_TRAIN_ROWS = 34250
-T4_TFLOPS = 24.0
+KAGGLE_CPUS = 4
 GPU_LIMIT_SECONDS = 2 * 3600
-PAIRWISE_FIT_ROWS = 64
+T4_TFLOPS = {"float16": 24.0, "float32": 428 * 8.2e9 / 1e12}
+T4_SCAN_DTYPE = "float16"
+T4_PER_RTX3090 = 1165 / 3219.06
+T4_PER_V100 = 1165 / 2984
+RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's table named above
+    ("resnet18", 224): 9260.29,
+    ("resnet34", 224): 5454.89,
+    ("resnet50", 224): 3219.06,
+    ("efficientnet_b0", 224): 6924.93,
+    ("efficientnet_b3", 288): 2184.31,
+    ("efficientnet_b3", 320): 1851.55,
+    ("tf_efficientnet_b3", 300): 1797.7,
+    ("efficientnet_b4", 320): 1389.63,
+    ("efficientnet_b4", 384): 937.43,
+    ("tf_efficientnetv2_s", 300): 1604.9,
+    ("tf_efficientnetv2_s", 384): 1069.37,
+    ("eca_nfnet_l0", 224): 2572.54,
+    ("eca_nfnet_l0", 288): 1542.25,
+    ("eca_nfnet_l1", 256): 1214.94,
+    ("eca_nfnet_l1", 320): 737.99,
+    ("nfnet_l0", 224): 2566.01,
+    ("convnext_tiny", 224): 3090.39,
+    ("convnext_tiny", 288): 1920.23,
+    ("convnext_small", 224): 1866.18,
+}
+V100_SENTENCES_PER_SECOND = {"all-minilm-l6-v2": 14200}
+STAND_INS = {"fallback submission": "tfidf: neighbours"}  # test stages with no namesake: the like stage of the tuning
 
 
 @dataclass
 class Stage:
-    """One timed stage of a run."""
+    """One timed stage of a run.
+
+    Attributes:
+        kind: "host", "decode", "forward" or "matmul" (module docstring).
+        target_rows: its rows on the hidden rerun.
+        growth: a host stage's power of the rows its cost grows with.
+        flops: a matmul stage's floating-point operations of products at `rows`.
+        dtype: a matmul stage's scan precision, a forward stage's compute precision here.
+        parts: a forward stage's models ("<backbone>@<image size>" for an image backbone, the folder name of a text
+            model), whose cited rates make its T4 projection.
+        workers: a decode stage's loader processes.
+    """
 
     name: str
+    kind: str
     rows: int
     seconds: float
-    growth: int  # the power of the rows its cost grows with
-    where: str  # "device" or "host"
-    target_rows: int  # its rows on the hidden rerun
-    half_seconds: float | None = None  # a pair-wise stage's time on the first half of its rows
+    target_rows: int
+    growth: int = 1
+    flops: float = 0.0
+    dtype: str = "float32"
+    parts: list[str] = field(default_factory=list)
+    workers: int = 1
 
-    def projected(self) -> float:
-        """Seconds this stage would take on its rows of the hidden rerun, on the same machine."""
-        if self.half_seconds is None:
-            return self.seconds * (self.target_rows / max(self.rows, 1)) ** self.growth
-        pairs = max(2 * (self.seconds - 2 * self.half_seconds), 0.0)  # b * n^2
-        return (self.seconds - pairs) * self.target_rows / self.rows + pairs * (self.target_rows / self.rows) ** 2
+    @property
+    def scale(self) -> float:
+        return self.target_rows / max(self.rows, 1)
 
 
 class Stopwatch:
@@ -68,70 +118,135 @@ class Stopwatch:
             self.phase_name, self.target_rows = "test", HIDDEN_TEST_ROWS
 
     @contextmanager
-    def stage(self, name: str, rows: int, growth: int = 1, where: str = "device"):
+    def stage(self, name: str, rows: int, kind: str = "host", **details):
+        """Time the block as a stage; `details` are the Stage's attributes of its kind (growth, flops, ...)."""
         start = time.perf_counter()
         yield
         seconds = time.perf_counter() - start
-        self.stages.append(Stage(f"{self.phase_name}: {name}", rows, seconds, growth, where, self.target_rows))
+        self.stages.append(Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details))
 
-    def pairwise(self, name: str, rows: int, run, where: str = "device"):
-        """`run(rows)`, timed, as a stage whose cost grows with the square of the rows; `run(rows // 2)` is timed
-        first (when there are enough rows to tell overheads from pairs) for the projection's fit."""
-        half = None
-        if rows >= PAIRWISE_FIT_ROWS:
-            start = time.perf_counter()
-            run(rows // 2)
-            half = time.perf_counter() - start
-        with self.stage(name, rows, growth=2, where=where):
-            result = run(rows)
-        self.stages[-1].half_seconds = half
-        return result
+
+def scan_flops(rows: int, dim: int) -> float:
+    """Floating-point operations of a self-search's products: the upper triangle of rows x rows dot products."""
+    return float(rows) * rows * dim
 
 
 def hidden_rerun(stages: list[Stage], test_measured: bool) -> list[Stage]:
-    """The stages of the hidden rerun: as measured when the test rows were many, else (a commit run's 3 test rows
-    say nothing of 70,000) the evaluation stages standing for the test stages too."""
+    """The stages of the hidden rerun: as measured when the test rows were many. Otherwise (a commit run's 3 test rows
+    say nothing of 70,000) each test stage is stood in for by the same stage on the rows the plan was evaluated on (or,
+    for the title plan, tuned on), or a like one (STAND_INS); a test stage without one is left out, and so are the
+    evaluation's own stages, which the rerun skips."""
     if test_measured:
         return stages
-    kept = [stage for stage in stages if not stage.name.startswith("test:")]
-    evaluated = [stage for stage in stages if stage.name.startswith("evaluation:")]
-    as_test = [
-        replace(s, name=s.name.replace("evaluation:", "test (as evaluation):"), target_rows=HIDDEN_TEST_ROWS)
-        for s in evaluated
-    ]
-    return kept + as_test
+    phase = "evaluation" if any(s.name.startswith("evaluation: ") for s in stages) else "title plan"
+    measured = {s.name.removeprefix(f"{phase}: "): s for s in stages if s.name.startswith(f"{phase}: ")}
+    rerun = []
+    for stage in stages:
+        if stage.name.startswith("test: "):
+            name = stage.name.removeprefix("test: ")
+            stand_in = measured.get(STAND_INS.get(name, name))
+            if stand_in is not None:
+                rerun.append(replace(stand_in, name=f"test (as {phase}): {name}", target_rows=HIDDEN_TEST_ROWS))
+        elif not stage.name.startswith("evaluation: "):
+            rerun.append(stage)
+    return rerun
 
 
-def device_tflops(device: torch.device, size: int = 1024, seconds: float = 0.3) -> float:
-    """This device's measured matrix product rate, TFLOPS (float16 on CUDA, float32 on the CPU)."""
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
+def device_tflops(device: torch.device, dtype: torch.dtype, size: int = 1024, seconds: float = 0.3) -> float:
+    """This device's measured rate of `dtype` matrix products, TFLOPS."""
+    a = torch.randn(size, size, device=device).to(dtype)
     products, start = 0, time.perf_counter()
     while products == 0 or time.perf_counter() - start < seconds:
-        (a @ a).sum().item()  # .item() waits for the device
+        (a @ a).float().sum().item()  # .item() waits for the device
         products += 1
     return 2 * size**3 * products / (time.perf_counter() - start) / 1e12
 
 
-def t4_seconds(stage: Stage, tflops: float) -> float:
-    """Projected seconds of a stage on its hidden-rerun rows on a T4, from its run on a device of `tflops`."""
-    speedup = T4_TFLOPS / tflops if stage.where == "device" else 1.0
-    return stage.projected() / speedup
+def measured_rates(stages: list[Stage], device: torch.device) -> dict[str, float]:
+    """This device's TFLOPS in each precision a matmul or forward stage used."""
+    dtypes = {s.dtype for s in stages if s.kind in ("matmul", "forward")}
+    return {dtype: device_tflops(device, getattr(torch, dtype)) for dtype in sorted(dtypes)}
 
 
-def table(stages: list[Stage], tflops: float) -> str:
+def cited_rate(part: str) -> float | None:
+    """A model part's cited T4 rate (images or titles per second), or None."""
+    if part in V100_SENTENCES_PER_SECOND:
+        return V100_SENTENCES_PER_SECOND[part] * T4_PER_V100
+    backbone, _, size = part.partition("@")
+    sizes = [s for b, s in RTX3090_IMAGES_PER_SECOND if b == backbone]
+    if not sizes or not size.isdigit():
+        return None
+    nearest = min(sizes, key=lambda s: abs(s - int(size)))
+    return RTX3090_IMAGES_PER_SECOND[(backbone, nearest)] * (nearest / int(size)) ** 2 * T4_PER_RTX3090
+
+
+def products_and_rest(stage: Stage, tflops: float) -> tuple[float, float]:
+    """A matmul stage's seconds of products at `tflops` and its per-row rest (measured here), at its own rows."""
+    products = stage.flops / (tflops * 1e12)
+    return products, max(stage.seconds - products, 0.0)
+
+
+def projected(stage: Stage, rates: dict[str, float], cpus: int = os.cpu_count() or 1) -> float:
+    """Seconds of the stage at its rerun rows on this machine (`rates`: measured_rates)."""
+    if stage.kind == "matmul":
+        products, rest = products_and_rest(stage, rates[stage.dtype])
+        return rest * stage.scale + products * stage.scale**2
+    if stage.kind == "decode":
+        return stage.seconds / min(stage.workers, cpus) * stage.scale
+    return stage.seconds * stage.scale ** (stage.growth if stage.kind == "host" else 1)
+
+
+def t4_projection(stage: Stage, rates: dict[str, float]) -> tuple[float, str]:
+    """Seconds of the stage at its rerun rows on Kaggle's T4 machine, and the basis of that figure."""
+    if stage.kind == "matmul":
+        _, rest = products_and_rest(stage, rates[stage.dtype])
+        products = stage.flops * stage.scale**2 / (T4_TFLOPS[T4_SCAN_DTYPE] * 1e12)
+        return rest * stage.scale + products, f"{T4_SCAN_DTYPE} products at {T4_TFLOPS[T4_SCAN_DTYPE]:.0f} TFLOPS"
+    if stage.kind == "decode":
+        return projected(stage, rates, KAGGLE_CPUS), f"{min(stage.workers, KAGGLE_CPUS)} workers"
+    if stage.kind == "forward":
+        cited = [cited_rate(part) for part in stage.parts]
+        if cited and None not in cited:
+            return sum(stage.target_rows / rate for rate in cited), "cited: " + " + ".join(stage.parts)
+        ratio = rates[stage.dtype] / T4_TFLOPS["float16"]
+        return projected(stage, rates) * ratio, "TFLOPS ratio (no cited rate: may be memory-bound)"
+    return projected(stage, rates), "as here"
+
+
+def table(stages: list[Stage], rates: dict[str, float]) -> str:
     """The stages with their measured and projected times, as text."""
-    header = ["stage", "where", "rows", "seconds", "rerun rows", "projected", "on a T4"]
-    lines = ["{:<44} {:<6} {:>6} {:>8} {:>10} {:>9} {:>8}".format(*header)]
+    row = "{:<46} {:<7} {:>6} {:>8} {:>7} {:>9} {:>8}  {}"
+    lines = [row.format("stage", "kind", "rows", "seconds", "rerun", "here", "T4", "T4 basis")]
     for s in stages:
-        cells = [s.name, s.where, s.rows, s.seconds, s.target_rows, s.projected(), t4_seconds(s, tflops)]
-        lines.append("{:<44} {:<6} {:>6} {:>8.2f} {:>10} {:>9.0f} {:>8.0f}".format(*cells))
-    total = [sum(s.seconds for s in stages), sum(s.projected() for s in stages)]
-    total.append(sum(t4_seconds(s, tflops) for s in stages))
+        t4, basis = t4_projection(s, rates)
+        lines.append(
+            row.format(
+                s.name,
+                s.kind,
+                s.rows,
+                f"{s.seconds:.2f}",
+                s.target_rows,
+                f"{projected(s, rates):.0f}",
+                f"{t4:.0f}",
+                basis,
+            )
+        )
+    here = sum(projected(s, rates) for s in stages)
+    t4 = sum(t4_projection(s, rates)[0] for s in stages)
     lines.append(
-        "{:<44} {:<6} {:>6} {:>8.2f} {:>10} {:>9.0f} {:>8.0f}".format("total", "", "", total[0], "", *total[1:])
+        row.format(
+            "total",
+            "",
+            "",
+            f"{sum(s.seconds for s in stages):.2f}",
+            "",
+            f"{here:.0f}",
+            f"{t4:.0f}",
+            f"of the {GPU_LIMIT_SECONDS} s limit",
+        )
     )
-    lines.append(f"(this device {tflops:.2f} TFLOPS measured, a T4 {T4_TFLOPS:.0f}; cost ~ rows or rows^2 per stage)")
+    measured = ", ".join(f"{dtype} {tflops:.2f}" for dtype, tflops in rates.items())
+    lines.append(f"(this device's TFLOPS: {measured or 'not needed'}; a T4's: float16 24, float32 3.5)")
     return "\n".join(lines)
 
 
@@ -143,20 +258,24 @@ def peak_memory_gb(device: torch.device) -> dict[str, float]:
     return peaks
 
 
-def write_timings(path: Path, stages: list[Stage], tflops: float, device: torch.device) -> None:
-    """timings.json: the stages, the device, its measured rate and peak memory, the T4 projection of the rerun."""
-    projected = sum(t4_seconds(stage, tflops) for stage in stages)
+def write_timings(path: Path, stages: list[Stage], rates: dict[str, float], device: torch.device) -> None:
+    """timings.json: the stages with their projections, the device, its measured rates, peak memory, the T4 total."""
+    projections = [t4_projection(stage, rates) for stage in stages]
     report = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "peak_memory_gb": peak_memory_gb(device),
-        "tflops": tflops,
-        "stages": [asdict(stage) for stage in stages],
-        "t4_seconds_at_hidden_rows": projected,
+        "tflops": rates,
+        "stages": [
+            asdict(stage) | {"projected_here": projected(stage, rates), "t4_seconds": t4, "t4_basis": basis}
+            for stage, (t4, basis) in zip(stages, projections)
+        ],
+        "t4_seconds_at_hidden_rows": sum(t4 for t4, _ in projections),
     }
     Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def read_timings(path: Path) -> tuple[list[Stage], float]:
-    """The stages and the device rate of a timings.json."""
+def read_timings(path: Path) -> tuple[list[Stage], dict[str, float]]:
+    """The stages and the device rates of a timings.json."""
     report = json.loads(Path(path).read_text())
-    return [Stage(**stage) for stage in report["stages"]], report["tflops"]
+    fields = set(Stage.__dataclass_fields__)
+    return [Stage(**{k: v for k, v in stage.items() if k in fields}) for stage in report["stages"]], report["tflops"]
