@@ -125,6 +125,20 @@ class Recorder:
             return {"ref": ref, "url": f"{HOST}/datasets/{ref}", "status": "ok"}
         if rpc == "CreateCodeSubmission":
             return {"message": "Submission queued", "ref": 1000 + calls}
+        if rpc == "ListSubmissions":  # the code submissions made so far, newest last
+            made = self.calls("CreateCodeSubmission")
+            return {
+                "submissions": [
+                    {
+                        "ref": 1001 + number,
+                        "fileName": call.get("fileName", ""),
+                        "date": f"2026-12-04T10:{number:02d}:00Z",
+                        "description": call.get("submissionDescription", ""),
+                        "status": "PENDING",
+                    }
+                    for number, call in enumerate(made)
+                ]
+            }
         return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

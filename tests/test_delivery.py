@@ -213,6 +213,27 @@ def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
         "submissionDescription": f"{USER}/{INFERENCE} version 1",
     }
     assert second["kernelVersion"] == 7 and second["submissionDescription"] == "thresholds from CV"
+    assert recorder.calls("ListSubmissions"), "each submission is read back"
+
+
+def test_a_submission_accepted_silently_is_read_back_and_a_refused_one_gives_the_browser_steps(tmp_path):
+    # today's API answers an accepted code submission without a ref (the CLI then prints nothing), and some tokens
+    # get 403 (../shared/docs/KAGGLE.md)
+    with Recorder(replies={"CreateCodeSubmission": {"ref": 0}}) as recorder:
+        env = environment(recorder, tmp_path)
+        assert deliver(recorder, env, "push-inference", "--force").returncode == 0
+        accepted = make(recorder, env, "submit")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Submission ref" not in accepted.stdout
+    assert f"submitted {USER}/{INFERENCE} version 1: submission 1001, PENDING" in accepted.stdout
+    with Recorder(failures={"CreateCodeSubmission": 403}) as recorder:
+        (tmp_path / "refused").mkdir()
+        env = environment(recorder, tmp_path / "refused")
+        assert deliver(recorder, env, "push-inference", "--force").returncode == 0
+        refused = make(recorder, env, "submit")
+    assert refused.returncode != 0 and recorder.rpcs()[-1] == "CreateCodeSubmission"
+    assert "refused the code submission" in refused.stderr
+    assert f"open https://www.kaggle.com/code/{USER}/{INFERENCE}, pick 'Version 1'" in refused.stderr
 
 
 def broken_inference(tmp_path: Path, change: str) -> Path:

@@ -17,6 +17,8 @@ temporary staging folders, never into tracked files.
 """
 
 import argparse
+import csv
+import io
 import json
 import os
 import re
@@ -60,6 +62,14 @@ class DeliveryError(Exception):
     """A delivery step that cannot go on; the message says why and what to do."""
 
 
+class CliFailed(DeliveryError):
+    """The kaggle CLI exited non-zero; `output` is what it printed."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
+
+
 def require_credentials() -> None:
     """Refuse, in one line, when neither KAGGLE_USERNAME + KAGGLE_KEY nor the CLI's kaggle.json is there."""
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
@@ -84,7 +94,8 @@ def kaggle(*args: str) -> str:
             print(line, end="", flush=True)
             lines.append(line)
     if process.returncode != 0:
-        raise DeliveryError(f"`kaggle {' '.join(args[:2])}` exited with {process.returncode}; its output is above")
+        message = f"`kaggle {' '.join(args[:2])}` exited with {process.returncode}; its output is above"
+        raise CliFailed(message, "".join(lines))
     return "".join(lines)
 
 
@@ -308,16 +319,48 @@ def last_push(build_root: Path) -> tuple[str, int]:
     return pushed["id"], pushed["version"]
 
 
+def browser_steps(ref: str, version: int) -> str:
+    """How to submit a kernel version on kaggle.com when the API may not."""
+    return (
+        f"submit it in the browser: open https://www.kaggle.com/code/{ref}, pick 'Version {version}' in its version "
+        f"list, then 'Submit to competition' ({COMPETITION}, output file {SUBMISSION_FILE})"
+    )
+
+
+def listed_submission(description: str) -> dict:
+    """The competition's newest submission of this account with `description` (`competitions submissions`)."""
+    listing = kaggle("competitions", "submissions", COMPETITION, "--csv", "-q")
+    rows = [row for row in csv.DictReader(io.StringIO(listing)) if row.get("description") == description]
+    if not rows:
+        raise DeliveryError(
+            f"Kaggle took the submission but `kaggle competitions submissions {COMPETITION}` lists none described "
+            f"{description!r}; look at https://www.kaggle.com/competitions/{COMPETITION}/submissions"
+        )
+    return max(rows, key=lambda row: row["date"])
+
+
 def submit(version: int | None, message: str | None, build_root: Path) -> int:
-    """Submit a pushed version of the inference kernel (default: the last push) to the code competition."""
+    """Submit a pushed version of the inference kernel (default: the last push) to the code competition and read the
+    submission back; a refusal by the API (403 to some tokens) ends in the browser steps."""
     ref, version = last_push(build_root) if version is None else (kernel_ref(INFERENCE, build_root), version)
     description = message or f"{ref} version {version}"
     args = ["-k", ref, "-v", str(version), "-f", SUBMISSION_FILE, "-m", description, "-q"]
-    found = re.search(r"Submission ref: (\d+)", kaggle("competitions", "submit", COMPETITION, *args))
-    if not found:
-        raise DeliveryError(f"Kaggle gave no submission ref for {ref} version {version}; see the output above")
-    print(f"submitted {ref} version {version} (submission {found[1]}); Kaggle now reruns it on the hidden test set")
-    return int(found[1])
+    try:
+        kaggle("competitions", "submit", COMPETITION, *args)
+    except CliFailed as error:
+        if "403" not in error.output and "don't have access" not in error.output:
+            raise
+        raise DeliveryError(
+            f"Kaggle's API refused the code submission of {ref} version {version} (403). Either the competition's "
+            f"rules are not accepted yet (https://www.kaggle.com/competitions/{COMPETITION}/rules), or, as with "
+            f"some tokens, the final submit needs the browser: {browser_steps(ref, version)}"
+        ) from error
+    found = listed_submission(description)
+    print(
+        f"submitted {ref} version {version}: submission {found['ref']}, {found['status'].split('.')[-1]} "
+        f"({found['date']}); Kaggle now reruns it on the hidden test set"
+    )
+    return int(found["ref"])
 
 
 def add_push_arguments(command: argparse.ArgumentParser) -> None:
