@@ -40,14 +40,17 @@ class Recorder:
     """A recording Kaggle API on 127.0.0.1: replies per RPC, errors on request, every request kept.
 
     Args:
-        kernel_status: what GetKernelSessionStatus answers (`COMPLETE`, `ERROR`, ...).
+        kernel_status: what GetKernelSessionStatus answers (`COMPLETE`, `ERROR`, ...), or a list of answers in
+            turn (the last repeated).
+        gpu_hours: (used, allowed) this week, what GetAcceleratorQuotaStatistics answers.
         existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
         failures: RPC name -> HTTP status to answer with an error body instead.
     """
 
-    kernel_status: str = "COMPLETE"
+    kernel_status: str | list[str] = "COMPLETE"
+    gpu_hours: tuple[float, float] = (12.5, 30.0)
     existing_datasets: set[str] = field(default_factory=set)
     outputs: dict[str, bytes] = field(default_factory=dict)
     replies: dict[str, dict] = field(default_factory=dict)
@@ -109,8 +112,14 @@ class Recorder:
         if rpc == "SaveKernel":
             return {"ref": f"/code/{body['slug']}", "url": f"{HOST}/code/{body['slug']}", "versionNumber": calls}
         if rpc == "GetKernelSessionStatus":
-            failure = {"failureMessage": "Notebook Threw Exception"} if self.kernel_status == "ERROR" else {}
-            return {"status": self.kernel_status, **failure}
+            answers = [self.kernel_status] if isinstance(self.kernel_status, str) else self.kernel_status
+            status = answers[min(calls, len(answers)) - 1]
+            failure = {"failureMessage": "Notebook Threw Exception"} if status == "ERROR" else {}
+            return {"status": status, **failure}
+        if rpc == "GetAcceleratorQuotaStatistics":
+            used, allowed = self.gpu_hours
+            gpu = {"timeUsed": f"{used * 3600:.0f}s", "totalTimeAllowed": f"{allowed * 3600:.0f}s"}
+            return {"gpuQuota": gpu, "quotaRefreshTime": "2026-12-07T00:00:00Z"}
         if rpc == "ListKernelSessionOutput":
             files = [{"fileName": name, "url": f"{HOST}/output/{name}"} for name in self.outputs]
             return {"files": files, "log": '[{"stream_name":"stdout","data":"done\\n"}]'}

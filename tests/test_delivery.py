@@ -182,7 +182,7 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     submission = pd.read_csv(runs / INFERENCE / "submission.csv")
     assert len(hidden_test) > 3 and sorted(submission.posting_id) == sorted(hidden_test.posting_id)
 
-    assert recorder.rpcs() == ["SaveKernel"]
+    assert recorder.rpcs() == ["GetAcceleratorQuotaStatistics", "SaveKernel"]  # the GPU hours left, then the push
     [save] = recorder.calls("SaveKernel")
     assert save["slug"] == f"{USER}/{INFERENCE}"
     assert save["enableInternet"] is False and save["enableGpu"] is True and save["isPrivate"] is True
@@ -308,6 +308,8 @@ def test_local_runs_are_checked_for_their_situation_and_submission(tmp_path):
     "replies, failures, message",
     [
         ({"SaveKernel": {"error": "Notebook exceeds the size limit"}}, {}, "refused the push"),
+        ({"SaveKernel": {"error": "Maximum batch GPU session count of 2 reached"}}, {}, "count of 2 reached"),
+        ({"SaveKernel": {"error": "Maximum weekly GPU quota of 30.00 hours reached"}}, {}, "30.00 hours reached"),
         ({"SaveKernel": {"invalidDatasetSources": [f"{USER}/all-minilm-l6-v2"]}}, {}, "dropped dataset sources"),
         ({}, {"SaveKernel": 403}, "exited with 1"),
     ],
@@ -317,7 +319,7 @@ def test_server_refusal_fails_the_push_target(tmp_path, replies, failures, messa
         result = make(recorder, environment(recorder, tmp_path), "push-inference", "FORCE=1")
     assert result.returncode != 0
     assert message in result.stderr
-    assert recorder.rpcs() == ["SaveKernel"]
+    assert recorder.rpcs() == ["GetAcceleratorQuotaStatistics", "SaveKernel"]
 
 
 @pytest.mark.parametrize(
@@ -350,6 +352,41 @@ def test_status_target_fails_on_error(tmp_path, state, code):
         assert f"{USER}/{INFERENCE} ended ERROR: Notebook Threw Exception" in result.stderr
     else:
         assert f"{USER}/{INFERENCE}: {state}" in result.stdout
+
+
+def test_wait_polls_until_the_kernel_ends_and_downloads_its_output(tmp_path):
+    states = ["QUEUED", "RUNNING", "RUNNING", "COMPLETE"]
+    with Recorder(kernel_status=states, outputs={"submission.csv": b"posting_id,matches\n"}) as recorder:
+        env = environment(recorder, tmp_path)
+        result = make(recorder, env, "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.1", f"OUT={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    assert len(recorder.calls("GetKernelSessionStatus")) == 4
+    lines = [line for line in result.stdout.splitlines() if line.startswith(f"{USER}/{INFERENCE}: ")]
+    assert [line.split(": ")[1].split()[0] for line in lines] == states
+    assert (tmp_path / "out" / "submission.csv").read_bytes() == b"posting_id,matches\n"
+
+
+def test_wait_fails_with_kaggles_message_when_the_kernel_fails(tmp_path):
+    with Recorder(kernel_status=["RUNNING", "ERROR"]) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.1")
+    assert result.returncode != 0 and "ended ERROR: Notebook Threw Exception" in result.stderr
+    assert recorder.rpcs() == ["GetKernelSessionStatus"] * 2
+
+
+@pytest.mark.parametrize("used, code", [(12.5, 0), (30.0, 2)])
+def test_quota_prints_the_gpu_hours_left_and_refuses_a_push_with_none(tmp_path, used, code):
+    with Recorder(gpu_hours=(used, 30.0)) as recorder:
+        env = environment(recorder, tmp_path)
+        result = make(recorder, env, "quota")
+        pushed = deliver(recorder, env, "push-inference", "--force")
+    assert result.returncode == code
+    if code == 0:
+        assert "GPU quota: 17.50h left of 30.00h this week (used 12.50h)" in result.stdout
+        assert pushed.returncode == 0 and "GPU quota: 17.50h left" in pushed.stdout
+        assert recorder.rpcs()[-2:] == ["GetAcceleratorQuotaStatistics", "SaveKernel"]
+    else:
+        assert "a GPU kernel would not start; wait for the renewal" in result.stderr
+        assert pushed.returncode == 1 and "SaveKernel" not in recorder.rpcs()
 
 
 def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path):

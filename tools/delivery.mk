@@ -5,7 +5,7 @@ DELIVERY := $(PY) -m tools.delivery --build $(BUILD_DIR)
 FORCE_FLAG := $(if $(FORCE),--force)
 PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 
-.PHONY: push-inference push-train upload-weights wheels status output submit
+.PHONY: push-inference push-train upload-weights wheels status quota wait output submit
 
 push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-flight (build, checks, local runs on sample and sample-hidden), push shopee-inference; FORCE=1: no runs
 	$(DELIVERY) push-inference --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(FORCE_FLAG)
@@ -21,6 +21,12 @@ wheels: setup  ## download tools/wheels.txt for Kaggle's image (its Python, many
 
 status: setup  ## status of KERNEL (folder name under BUILD_DIR or owner/slug) on Kaggle; fails on ERROR or a cancelled run
 	$(DELIVERY) status $(KERNEL)
+
+quota: setup  ## the weekly Kaggle GPU hours left (kaggle quota); every push of a GPU kernel prints it first
+	$(DELIVERY) quota
+
+wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it ends; fails with Kaggle's message; OUT=dir downloads its output
+	$(DELIVERY) wait $(KERNEL) $(if $(EVERY),--every $(EVERY)) $(if $(OUT),--out $(OUT))
 
 output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)
 	$(DELIVERY) output $(KERNEL) $(if $(OUT),--out $(OUT))

@@ -7,6 +7,8 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
   python -m tools.delivery wheels
   python -m tools.delivery status KERNEL
+  python -m tools.delivery quota
+  python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]
   python -m tools.delivery output KERNEL [--out DIR]
   python -m tools.delivery submit [--version N] [--message TEXT]
 
@@ -25,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -54,6 +57,7 @@ METADATA_FILE = "dataset-metadata.json"
 PUSH_RECORD = "push.json"
 SUBMISSION_FILE = "submission.csv"
 FAILED_STATES = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
+RUNNING_STATES = {"QUEUED", "RUNNING", "NEW_SCRIPT"}
 EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 WHEELS_META = DATASETS_META / "wheels"
 
@@ -101,7 +105,10 @@ def kaggle(*args: str) -> str:
 
 def push(build_dir: Path) -> int:
     """`kaggle kernels push` of a built folder; returns the version Kaggle made, recorded in build_dir/push.json."""
-    ref = json.loads((build_dir / "kernel-metadata.json").read_text())["id"]
+    metadata = json.loads((build_dir / "kernel-metadata.json").read_text())
+    ref = metadata["id"]
+    if metadata.get("enable_gpu"):
+        print(quota())
     output = kaggle("kernels", "push", "-p", str(build_dir))
     refused = re.search(r"Kernel push error: (.*)", output)
     if refused:
@@ -310,6 +317,36 @@ def output(kernel: str, out: Path | None, build_root: Path) -> Path:
     return out
 
 
+def quota() -> str:
+    """The weekly GPU hours left on Kaggle (`kaggle quota`), as a line; refuses a push when none is left."""
+    rows = list(csv.DictReader(io.StringIO(kaggle("quota", "--csv"))))
+    gpu = next((row for row in rows if row.get("resource") == "GPU"), None)
+    if gpu is None:
+        raise DeliveryError("`kaggle quota` listed no GPU quota; see the output above")
+    line = f"GPU quota: {gpu['remaining']} left of {gpu['total']} this week (used {gpu['used']})"
+    line += f"; it renews {gpu['refreshAt']}"
+    if float(gpu["remaining"].rstrip("h")) <= 0:
+        raise DeliveryError(f"{line}: a GPU kernel would not start; wait for the renewal")
+    return line
+
+
+def wait(kernel: str, build_root: Path, every: float, out: Path | None) -> str:
+    """Poll the kernel's status every `every` seconds, one progress line each, until it ends; raise on a failure
+    (with Kaggle's message); download its output into `out` when given."""
+    started = time.monotonic()
+    while True:
+        state = status(kernel, build_root)
+        print(f"{kernel}: {state} after {time.monotonic() - started:.0f} s", flush=True)
+        if state not in RUNNING_STATES:
+            break
+        time.sleep(every)
+    if state != "COMPLETE":
+        raise DeliveryError(f"{kernel} ended {state}; read its log with `make output KERNEL={kernel}`")
+    if out is not None:
+        output(kernel, out, build_root)
+    return state
+
+
 def last_push(build_root: Path) -> tuple[str, int]:
     """owner/slug and version of the last push of the inference kernel, from its push record in build_root."""
     record = build_root / INFERENCE / PUSH_RECORD
@@ -390,6 +427,11 @@ def parse_args() -> argparse.Namespace:
     upload.add_argument("--message", help="version notes")
     commands.add_parser("wheels")
     commands.add_parser("status").add_argument("kernel", help="folder name under the build folder, or owner/slug")
+    commands.add_parser("quota")
+    waiting = commands.add_parser("wait")
+    waiting.add_argument("kernel", help="folder name under the build folder, or owner/slug")
+    waiting.add_argument("--every", type=float, default=60.0, help="seconds between status polls")
+    waiting.add_argument("--out", type=Path, help="download the output here once it is complete")
     download = commands.add_parser("output")
     download.add_argument("kernel", help="folder name under the build folder, or owner/slug")
     download.add_argument("--out", type=Path, help="download folder (default runs/<slug>)")
@@ -415,6 +457,10 @@ def main() -> int:
             wheels()
         elif args.command == "status":
             print(f"{args.kernel}: {status(args.kernel, args.build)}")
+        elif args.command == "quota":
+            print(quota())
+        elif args.command == "wait":
+            wait(args.kernel, args.build, args.every, args.out)
         elif args.command == "output":
             output(args.kernel, args.out, args.build)
         else:

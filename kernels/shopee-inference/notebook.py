@@ -3,9 +3,10 @@
 # Matches every test posting by a plan: the models, ensembles, thresholds and rules that `kernels/optimize-ensemble`
 # tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF of words,
 # character n-grams and model codes, MiniLM; lib.inference.plan.TITLE_PLAN) tuned here on train. When `test.csv` holds
-# only the 3 visible rows (Kaggle's commit run) this is the CV run: the plan is also evaluated on the rows it was tuned
-# on. The scoring rerun only submits: it embeds each test posting once per model, and fits the plan's thresholds to its
-# test's size from the out-of-fold pairs the optimiser left beside the plan (lib.inference.correction). Where the plan
+# only the 3 visible rows and Kaggle does not set KAGGLE_IS_COMPETITION_RERUN (its commit run) this is the CV run: the
+# plan is also evaluated on the rows it was tuned on. The scoring rerun only submits: it embeds each test posting once
+# per model, and fits the plan's thresholds to its test's size from the out-of-fold pairs the optimiser left beside the
+# plan (lib.inference.correction). Where the plan
 # has a second stage (a pair classifier and graph steps, lib.matching.pair_stage) it matches instead of the rules; the
 # title plan fits one here on train and uses it where it beats the rules on CV.
 #
@@ -44,7 +45,7 @@ from lib.neighbours import knn
 COMPETITION = paths.input_dir(competition.COMPETITION)
 test = read_postings(COMPETITION / "test.csv")
 train = read_postings(COMPETITION / "train.csv", labelled=True)
-CV_MODE = len(test) <= competition.VISIBLE_TEST_ROWS
+CV_MODE = not competition.scoring_rerun(len(test))
 TARGET_ROWS = competition.HIDDEN_TEST_ROWS if CV_MODE else len(test)
 test_titles = [text.normalise_title(title) for title in test.title]
 train_titles = [text.normalise_title(title) for title in train.title]
