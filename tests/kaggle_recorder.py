@@ -43,6 +43,7 @@ class Recorder:
         kernel_status: what GetKernelSessionStatus answers (`COMPLETE`, `ERROR`, ...), or a list of answers in
             turn (the last repeated).
         gpu_hours: (used, allowed) this week, what GetAcceleratorQuotaStatistics answers.
+        competition_zip: the competition's data as a zip: DownloadDataFiles redirects to it (404 when None).
         existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
@@ -51,6 +52,7 @@ class Recorder:
 
     kernel_status: str | list[str] = "COMPLETE"
     gpu_hours: tuple[float, float] = (12.5, 30.0)
+    competition_zip: bytes | None = None
     existing_datasets: set[str] = field(default_factory=set)
     outputs: dict[str, bytes] = field(default_factory=dict)
     replies: dict[str, dict] = field(default_factory=dict)
@@ -179,6 +181,13 @@ class Recorder:
             def do_POST(self) -> None:
                 request = self._record()
                 recorder.requests.append(request)
+                zipped = request.rpc == "DownloadDataFiles" and recorder.competition_zip is not None
+                if zipped and request.rpc not in recorder.failures:
+                    self.send_response(302)
+                    self.send_header("Location", f"{HOST}/files/{request.json()['competitionName']}.zip")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, reply = recorder.reply(request.rpc, request.json() if request.body else {})
                 self._send(status, json.dumps(reply).encode(), "application/json")
 
@@ -192,7 +201,14 @@ class Recorder:
                 request = self._record()
                 recorder.requests.append(request)
                 name = request.path.removeprefix("/output/")
-                if name in recorder.outputs:
+                if request.path.startswith("/files/") and recorder.competition_zip is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/zip")
+                    self.send_header("Content-Length", str(len(recorder.competition_zip)))
+                    self.send_header("Last-Modified", "Fri, 04 Dec 2026 10:00:00 GMT")
+                    self.end_headers()
+                    self.wfile.write(recorder.competition_zip)
+                elif name in recorder.outputs:
                     self._send(200, recorder.outputs[name], "application/octet-stream")
                 else:
                     self._send(404, b"no such output", "text/plain")

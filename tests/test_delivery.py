@@ -389,6 +389,45 @@ def test_quota_prints_the_gpu_hours_left_and_refuses_a_push_with_none(tmp_path, 
         assert pushed.returncode == 1 and "SaveKernel" not in recorder.rpcs()
 
 
+def zipped(folder: Path, leave_out: str = "") -> bytes:
+    """The competition folder as the zip Kaggle serves (files at its top level), without `leave_out`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            name = str(path.relative_to(folder))
+            if path.is_file() and name != leave_out:
+                archive.write(path, name)
+    return buffer.getvalue()
+
+
+def test_competition_data_is_downloaded_unzipped_and_checked(samples, tmp_path):
+    out = tmp_path / "competition"
+    with Recorder(competition_zip=zipped(samples / "sample")) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "competition-data", f"OUT={out}")
+    assert result.returncode == 0, result.stderr
+    assert recorder.calls("DownloadDataFiles") == [{"competitionName": "shopee-product-matching"}]
+    for name in ["train.csv", "test.csv", "sample_submission.csv"]:
+        assert (out / name).read_bytes() == (samples / "sample" / name).read_bytes()
+    assert "every image present" in result.stdout and f"use it as COMP={out}" in result.stdout
+
+
+def test_competition_data_names_the_rules_on_a_refusal_and_a_missing_image_by_its_line(samples, tmp_path):
+    with Recorder(competition_zip=b"", failures={"DownloadDataFiles": 403}) as recorder:
+        refused = make(recorder, environment(recorder, tmp_path), "competition-data", f"OUT={tmp_path / 'a'}")
+    assert refused.returncode != 0
+    assert (
+        "accept its rules first at https://www.kaggle.com/competitions/shopee-product-matching/rules" in refused.stderr
+    )
+    first_image = pd.read_csv(samples / "sample" / "train.csv").image[0]
+    with Recorder(competition_zip=zipped(samples / "sample", f"train_images/{first_image}")) as recorder:
+        broken = make(recorder, environment(recorder, tmp_path), "competition-data", f"OUT={tmp_path / 'b'}")
+    assert broken.returncode != 0
+    assert (
+        f"train.csv: 1 image(s) missing from {tmp_path / 'b' / 'train_images'}, the first {first_image} (line 2)"
+        in broken.stderr
+    )
+
+
 def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": f"{USER}/my-kernel"}))

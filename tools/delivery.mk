@@ -5,7 +5,10 @@ DELIVERY := $(PY) -m tools.delivery --build $(BUILD_DIR)
 FORCE_FLAG := $(if $(FORCE),--force)
 PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 
-.PHONY: push-inference push-train upload-weights wheels status quota wait output submit
+.PHONY: competition-data push-inference push-train upload-weights wheels status quota wait output submit
+
+competition-data: setup  ## the competition's files through the kaggle CLI into data/shopee-product-matching (OUT=folder), unzipped and checked; use it as COMP=
+	$(DELIVERY) competition-data $(if $(OUT),--out $(OUT))
 
 push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-flight (build, checks, local runs on sample and sample-hidden), push shopee-inference; FORCE=1: no runs
 	$(DELIVERY) push-inference --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(FORCE_FLAG)

@@ -8,6 +8,7 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery wheels
   python -m tools.delivery status KERNEL
   python -m tools.delivery quota
+  python -m tools.delivery competition-data [--out DIR]
   python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]
   python -m tools.delivery output KERNEL [--out DIR]
   python -m tools.delivery submit [--version N] [--message TEXT]
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -49,6 +51,7 @@ KERNELS = ROOT / "kernels"
 BUILD = ROOT / "build"
 RUNS = ROOT / "runs"
 SAMPLE = ROOT / "data" / "sample"
+COMPETITION_DATA = ROOT / "data" / COMPETITION
 LOCAL_DATASETS = ROOT / "data" / "datasets"
 INFERENCE = "shopee-inference"
 TRAIN = "shopee-train"
@@ -347,6 +350,49 @@ def wait(kernel: str, build_root: Path, every: float, out: Path | None) -> str:
     return state
 
 
+def competition_data(out: Path) -> Path:
+    """Download the competition's files through the CLI into `out`, unzipped, and check them: train.csv and test.csv
+    by lib's readers (errors name the file and row), every image they name present."""
+    with tempfile.TemporaryDirectory(prefix="competition-") as tmp:
+        try:
+            kaggle("competitions", "download", "-c", COMPETITION, "-p", tmp, "-q")
+        except CliFailed as error:
+            if "403" not in error.output and "don't have access" not in error.output:
+                raise
+            raise DeliveryError(
+                f"Kaggle refused the download of {COMPETITION} (403): accept its rules first at "
+                f"https://www.kaggle.com/competitions/{COMPETITION}/rules (the same account as your credentials), "
+                "then run `make competition-data` again"
+            ) from error
+        archives = list(Path(tmp).glob("*.zip"))
+        if not archives:
+            raise DeliveryError(f"the kaggle CLI downloaded no zip of {COMPETITION}; see its output above")
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archives[0]) as archive:
+            archive.extractall(out)
+    check_competition(out)
+    print(f"{COMPETITION} in {out}: use it as COMP={out} (make run, make train ...)")
+    return out
+
+
+def check_competition(folder: Path) -> None:
+    """train.csv and test.csv readable by lib's readers, and each posting's image in its images folder."""
+    from lib.data.postings import read_postings
+
+    for name, labelled in [("train", True), ("test", False)]:
+        postings = read_postings(folder / f"{name}.csv", labelled=labelled)
+        images = folder / f"{name}_images"
+        present = {path.name for path in images.iterdir()} if images.is_dir() else set()
+        missing = [(row, image) for row, image in enumerate(postings.image, start=2) if image not in present]
+        if missing:
+            row, image = missing[0]
+            raise DeliveryError(
+                f"{folder / name}.csv: {len(missing)} image(s) missing from {images}, the first {image} (line {row}); "
+                "download again with `make competition-data`"
+            )
+        print(f"{name}.csv: {len(postings)} postings, every image present")
+
+
 def last_push(build_root: Path) -> tuple[str, int]:
     """owner/slug and version of the last push of the inference kernel, from its push record in build_root."""
     record = build_root / INFERENCE / PUSH_RECORD
@@ -428,6 +474,9 @@ def parse_args() -> argparse.Namespace:
     commands.add_parser("wheels")
     commands.add_parser("status").add_argument("kernel", help="folder name under the build folder, or owner/slug")
     commands.add_parser("quota")
+    commands.add_parser("competition-data").add_argument(
+        "--out", type=Path, default=COMPETITION_DATA, help="folder for the competition's files"
+    )
     waiting = commands.add_parser("wait")
     waiting.add_argument("kernel", help="folder name under the build folder, or owner/slug")
     waiting.add_argument("--every", type=float, default=60.0, help="seconds between status polls")
@@ -459,6 +508,8 @@ def main() -> int:
             print(f"{args.kernel}: {status(args.kernel, args.build)}")
         elif args.command == "quota":
             print(quota())
+        elif args.command == "competition-data":
+            competition_data(args.out)
         elif args.command == "wait":
             wait(args.kernel, args.build, args.every, args.out)
         elif args.command == "output":
