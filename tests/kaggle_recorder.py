@@ -44,6 +44,7 @@ class Recorder:
             turn (the last repeated).
         gpu_hours: (used, allowed) this week, what GetAcceleratorQuotaStatistics answers.
         competition_zip: the competition's data as a zip: DownloadDataFiles redirects to it (404 when None).
+        token_user: the username IntrospectToken gives an API token.
         existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
@@ -53,6 +54,7 @@ class Recorder:
     kernel_status: str | list[str] = "COMPLETE"
     gpu_hours: tuple[float, float] = (12.5, 30.0)
     competition_zip: bytes | None = None
+    token_user: str = "token-user"
     existing_datasets: set[str] = field(default_factory=set)
     outputs: dict[str, bytes] = field(default_factory=dict)
     replies: dict[str, dict] = field(default_factory=dict)
@@ -118,6 +120,8 @@ class Recorder:
             status = answers[min(calls, len(answers)) - 1]
             failure = {"failureMessage": "Notebook Threw Exception"} if status == "ERROR" else {}
             return {"status": status, **failure}
+        if rpc == "IntrospectToken":  # an API token (KAGGLE_API_TOKEN / access_token) belongs to the test's user
+            return {"active": True, "username": self.token_user}
         if rpc == "GetAcceleratorQuotaStatistics":
             used, allowed = self.gpu_hours
             gpu = {"timeUsed": f"{used * 3600:.0f}s", "totalTimeAllowed": f"{allowed * 3600:.0f}s"}

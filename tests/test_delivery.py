@@ -28,6 +28,7 @@ LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"
 USER = "fake-delivery-user"
 KEY = "notarealkey0deliverytest0c0ffee"
 AUTH = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
+TOKEN = "notarealtoken0deliverytest0beef"  # an API token: sent to Kaggle's IntrospectToken only, never shown
 INFERENCE = "shopee-inference"
 EXPERIMENT = "recordertest"
 TRAIN_BUILD = f"shopee-train-{EXPERIMENT}"
@@ -105,6 +106,9 @@ def environment(recorder: Recorder, tmp_path: Path, credentials: str = "env") ->
         config = tmp_path / "kaggle-config" / "kaggle.json"
         config.write_text(json.dumps({"username": USER, "key": KEY}))
         config.chmod(0o600)
+    elif credentials == "token":  # a new user's API token, saved where the CLI reads it; no username anywhere
+        (tmp_path / "home" / ".kaggle").mkdir(exist_ok=True)
+        (tmp_path / "home" / ".kaggle" / "access_token").write_text(TOKEN)
     return env
 
 
@@ -112,7 +116,7 @@ def captured(result: subprocess.CompletedProcess, recorder: Recorder) -> subproc
     """Keep a run's output and what the recorder got for the final scan; no output may show the key."""
     LOGS.append(result.stdout + result.stderr)
     SENT.extend(request.body for request in recorder.requests)
-    assert KEY not in LOGS[-1] and AUTH not in LOGS[-1]
+    assert KEY not in LOGS[-1] and AUTH not in LOGS[-1] and TOKEN not in LOGS[-1]
     return result
 
 
@@ -193,6 +197,16 @@ def test_push_inference_runs_both_situations_then_sends_the_built_notebook(sampl
     assert json.loads(save["text"]) == pushed_text(tmp_path / "build" / INFERENCE / f"{INFERENCE}.ipynb")
     record = json.loads((tmp_path / "build" / INFERENCE / "push.json").read_text())
     assert record == {"id": f"{USER}/{INFERENCE}", "version": 1}
+
+
+def test_an_api_token_alone_pushes_as_the_user_it_belongs_to(tmp_path):
+    with Recorder(token_user=USER) as recorder:
+        result = deliver(recorder, environment(recorder, tmp_path, credentials="token"), "push-inference", "--force")
+    assert result.returncode == 0, result.stderr
+    assert recorder.rpcs()[0] == "IntrospectToken" and recorder.calls("IntrospectToken")[0]["token"] == TOKEN
+    [save] = recorder.calls("SaveKernel")
+    assert save["slug"] == f"{USER}/{INFERENCE}"
+    assert json.loads((tmp_path / "build" / INFERENCE / "push.json").read_text())["id"] == f"{USER}/{INFERENCE}"
 
 
 def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
@@ -338,7 +352,10 @@ def test_missing_credentials_give_one_line_and_send_nothing(tmp_path, command):
         result = deliver(recorder, environment(recorder, tmp_path, credentials="none"), *command)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "set KAGGLE_USERNAME and KAGGLE_KEY, or save kaggle.json" in result.stderr
+    assert (
+        "set KAGGLE_API_TOKEN" in result.stderr
+        and "set KAGGLE_USERNAME and KAGGLE_KEY, or save kaggle.json" in result.stderr
+    )
     assert recorder.requests == []
 
 
