@@ -182,6 +182,7 @@ def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs
     assert "test (as evaluation): a: embeddings" in names and "test (as evaluation): concat: neighbours" in names
     assert {"test (as evaluation): pair stage: features", "test (as evaluation): pair stage: graph steps"} <= set(names)
     assert not [name for name in names if name.startswith("evaluation:")], "the rerun skips the evaluation"
+    assert "test (as evaluation): fallback submission" in names, "timed on the evaluation rows for the projection"
     kinds = {stage["name"]: stage["kind"] for stage in timings["stages"]}
     assert kinds["test (as evaluation): a: read images"] == "decode"
     assert kinds["test (as evaluation): a: embeddings"] == "forward"

@@ -67,7 +67,7 @@ RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's table 
     ("convnext_small", 224): 1866.18,
 }
 V100_SENTENCES_PER_SECOND = {"all-minilm-l6-v2": 14200}
-STAND_INS = {"fallback submission": "tfidf: neighbours"}  # test stages with no namesake: the like stage of the tuning
+STAND_IN_PHASES = ("evaluation", "title plan")  # the rows a plan was evaluated or tuned on, the first preferred
 
 
 @dataclass
@@ -133,21 +133,22 @@ def scan_flops(rows: int, dim: int) -> float:
 
 def hidden_rerun(stages: list[Stage], test_measured: bool) -> list[Stage]:
     """The stages of the hidden rerun: as measured when the test rows were many. Otherwise (a commit run's 3 test rows
-    say nothing of 70,000) each test stage is stood in for by the same stage on the rows the plan was evaluated on (or,
-    for the title plan, tuned on), or a like one (STAND_INS); a test stage without one is left out, and so are the
-    evaluation's own stages, which the rerun skips."""
+    say nothing of 70,000) each test stage is stood in for by its namesake on the rows the plan was evaluated on, or
+    else tuned on (STAND_IN_PHASES); a test stage without one is left out, and so are the evaluation's own stages,
+    which the rerun skips."""
     if test_measured:
         return stages
-    phase = "evaluation" if any(s.name.startswith("evaluation: ") for s in stages) else "title plan"
-    measured = {s.name.removeprefix(f"{phase}: "): s for s in stages if s.name.startswith(f"{phase}: ")}
+    measured = {}
+    for phase in reversed(STAND_IN_PHASES):
+        prefix = f"{phase}: "
+        measured |= {s.name.removeprefix(prefix): (phase, s) for s in stages if s.name.startswith(prefix)}
     rerun = []
     for stage in stages:
-        if stage.name.startswith("test: "):
-            name = stage.name.removeprefix("test: ")
-            stand_in = measured.get(STAND_INS.get(name, name))
-            if stand_in is not None:
-                rerun.append(replace(stand_in, name=f"test (as {phase}): {name}", target_rows=HIDDEN_TEST_ROWS))
-        elif not stage.name.startswith("evaluation: "):
+        name = stage.name.removeprefix("test: ")
+        if stage.name.startswith("test: ") and name in measured:
+            phase, stand_in = measured[name]
+            rerun.append(replace(stand_in, name=f"test (as {phase}): {name}", target_rows=HIDDEN_TEST_ROWS))
+        elif not stage.name.startswith(("test: ", "evaluation: ")):
             rerun.append(stage)
     return rerun
 
