@@ -15,7 +15,7 @@ import torch
 from lib.data import oof, paths, text
 from lib.data.images import read_image
 from lib.devices import default_device
-from lib.inference.timing import Stopwatch, scan_flops
+from lib.inference.timing import Stopwatch, scan_flops, sparse_products
 from lib.matching import pairs
 from lib.models import embed, sentence
 from lib.models.checkpoint import read_checkpoint
@@ -127,7 +127,7 @@ def neighbour_search(vectors: dict, k: int, stopwatch: Stopwatch) -> dict[str, t
     for name, x in vectors.items():
         k_here = min(k, x.shape[0])
         if sp.issparse(x):
-            with stopwatch.stage(f"{name}: neighbours", x.shape[0], growth=2):
+            with stopwatch.stage(f"{name}: neighbours", x.shape[0], "sparse", flops=sparse_products(x)):
                 found[name] = knn.sparse_neighbors(x, k=k_here)
             continue
         with stopwatch.stage(f"{name}: neighbours", len(x), "matmul", flops=scan_flops(*x.shape), dtype=scan_name()):

@@ -13,6 +13,9 @@ rows the same share of the 34,250 training postings). How it is projected depend
 - matmul: a neighbour scan. Its products (`flops`, growing with rows^2) at the device's measured rate in the scan's
   precision, plus a per-row rest (the measured seconds less the products' share), linear in the rows. On a T4 the scan
   runs in float16 (lib.neighbours.knn.scan_dtype) at T4_TFLOPS["float16"].
+- sparse: a TF-IDF neighbour search. Likewise: its sparse products (`flops`: the sum over terms of their document
+  frequency squared, which grows with rows^2 as each frequency grows with the rows) at the rate this machine measures
+  for a sparse product (`sparse_rate`), plus a per-row rest; as fast on Kaggle as here.
 
 Cited figures:
 - T4 matrix products: about 24 TFLOPS sustained in float16 (NVIDIA's forum, cuBLAS 4096^3 on a power-capped T4:
@@ -34,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
@@ -75,10 +80,10 @@ class Stage:
     """One timed stage of a run.
 
     Attributes:
-        kind: "host", "decode", "forward" or "matmul" (module docstring).
+        kind: "host", "decode", "forward", "matmul" or "sparse" (module docstring).
         target_rows: its rows on the hidden rerun.
         growth: a host stage's power of the rows its cost grows with.
-        flops: a matmul stage's floating-point operations of products at `rows`.
+        flops: a matmul stage's floating-point operations of products at `rows`, a sparse stage's products.
         dtype: a matmul stage's scan precision, a forward stage's compute precision here.
         parts: a forward stage's models ("<backbone>@<image size>" for an image backbone, the folder name of a text
             model), whose cited rates make its T4 projection.
@@ -119,9 +124,10 @@ class Stopwatch:
 
     @contextmanager
     def stage(self, name: str, rows: int, kind: str = "host", **details):
-        """Time the block as a stage; `details` are the Stage's attributes of its kind (growth, flops, ...)."""
+        """Time the block as a stage; `details` are the Stage's attributes of its kind (growth, flops, ...), and the
+        block may add to them once it knows them (it gets the dict)."""
         start = time.perf_counter()
-        yield
+        yield details
         seconds = time.perf_counter() - start
         self.stages.append(Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details))
 
@@ -129,6 +135,11 @@ class Stopwatch:
 def scan_flops(rows: int, dim: int) -> float:
     """Floating-point operations of a self-search's products: the upper triangle of rows x rows dot products."""
     return float(rows) * rows * dim
+
+
+def sparse_products(x) -> float:
+    """The products of a sparse self-search x @ x.T: each column's nonzeros squared, summed."""
+    return float((x.getnnz(axis=0).astype(np.float64) ** 2).sum())
 
 
 def hidden_rerun(stages: list[Stage], test_measured: bool) -> list[Stage]:
@@ -163,10 +174,23 @@ def device_tflops(device: torch.device, dtype: torch.dtype, size: int = 1024, se
     return 2 * size**3 * products / (time.perf_counter() - start) / 1e12
 
 
+def sparse_rate(rows: int = 4000, columns: int = 2000, per_row: int = 12, seconds: float = 0.3) -> float:
+    """This machine's rate of sparse products (scipy CSR x CSR^T, as the CPU's TF-IDF search), in 10^12 per second."""
+    rng = np.random.default_rng(0)
+    x = sp.random(rows, columns, density=per_row / columns, format="csr", random_state=rng, dtype=np.float32)
+    transposed, products, runs, start = x.T.tocsr(), sparse_products(x), 0, time.perf_counter()
+    while runs == 0 or time.perf_counter() - start < seconds:
+        x @ transposed
+        runs += 1
+    return products * runs / (time.perf_counter() - start) / 1e12
+
+
 def measured_rates(stages: list[Stage], device: torch.device) -> dict[str, float]:
-    """This device's TFLOPS in each precision a matmul or forward stage used."""
+    """This device's TFLOPS in each precision a matmul or forward stage used, and the sparse product rate ("sparse")
+    where a sparse stage ran."""
     dtypes = {s.dtype for s in stages if s.kind in ("matmul", "forward")}
-    return {dtype: device_tflops(device, getattr(torch, dtype)) for dtype in sorted(dtypes)}
+    rates = {dtype: device_tflops(device, getattr(torch, dtype)) for dtype in sorted(dtypes)}
+    return rates | ({"sparse": sparse_rate()} if any(s.kind == "sparse" for s in stages) else {})
 
 
 def cited_rate(part: str) -> float | None:
@@ -182,15 +206,16 @@ def cited_rate(part: str) -> float | None:
 
 
 def products_and_rest(stage: Stage, tflops: float) -> tuple[float, float]:
-    """A matmul stage's seconds of products at `tflops` and its per-row rest (measured here), at its own rows."""
+    """A matmul or sparse stage's seconds of products at `tflops` (10^12 per second) and its per-row rest (measured
+    here), at its own rows."""
     products = stage.flops / (tflops * 1e12)
     return products, max(stage.seconds - products, 0.0)
 
 
 def projected(stage: Stage, rates: dict[str, float], cpus: int = os.cpu_count() or 1) -> float:
     """Seconds of the stage at its rerun rows on this machine (`rates`: measured_rates)."""
-    if stage.kind == "matmul":
-        products, rest = products_and_rest(stage, rates[stage.dtype])
+    if stage.kind in ("matmul", "sparse"):
+        products, rest = products_and_rest(stage, rates[stage.dtype if stage.kind == "matmul" else "sparse"])
         return rest * stage.scale + products * stage.scale**2
     if stage.kind == "decode":
         return stage.seconds / min(stage.workers, cpus) * stage.scale
@@ -246,8 +271,8 @@ def table(stages: list[Stage], rates: dict[str, float]) -> str:
             f"of the {GPU_LIMIT_SECONDS} s limit",
         )
     )
-    measured = ", ".join(f"{dtype} {tflops:.2f}" for dtype, tflops in rates.items())
-    lines.append(f"(this device's TFLOPS: {measured or 'not needed'}; a T4's: float16 24, float32 3.5)")
+    measured = ", ".join(f"{dtype} {tflops:.3g}" for dtype, tflops in rates.items())
+    lines.append(f"(this device's rates, 10^12 per second: {measured or "none needed"}; a T4's: float16 24, float32 3.5)")
     return "\n".join(lines)
 
 
