@@ -272,7 +272,8 @@ def table(stages: list[Stage], rates: dict[str, float]) -> str:
         )
     )
     measured = ", ".join(f"{dtype} {tflops:.3g}" for dtype, tflops in rates.items())
-    lines.append(f"(this device's rates, 10^12 per second: {measured or "none needed"}; a T4's: float16 24, float32 3.5)")
+    measured = measured or "none needed"
+    lines.append(f"(this device's rates, 10^12 per second: {measured}; a T4's: float16 24, float32 3.5)")
     return "\n".join(lines)
 
 
