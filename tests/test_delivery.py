@@ -726,6 +726,20 @@ def test_smoke_experiment_shrinks_and_swaps_only_a_backbone_without_local_weight
     assert kept["model"] == random["model"] and unread == set() and len(notes) == 4
 
 
+def test_smoke_experiment_stands_in_the_offline_minilm_for_a_text_model_without_a_local_copy(tmp_path):
+    overrides = {"model": {"image": None, "name": "text", "text": {"model_dir": "xlm-roberta-base", "max_length": 64}}}
+    overrides["model"] |= {"fusion": None, "heads": {"concat": None, "image": None}}
+    shrunk, notes, unread = preflight.smoke_experiment(overrides, "xlmr.yaml", tmp_path)
+    assert shrunk["model"]["text"] == {"model_dir": "all-minilm-l6-v2", "max_length": 64} and unread == {
+        "xlm-roberta-base"
+    }
+    assert notes[-1] == f"model.text xlm-roberta-base -> all-minilm-l6-v2 (no local copy in {tmp_path})"
+    (tmp_path / "xlm-roberta-base").mkdir()
+    (tmp_path / "xlm-roberta-base" / "config.json").write_text("{}")
+    kept, notes, unread = preflight.smoke_experiment(overrides, "xlmr.yaml", tmp_path)
+    assert kept["model"]["text"]["model_dir"] == "xlm-roberta-base" and unread == set()
+
+
 def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
     settings = {"dataset_sources": ["all-minilm-l6-v2"], "kernel_sources": ["someone/shopee-train-old"]}
     path = tmp_path / "kernel.yaml"

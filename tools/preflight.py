@@ -33,6 +33,7 @@ DATASETS_META = ROOT / "datasets-meta"
 SMOKE_ROWS = 200
 SMOKE_SIZE = 64
 SMOKE_BACKBONE = "test_resnet"  # timm's tiny test network, the one of the demo experiment
+SMOKE_TEXT_MODEL = "all-minilm-l6-v2"  # the offline MiniLM of `make datasets`, for a text model with no local copy
 T4_SHAPES = {"NvidiaTeslaT4"}  # Kaggle's machine shapes with T4 GPUs (sm_75)
 
 
@@ -193,7 +194,7 @@ def check_experiment(overrides: dict, source: str, settings: dict, settings_path
 
 def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tuple[dict, list[str], set[str]]:
     """The overrides of an experiment shrunk for the smoke run, what was shrunk in words, and the datasets the smoke
-    run no longer reads (the backbone weights it replaced)."""
+    run no longer reads (the backbone weights or text model it replaced by stand-ins)."""
     from lib.training import experiment  # here: lib.models is slow to import for the other steps
 
     config = experiment.resolve(overrides, source)
@@ -213,6 +214,12 @@ def smoke_experiment(overrides: dict, source: str, local_datasets: Path) -> tupl
             f"model.image {image['backbone']} with weights {image['weights']} -> {SMOKE_BACKBONE} from random "
             f"weights (no local copy in {local_datasets})"
         )
+    text = config["model"].get("text") or {}
+    stand_in = text and text["model_dir"] != SMOKE_TEXT_MODEL
+    if stand_in and not (local_datasets / text["model_dir"] / "config.json").is_file():
+        shrink.setdefault("model", {})["text"] = {"model_dir": SMOKE_TEXT_MODEL}
+        dropped.add(text["model_dir"].split("/")[0])
+        notes.append(f"model.text {text['model_dir']} -> {SMOKE_TEXT_MODEL} (no local copy in {local_datasets})")
     return experiment.merged(overrides, shrink), notes, dropped
 
 
