@@ -740,6 +740,36 @@ def test_smoke_experiment_stands_in_the_offline_minilm_for_a_text_model_without_
     assert kept["model"]["text"]["model_dir"] == "xlm-roberta-base" and unread == set()
 
 
+@pytest.mark.parametrize("name", ["diary-b3-mbert", "diary-b3-mbert-transformer", "first-place-nfnet-xlmr"])
+def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_local_stand_ins(name):
+    from lib.models.registry import create_model
+    from lib.training import experiment
+
+    source = ROOT / "kernels" / "shopee-train" / "recipes" / f"{name}.yaml"
+    overrides = yaml.safe_load(source.read_text())
+    assert source.read_text().startswith("# "), "each recipe cites where its figures come from"
+    settings_path = ROOT / "kernels" / "shopee-train" / "kernel.yaml"
+    settings = yaml.safe_load(settings_path.read_text())
+    inputs = [overrides["model"]["image"]["weights"].split("/")[0], overrides["model"]["text"]["model_dir"]]
+    with pytest.raises(preflight.PreflightError, match="does not attach"):
+        preflight.check_experiment(overrides, source.name, settings, settings_path)
+    attached = {**settings, "dataset_sources": settings["dataset_sources"] + inputs}  # as recipes/README.md says
+    preflight.check_experiment(overrides, source.name, attached, settings_path)
+    config = experiment.resolve(overrides, source.name)
+    assert config["model"]["fusion"]["linear_out"] == 2048 and set(config["model"]["heads"]) == {
+        "concat",
+        "image",
+        "text",
+    }
+    shrunk, notes, unread = preflight.smoke_experiment(overrides, source.name, ROOT / "data" / "datasets")
+    assert shrunk["model"]["image"] == {**overrides["model"]["image"], "backbone": "test_resnet", "weights": "random"}
+    assert shrunk["model"]["text"]["model_dir"] == "all-minilm-l6-v2" and unread == set(inputs)
+    model = experiment.resolve(shrunk, source.name)["model"] | {"num_classes": 7}
+    model["image"] = {**model["image"], "weights": None}
+    model["text"] = {**model["text"], "model_dir": str(ROOT / "data" / "datasets" / "all-minilm-l6-v2")}
+    assert create_model(model) is not None  # the stand-in model builds with the recipe's fusion, necks and heads
+
+
 def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
     settings = {"dataset_sources": ["all-minilm-l6-v2"], "kernel_sources": ["someone/shopee-train-old"]}
     path = tmp_path / "kernel.yaml"
