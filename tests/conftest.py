@@ -69,6 +69,14 @@ def repository_outputs_untouched():
         assert not changed, f"tests wrote into the repository's {name}/ (build and run under tmp_path): {changed[:10]}"
 
 
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    """The offline MiniLM folder (data/datasets/all-minilm-l6-v2), copied there first when a fresh clone lacks it."""
+    if not (MINILM / "config.json").is_file():
+        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+    return MINILM
+
+
 @dataclass
 class TrainedRuns:
     """Training outputs of the two tiny experiments.
@@ -87,7 +95,7 @@ class TrainedRuns:
 
 
 @pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory) -> TrainedRuns:
+def trained_runs(tmp_path_factory, minilm) -> TrainedRuns:
     """Two tiny joint experiments trained with lib.training.train.run on a 300-row sample (fold 0 of 4, seed 42)."""
     from lib.training import experiment, train
 
@@ -97,11 +105,9 @@ def trained_runs(tmp_path_factory) -> TrainedRuns:
     datasets, notebooks = root / "datasets" / OWNER, root / "notebooks" / OWNER
     sample = [sys.executable, "tools/make_sample.py", "--out", str(competition), "--rows", "300", "--seed", "3"]
     subprocess.run(sample, check=True, cwd=ROOT, capture_output=True)
-    if not (MINILM / "config.json").is_file():
-        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
     datasets.mkdir(parents=True)
     notebooks.mkdir(parents=True)
-    (datasets / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
+    (datasets / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)
     runs = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERNEL_INPUT_DIR", str(root))

@@ -741,7 +741,7 @@ def test_smoke_experiment_stands_in_the_offline_minilm_for_a_text_model_without_
 
 
 @pytest.mark.parametrize("name", ["diary-b3-mbert", "diary-b3-mbert-transformer", "first-place-nfnet-xlmr"])
-def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_local_stand_ins(name):
+def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_local_stand_ins(name, minilm):
     from lib.models.registry import create_model
     from lib.training import experiment
 
@@ -761,12 +761,12 @@ def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_loca
         "image",
         "text",
     }
-    shrunk, notes, unread = preflight.smoke_experiment(overrides, source.name, ROOT / "data" / "datasets")
+    shrunk, notes, unread = preflight.smoke_experiment(overrides, source.name, minilm.parent)
     assert shrunk["model"]["image"] == {**overrides["model"]["image"], "backbone": "test_resnet", "weights": "random"}
     assert shrunk["model"]["text"]["model_dir"] == "all-minilm-l6-v2" and unread == set(inputs)
     model = experiment.resolve(shrunk, source.name)["model"] | {"num_classes": 7}
     model["image"] = {**model["image"], "weights": None}
-    model["text"] = {**model["text"], "model_dir": str(ROOT / "data" / "datasets" / "all-minilm-l6-v2")}
+    model["text"] = {**model["text"], "model_dir": str(minilm)}
     assert create_model(model) is not None  # the stand-in model builds with the recipe's fusion, necks and heads
 
 

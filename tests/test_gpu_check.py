@@ -5,16 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import MINILM
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_gpu_check_runs_every_check_and_prints_measured_against_projected(tmp_path):
+def test_the_gpu_check_runs_every_check_and_prints_measured_against_projected(tmp_path, minilm):
     sample = tmp_path / "sample"
     make_sample = [sys.executable, "tools/make_sample.py", "--out", sample, "--rows", "100", "--seed", "6"]
     subprocess.run(list(map(str, make_sample)), check=True, capture_output=True, cwd=ROOT)
-    command = [sys.executable, "tools/gpu_check.py", "--allow-cpu", "--sample", sample, "--text-model", MINILM]
+    command = [sys.executable, "tools/gpu_check.py", "--allow-cpu", "--sample", sample, "--text-model", minilm]
     command += ["--rows", "360", "--from-rows", "120", "--out", tmp_path / "out"]
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
