@@ -209,6 +209,19 @@ def test_an_api_token_alone_pushes_as_the_user_it_belongs_to(tmp_path):
     assert json.loads((tmp_path / "build" / INFERENCE / "push.json").read_text())["id"] == f"{USER}/{INFERENCE}"
 
 
+def test_push_optimize_sends_the_optimiser_with_the_runs_attached(tmp_path):
+    runs = ["shopee-train-exp001", "shopee-train-diary-b3-mbert"]
+    with Recorder() as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "push-optimize", f"RUNS={' '.join(runs)}")
+    assert result.returncode == 0, result.stderr
+    assert recorder.rpcs() == ["SaveKernel"], "a CPU kernel: no GPU quota to check"
+    [save] = recorder.calls("SaveKernel")
+    assert save["slug"] == f"{USER}/optimize-ensemble" and not save.get("enableGpu")
+    assert save["kernelDataSources"] == [f"{USER}/{run}" for run in runs]
+    first_code = next(cell for cell in json.loads(save["text"])["cells"] if cell["cell_type"] == "code")
+    assert "".join(first_code["source"]).startswith(f"RUNS = {runs!r}")
+
+
 def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
     with Recorder() as recorder:
         env = environment(recorder, tmp_path)

@@ -3,6 +3,7 @@
 Usage (from the repository root; the make targets of tools/delivery.mk wrap these; before the command,
 --build DIR names the folder of builds and push records, default build/):
   python -m tools.delivery push-inference [--sample DIR] [--hidden DIR] [--runs DIR] [--kernels DIR] [--force]
+  python -m tools.delivery push-optimize RUN [RUN ...]
   python -m tools.delivery push-train [EXP] [--sample DIR] [--runs DIR] [--kernels DIR] [--force]
   python -m tools.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
   python -m tools.delivery wheels
@@ -36,6 +37,7 @@ from pathlib import Path
 import yaml
 
 import build
+from tools import optimize
 from tools import wheels as wheels_list
 from tools.preflight import (
     COMPETITION,
@@ -154,6 +156,12 @@ def push(build_dir: Path) -> int:
 def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, build_root: Path, force: bool) -> int:
     """Pre-flight the submission kernel (both situations unless forced), then push it."""
     return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, build_root, force))
+
+
+def push_optimize(runs: list[str], build_root: Path) -> int:
+    """Build the optimiser over training runs (their kernels attached as sources; tools/optimize.py) and push it: on
+    Kaggle it writes the plan that the inference kernel attaches as its `optimize-ensemble` source."""
+    return push(build.build_kernel(optimize.variant(runs, build_root / "variants"), build_root))
 
 
 def experiments(kernel_dir: Path) -> list[str]:
@@ -483,6 +491,7 @@ def parse_args() -> argparse.Namespace:
     inference = commands.add_parser("push-inference")
     add_push_arguments(inference)
     inference.add_argument("--hidden", type=Path, default=Path(f"{SAMPLE}-hidden"), help="scoring rerun folder")
+    commands.add_parser("push-optimize").add_argument("runs", nargs="+", help="slugs of pushed training kernels")
     train = commands.add_parser("push-train")
     add_push_arguments(train)
     train.add_argument("experiment", nargs="?", default="", help="experiments/<name>.yaml of shopee-train")
@@ -519,6 +528,8 @@ def main() -> int:
             require_credentials()
         if args.command == "push-inference":
             push_inference(args.kernels, args.sample, args.hidden, args.runs, args.build, args.force)
+        elif args.command == "push-optimize":
+            push_optimize(args.runs, args.build)
         elif args.command == "push-train":
             push_train(args.kernels, args.experiment, args.sample, args.runs, args.build, args.force)
         elif args.command == "upload-weights":
