@@ -79,6 +79,11 @@ class CliFailed(DeliveryError):
         super().__init__(message)
         self.output = output
 
+    @property
+    def forbidden(self) -> bool:
+        """Whether Kaggle answered 403 (the CLI prints "You don't have access to this resource" for it)."""
+        return "403" in self.output or "don't have access" in self.output
+
 
 def access_token() -> bool:
     """Whether the CLI has an API token: KAGGLE_API_TOKEN, or the access_token file it reads."""
@@ -386,7 +391,7 @@ def competition_data(out: Path) -> Path:
         try:
             kaggle("competitions", "download", "-c", COMPETITION, "-p", tmp, "-q")
         except CliFailed as error:
-            if "403" not in error.output and "don't have access" not in error.output:
+            if not error.forbidden:
                 raise
             raise DeliveryError(
                 f"Kaggle refused the download of {COMPETITION} (403): accept its rules first at "
@@ -460,7 +465,7 @@ def submit(version: int | None, message: str | None, build_root: Path) -> int:
     try:
         kaggle("competitions", "submit", COMPETITION, *args)
     except CliFailed as error:
-        if "403" not in error.output and "don't have access" not in error.output:
+        if not error.forbidden:
             raise
         raise DeliveryError(
             f"Kaggle's API refused the code submission of {ref} version {version} (403). Either the competition's "
