@@ -700,6 +700,9 @@ def test_push_train_of_a_big_experiment_runs_its_smoke_test_then_pushes_it_whole
         result = deliver(recorder, env, "push-train", BIG, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = smoke_rows(samples / "sample" / "train.csv")
+    projection = f"shopee-train/experiments/{BIG}.yaml: projected GPU time on Kaggle's 2 x T4"
+    assert projection in result.stdout and "all 10 epochs:" in result.stdout
+    assert result.stdout.index(projection) < result.stdout.index("pre-flight smoke run")
     assert "shrunk: train.epochs 10 -> 1; image.sizes [256] -> [64]" in result.stdout
     assert f"pre-flight smoke run on {rows} of the 300 rows" in result.stdout
     assert f"as the smoke test {tmp_path / 'build' / f'shopee-train-{BIG}-smoke'}" in result.stdout

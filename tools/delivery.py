@@ -215,6 +215,9 @@ def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, build_r
     """Pre-flight the training kernel of one experiment (its smoke run on a few rows of the sample unless forced),
     then push it."""
     kernel_dir = experiment_kernel(kernels / TRAIN, experiment, build_root)
+    from tools.train_hours import file_report  # here: it imports torch, which the other targets do not need
+
+    print(file_report(kernels / TRAIN / "experiments" / f"{experiment}.yaml"), flush=True)
     if force:
         return push(preflight(kernel_dir, False, sample, None, runs, build_root, force))
     smoke = experiment_kernel(kernels / TRAIN, experiment, build_root, smoke=True)
