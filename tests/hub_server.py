@@ -3,12 +3,15 @@ huggingface_hub when HF_ENDPOINT points here. Files are served from memory; ever
 
 import hashlib
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 COMMIT = "0" * 40
 LIFETIME = 300  # seconds after which the server stops by itself
+TOKENIZER = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
 
 
 class Hub:
@@ -76,3 +79,25 @@ class Hub:
                 """Keep the test output clean."""
 
         return Handler
+
+
+def tiny_models(folder: Path, minilm: Path) -> dict[str, dict[str, bytes]]:
+    """A timm backbone's weights (timm's own tiny test_resnet) and a tiny BERT with MiniLM's tokenizer, as hub repos
+    (the BERT is written in `folder` first)."""
+    import timm
+    from safetensors.torch import save
+    from transformers import BertConfig, BertModel
+
+    backbone = timm.create_model("test_resnet")
+    weights = save({key: value.contiguous() for key, value in backbone.state_dict().items()})
+    config = {"architecture": "test_resnet", "num_classes": backbone.num_classes}
+    bert = folder / "tiny-bert"
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(bert)
+    for name in TOKENIZER:
+        shutil.copy(minilm / name, bert / name)
+    return {
+        "timm/test_resnet.r160_in1k": {"model.safetensors": weights, "config.json": json.dumps(config).encode()},
+        "someone/tiny-bert-multilingual": {path.name: path.read_bytes() for path in bert.iterdir()},
+    }

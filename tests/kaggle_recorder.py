@@ -5,15 +5,17 @@ and with HTTP_PROXY pointing here, so every request (RPCs, blob uploads, output 
 as an absolute-URI proxy request. Each RPC gets a small JSON reply shaped like kagglesdk's response types.
 """
 
+import io
 import json
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 HOST = "http://localhost"
-LIFETIME = 300  # seconds after which the server stops by itself, whatever the test does
+LIFETIME = 300  # seconds, the default lifetime
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Recorder:
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
         failures: RPC name -> HTTP status to answer with an error body instead.
+        lifetime: seconds after which the server stops by itself, whatever the test does.
     """
 
     kernel_status: str | list[str] = "COMPLETE"
@@ -59,6 +62,7 @@ class Recorder:
     outputs: dict[str, bytes] = field(default_factory=dict)
     replies: dict[str, dict] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    lifetime: float = LIFETIME
     requests: list[Request] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
 
@@ -66,7 +70,7 @@ class Recorder:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
-        self._deadline = threading.Timer(LIFETIME, self._server.shutdown)
+        self._deadline = threading.Timer(self.lifetime, self._server.shutdown)
         self._deadline.daemon = True
         self._deadline.start()
         return self
@@ -221,3 +225,14 @@ class Recorder:
                 """Keep the test output clean."""
 
         return Handler
+
+
+def competition_zip(folder: Path, leave_out: str = "") -> bytes:
+    """A competition folder as the zip Kaggle serves (files at its top level), without `leave_out`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            name = str(path.relative_to(folder))
+            if path.is_file() and name != leave_out:
+                archive.write(path, name)
+    return buffer.getvalue()

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import edit_settings
-from tests.kaggle_recorder import Recorder
+from tests.kaggle_recorder import Recorder, competition_zip
 from tests.wheel_files import write_wheel
 from tools import delivery, preflight
 
@@ -419,20 +419,9 @@ def test_quota_prints_the_gpu_hours_left_and_refuses_a_push_with_none(tmp_path, 
         assert pushed.returncode == 1 and "SaveKernel" not in recorder.rpcs()
 
 
-def zipped(folder: Path, leave_out: str = "") -> bytes:
-    """The competition folder as the zip Kaggle serves (files at its top level), without `leave_out`."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            name = str(path.relative_to(folder))
-            if path.is_file() and name != leave_out:
-                archive.write(path, name)
-    return buffer.getvalue()
-
-
 def test_competition_data_is_downloaded_unzipped_and_checked(samples, tmp_path):
     out = tmp_path / "competition"
-    with Recorder(competition_zip=zipped(samples / "sample")) as recorder:
+    with Recorder(competition_zip=competition_zip(samples / "sample")) as recorder:
         result = make(recorder, environment(recorder, tmp_path), "competition-data", f"OUT={out}")
     assert result.returncode == 0, result.stderr
     assert recorder.calls("DownloadDataFiles") == [{"competitionName": "shopee-product-matching"}]
@@ -449,7 +438,7 @@ def test_competition_data_names_the_rules_on_a_refusal_and_a_missing_image_by_it
         "accept its rules first at https://www.kaggle.com/competitions/shopee-product-matching/rules" in refused.stderr
     )
     first_image = pd.read_csv(samples / "sample" / "train.csv").image[0]
-    with Recorder(competition_zip=zipped(samples / "sample", f"train_images/{first_image}")) as recorder:
+    with Recorder(competition_zip=competition_zip(samples / "sample", f"train_images/{first_image}")) as recorder:
         broken = make(recorder, environment(recorder, tmp_path), "competition-data", f"OUT={tmp_path / 'b'}")
     assert broken.returncode != 0
     assert (
@@ -458,7 +447,7 @@ def test_competition_data_names_the_rules_on_a_refusal_and_a_missing_image_by_it
     )
 
 
-def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path):
+def test_kernel_is_named_by_its_push_record_its_build_or_owner_and_slug(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": f"{USER}/my-kernel"}))
     assert delivery.kernel_ref("mine", tmp_path) == f"{USER}/my-kernel"
@@ -468,6 +457,8 @@ def test_kernel_is_named_by_its_build_or_by_owner_and_slug(tmp_path):
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": "set-KAGGLE_USERNAME/my-kernel"}))
     with pytest.raises(delivery.DeliveryError, match="built without a Kaggle owner"):
         delivery.kernel_ref("mine", tmp_path)
+    (tmp_path / "mine" / "push.json").write_text(json.dumps({"id": f"{USER}/my-kernel", "version": 3}))
+    assert delivery.kernel_ref("mine", tmp_path) == f"{USER}/my-kernel", "a local build after the push changes nothing"
 
 
 def test_output_downloads_kernel_files_into_a_local_folder(tmp_path):

@@ -3,39 +3,18 @@ the weights dataset it writes loads with lib's own loaders, and its metadata is 
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import timm
-from safetensors.torch import save
-from transformers import BertConfig, BertModel
 
 from lib.models.image import load_backbone_weights
 from lib.models.sentence import embed_texts
-from tests.hub_server import Hub
+from tests.hub_server import Hub, tiny_models
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKENIZER = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
-
-
-def hub_repos(tmp_path: Path, minilm: Path) -> dict[str, dict[str, bytes]]:
-    """A timm backbone's weights (timm's own tiny test_resnet) and a tiny BERT with MiniLM's tokenizer, as hub repos."""
-    backbone = timm.create_model("test_resnet")
-    weights = save({key: value.contiguous() for key, value in backbone.state_dict().items()})
-    config = {"architecture": "test_resnet", "num_classes": backbone.num_classes}
-    bert = tmp_path / "tiny-bert"
-    BertModel(
-        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    ).save_pretrained(bert)
-    for name in TOKENIZER:
-        shutil.copy(minilm / name, bert / name)
-    return {
-        "timm/test_resnet.r160_in1k": {"model.safetensors": weights, "config.json": json.dumps(config).encode()},
-        "someone/tiny-bert-multilingual": {path.name: path.read_bytes() for path in bert.iterdir()},
-    }
 
 
 def fetch(model: str, hub: Hub, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -54,7 +33,7 @@ def fetch(model: str, hub: Hub, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_timm_backbone_and_a_transformers_model_become_weights_datasets(tmp_path, minilm):
-    with Hub(hub_repos(tmp_path, minilm)) as hub:
+    with Hub(tiny_models(tmp_path, minilm)) as hub:
         image = fetch("timm:test_resnet.r160_in1k", hub, tmp_path)
         text = fetch("hf:someone/tiny-bert-multilingual", hub, tmp_path)
     assert image.returncode == 0 and text.returncode == 0, image.stderr[-2000:] + text.stderr[-2000:]

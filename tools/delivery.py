@@ -313,10 +313,12 @@ def wheels() -> list[Path]:
 
 
 def kernel_ref(kernel: str, build_root: Path) -> str:
-    """owner/slug of KERNEL: as given, or from the kernel-metadata.json of build_root/<KERNEL>/ (the last push's
-    build)."""
+    """owner/slug of KERNEL: as given, or as last pushed from build_root/<KERNEL>/ (its push record, which outlives a
+    local build into the same folder), else from the kernel-metadata.json there."""
     if "/" in kernel:
         return kernel
+    if (build_root / kernel / PUSH_RECORD).is_file():
+        return json.loads((build_root / kernel / PUSH_RECORD).read_text())["id"]
     path = build_root / kernel / "kernel-metadata.json"
     if not path.is_file():
         raise DeliveryError(

@@ -1,0 +1,187 @@
+"""The README's walkthrough, from a fresh clone to a leaderboard submission, one make target at a time: in a copy of
+the repository's files, with the real `kaggle` CLI against the recording Kaggle (tests/kaggle_recorder.py) and the
+real timm / transformers clients against the local hub (tests/hub_server.py). Kaggle's own runs of the pushed
+training kernel are stood in for by the same built kernel run here; what it wrote is what the recorder serves."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from lib.training import experiment
+from tests.hub_server import Hub, tiny_models
+from tests.kaggle_recorder import Recorder, competition_zip
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "notarealtoken0walkthrough0cafe"
+USER = "walker"  # whom the recorder's IntrospectToken says the token belongs to
+EXPERIMENT = "walk"
+TRAIN_KERNEL = f"shopee-train-{EXPERIMENT}"
+COMP = "data/shopee-product-matching"  # where `make competition-data` puts the competition
+WEIGHTS = ["test-resnet-r160-in1k", "tiny-bert-multilingual"]  # the slugs `make pretrained` gives the two models
+TRAINING = {  # the experiment's own settings beside the lines `make pretrained` printed: a minute on 2 cores
+    "folds": {"count": 4, "fold": 0},
+    "train": {"epochs": 1, "batch_size": 32, "workers": 0, "lr": {"image": 3.0e-3, "text": 1.0e-4}},
+    "image": {"sizes": [32]},
+    "model": {"text": {"max_length": 12, "embedding": 32}, "fusion": {"linear_out": 64}},
+}
+
+
+def fresh_clone(folder: Path) -> Path:
+    """The repository's files (tracked and not ignored) copied into folder, with the installed .venv linked."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    (folder / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
+    return folder
+
+
+def make(clone: Path, env: dict, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a make target in the clone (set-up taken as done: the tests run inside the installed .venv); fail the test
+    with its output when it fails."""
+    command = ["make", "-s", "-o", ".venv/.installed", *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=clone, timeout=timeout)
+    assert result.returncode == 0, f"make {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert TOKEN not in result.stdout + result.stderr
+    return result
+
+
+def environments(recorder: Recorder, hub: Hub, tmp_path: Path) -> tuple[dict, dict]:
+    """The environment of the Kaggle steps (the recorder as Kaggle, the user's API token, a private home) and of the
+    hub steps (huggingface_hub sent to the local hub, no proxy)."""
+    proxies = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "HF_")) and k.lower() not in proxies}
+    for folder in ["home", "tmp", "kaggle-config", "hf-home"]:
+        (tmp_path / folder).mkdir()
+    base |= {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp")}
+    kaggle = base | recorder.environment(tmp_path / "kaggle-config") | {"KAGGLE_API_TOKEN": TOKEN}
+    return kaggle, base | {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home")}
+
+
+def add_sources(settings_path: Path, key: str, sources: list[str]) -> None:
+    """Attach sources in a kernel.yaml, as the README tells the user to."""
+    settings = yaml.safe_load(settings_path.read_text())
+    settings[key] = [*settings.get(key, []), *sources]
+    settings_path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def settings_lines(printed: str) -> dict:
+    """The experiment settings `make pretrained` printed (`model.image.weights: slug/file` lines) as overrides."""
+    overrides = {}
+    for line in printed.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key.startswith("model."):
+            *parents, last = key.split(".")
+            target = overrides
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[last] = value
+    return overrides
+
+
+def saved(recorder: Recorder, slug: str) -> dict:
+    """The last SaveKernel call of a kernel slug."""
+    return [call for call in recorder.calls("SaveKernel") if call["slug"] == f"{USER}/{slug}"][-1]
+
+
+def test_a_fresh_clone_reaches_a_leaderboard_submission_one_make_target_at_a_time(tmp_path, minilm):
+    clone = fresh_clone(tmp_path / "clone")
+    kaggle_side = tmp_path / "kaggle"
+    subprocess.run(
+        [sys.executable, "tools/make_sample.py", "--out", kaggle_side / "competition", "--rows", "300", "--seed", "5"],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    recorder = Recorder(competition_zip=competition_zip(kaggle_side / "competition"), token_user=USER, lifetime=1200)
+    with recorder, Hub(tiny_models(tmp_path, minilm)) as hub:
+        kaggle, hub_env = environments(recorder, hub, tmp_path)
+
+        # 3. the competition's data, checked
+        data = make(clone, kaggle, "competition-data")
+        assert recorder.calls("DownloadDataFiles") == [{"competitionName": "shopee-product-matching"}]
+        assert (clone / COMP / "train.csv").read_bytes() == (kaggle_side / "competition" / "train.csv").read_bytes()
+        assert f"use it as COMP={clone / COMP}" in data.stdout
+
+        # 4. weights: fetched from the hub, described, published, attached
+        printed = [
+            make(clone, hub_env, "pretrained", f"MODEL={model}").stdout
+            for model in ["timm:test_resnet.r160_in1k", "hf:someone/tiny-bert-multilingual"]
+        ]
+        assert ("GET", "/timm/test_resnet.r160_in1k/resolve/main/model.safetensors") in hub.requests
+        for slug in WEIGHTS:
+            assert (clone / "datasets-meta" / slug / "dataset-metadata.json").is_file()
+            make(clone, kaggle, "upload-weights", f"DATASET={slug}")
+        created = recorder.calls("CreateDataset")
+        assert [(call["ownerSlug"], call["slug"]) for call in created] == [(USER, slug) for slug in WEIGHTS]
+        assert all(call["files"] for call in created) and len(recorder.blobs) >= 3
+        add_sources(clone / "kernels/shopee-train/kernel.yaml", "dataset_sources", WEIGHTS)
+        overrides = experiment.merged(TRAINING, settings_lines("\n".join(printed)))
+        assert overrides["model"]["image"]["weights"] == "test-resnet-r160-in1k/test_resnet.safetensors"
+        (clone / f"kernels/shopee-train/experiments/{EXPERIMENT}.yaml").write_text(yaml.safe_dump(overrides))
+
+        # 5. train on Kaggle: pushed with its projection, then Kaggle's run (stood in for here), waited for
+        pushed = make(clone, kaggle, "push-train", f"EXP={EXPERIMENT}", "FORCE=1")
+        assert f"experiments/{EXPERIMENT}.yaml: projected GPU time on Kaggle's 2 x T4" in pushed.stdout
+        train_push = saved(recorder, TRAIN_KERNEL)
+        assert train_push["machineShape"] == "NvidiaTeslaT4" and train_push["enableGpu"] is True
+        assert sorted(train_push["datasetDataSources"]) == sorted(
+            f"{USER}/{slug}" for slug in ["all-minilm-l6-v2", "shopee-wheels", *WEIGHTS]
+        )
+        assert train_push["competitionDataSources"] == ["shopee-product-matching"]
+        make(clone, kaggle, "train", f"EXP={EXPERIMENT}", f"COMP={COMP}", timeout=600)  # Kaggle's run, here
+        shutil.move(clone / "runs" / TRAIN_KERNEL, kaggle_side / TRAIN_KERNEL)
+        files = [path for path in sorted((kaggle_side / TRAIN_KERNEL).rglob("*")) if path.is_file()]
+        recorder.outputs = {str(path.relative_to(kaggle_side / TRAIN_KERNEL)): path.read_bytes() for path in files}
+        recorder.kernel_status = ["RUNNING", "COMPLETE"]
+        waited = make(clone, kaggle, "wait", f"KERNEL={TRAIN_KERNEL}", "EVERY=0.1")
+        assert "RUNNING" in waited.stdout and "COMPLETE" in waited.stdout
+
+        # 6. the runs pulled and merged
+        make(clone, kaggle, "pull-runs")
+        for name in recorder.outputs:
+            assert (clone / "runs" / TRAIN_KERNEL / name).read_bytes() == recorder.outputs[name]
+        assert (clone / "runs" / "mlflow.db").is_file()
+
+        # 7. the plan: optimised here on the pulled run, then on Kaggle
+        make(clone, kaggle, "optimize", f"RUNS={TRAIN_KERNEL}", f"COMP={COMP}", timeout=600)
+        plan = json.loads((clone / "runs/optimize-ensemble/inference_config.json").read_text())
+        checkpoints = [model for model in plan["models"].values() if model["kind"] == "checkpoint"]
+        assert checkpoints and {model["source"] for model in checkpoints} == {TRAIN_KERNEL}
+        make(clone, kaggle, "push-optimize", f"RUNS={TRAIN_KERNEL}")
+        optimiser = saved(recorder, "optimize-ensemble")
+        assert optimiser["kernelDataSources"] == [f"{USER}/{TRAIN_KERNEL}"] and optimiser["enableGpu"] is False
+        recorder.kernel_status = "COMPLETE"
+        make(clone, kaggle, "wait", "KERNEL=optimize-ensemble", "EVERY=0.1")
+
+        # 8. inference pushed with the plan and the run attached, then submitted and read back
+        inference_settings = clone / "kernels/shopee-inference/kernel.yaml"
+        settings = yaml.safe_load(inference_settings.read_text())
+        settings["kernel_sources"] = ["optimize-ensemble", TRAIN_KERNEL]
+        settings["dataset_sources"] += WEIGHTS
+        inference_settings.write_text(yaml.safe_dump(settings, sort_keys=False))
+        make(clone, kaggle, "push-inference", "FORCE=1")
+        inference = saved(recorder, "shopee-inference")
+        assert inference["kernelDataSources"] == [f"{USER}/optimize-ensemble", f"{USER}/{TRAIN_KERNEL}"]
+        assert inference["enableInternet"] is False and "KAGGLE_API_TOKEN" not in inference["text"]
+        make(clone, kaggle, "wait", "KERNEL=shopee-inference", "EVERY=0.1")
+        submitted = make(clone, kaggle, "submit", "MESSAGE=walkthrough")
+        [submission] = recorder.calls("CreateCodeSubmission")
+        version = json.loads((clone / "build/shopee-inference/push.json").read_text())["version"]
+        assert submission["kernelSlug"] == "shopee-inference" and submission["kernelVersion"] == version
+        assert submission["submissionDescription"] == "walkthrough" and "PENDING" in submitted.stdout
+    assert {request.rpc for request in recorder.requests if TOKEN.encode() in request.body} == {"IntrospectToken"}
+    written = [path for folder in ["build", "runs", "data"] for path in (clone / folder).rglob("*") if path.is_file()]
+    assert written and not [path for path in written if TOKEN.encode() in path.read_bytes()]
