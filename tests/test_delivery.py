@@ -748,9 +748,10 @@ def test_smoke_experiment_stands_in_the_offline_minilm_for_a_text_model_without_
 
 
 @pytest.mark.parametrize("name", ["diary-b3-mbert", "diary-b3-mbert-transformer", "first-place-nfnet-xlmr"])
-def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_local_stand_ins(name, minilm):
-    from lib.models.registry import create_model
-    from lib.training import experiment
+def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_local_stand_ins(
+    name, minilm, trained_runs, tmp_path, monkeypatch
+):
+    from lib.training import experiment, train
 
     source = ROOT / "kernels" / "shopee-train" / "recipes" / f"{name}.yaml"
     overrides = yaml.safe_load(source.read_text())
@@ -771,10 +772,18 @@ def test_each_recipe_passes_the_push_checks_once_attached_and_smoke_runs_on_loca
     shrunk, notes, unread = preflight.smoke_experiment(overrides, source.name, minilm.parent)
     assert shrunk["model"]["image"] == {**overrides["model"]["image"], "backbone": "test_resnet", "weights": "random"}
     assert shrunk["model"]["text"]["model_dir"] == "all-minilm-l6-v2" and unread == set(inputs)
-    model = experiment.resolve(shrunk, source.name)["model"] | {"num_classes": 7}
-    model["image"] = {**model["image"], "weights": None}
-    model["text"] = {**model["text"], "model_dir": str(minilm)}
-    assert create_model(model) is not None  # the stand-in model builds with the recipe's fusion, necks and heads
+    # the smoke run itself, as the pre-flight's kernel would train it: one epoch on the first whole groups of a sample
+    # (here of about 120 rows: the recipe's parts, not the row count, are what it checks)
+    monkeypatch.setattr(preflight, "SMOKE_ROWS", 120)
+    root = tmp_path / "input"
+    preflight.smoke_competition(trained_runs.competition, root / "competitions" / "shopee-product-matching")
+    (root / "datasets" / "someone").mkdir(parents=True)
+    (root / "datasets" / "someone" / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)
+    monkeypatch.setenv("KERNEL_INPUT_DIR", str(root))
+    metrics = train.run(experiment.resolve(shrunk, source.name), name, tmp_path / "run")
+    [epoch] = metrics["epochs"]
+    assert {"concat", "image", "text"} <= set(epoch["cv"]) and all(0 < f1 <= 1 for f1 in epoch["cv"].values())
+    assert (tmp_path / "run" / "model.pt").is_file()
 
 
 def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment_is_refused(tmp_path):
