@@ -35,7 +35,11 @@ OFFLINE_LAB = {
     "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
     "extension_manager": "readonly",
 }
-DEFAULT_VIEWER = {"defaultViewers": {"python": "Jupytext Notebook"}}
+# JupyterLab's settings by plugin: .py files open as notebooks (jupytext's viewer); no question about news
+LAB_SETTINGS = {
+    "docmanager-extension/plugin": {"defaultViewers": {"python": "Jupytext Notebook"}},
+    "apputils-extension/notification": {"fetchNews": "false"},
+}
 
 
 class LabError(Exception):
@@ -73,11 +77,14 @@ def write_config(state: Path, root: Path, working: Path, input_root: Path, kerne
             "contents_manager_class": "jupytext.AsyncTextFileContentsManager",
         },
         "MappingKernelManager": {"root_dir": str(working)},  # a kernel starts in working/<its notebook's folder>
+        "FileCheckpoints": {"root_dir": str(state / "checkpoints")},  # not in .ipynb_checkpoints/ beside the sources
         "LabApp": OFFLINE_LAB,
     }
     write_json(state / "jupyter" / "jupyter_server_config.json", server)
-    settings = state / "jupyter" / "lab" / "user-settings" / "@jupyterlab" / "docmanager-extension"
-    write_json(settings / "plugin.jupyterlab-settings", DEFAULT_VIEWER)
+    for plugin, settings in LAB_SETTINGS.items():
+        write_json(
+            state / "jupyter" / "lab" / "user-settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings", settings
+        )
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": f"Python 3 (lab: {kernel}'s inputs)",
@@ -102,8 +109,9 @@ def prepare(kernel: str, comp: Path, runs: Path, lab_dir: Path, root: Path, port
     input_root, working, state = lab_dir / "input", lab_dir / "working", lab_dir / "state"
     shutil.rmtree(input_root, ignore_errors=True)  # links of an earlier lab, maybe of another kernel or COMP
     kaggle_input(metadata, comp.resolve(), runs.resolve(), root=input_root, missing_ok=True)
-    for name in names:
-        (working / "kernels" / name).mkdir(parents=True, exist_ok=True)
+    for name in names:  # a notebook's checkpoints go to checkpoints/kernels/<name>/ when that folder exists
+        for folder in working, state / "checkpoints":
+            (folder / "kernels" / name).mkdir(parents=True, exist_ok=True)
     write_config(state, root.resolve(), working.resolve(), input_root.resolve(), kernel, port)
     env = kernel_environment(input_root.resolve(), state.resolve())
     env["JUPYTER_PATH"] = env["JUPYTER_DATA_DIR"]  # searched before .venv/share/jupyter: the lab's python3 wins
