@@ -98,9 +98,15 @@ def lab(tmp_path_factory):
         started = Lab(url.split("/lab/")[0], url.split("token=")[1], url, root, comp, base / "lab")
         wait_for(lambda: started.api("GET", "status"), server, log)
         yield started
+        for session in started.api("GET", "sessions"):  # kernels shut down before the server stops
+            started.api("DELETE", f"sessions/{session['id']}")
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
 
 
 def percent_cells(text: str) -> list[tuple[str, str]]:
@@ -181,7 +187,7 @@ def test_jupyterlab_in_chromium_shows_the_inference_kernel_as_a_notebook(lab, tm
                 title.wait_for(timeout=90_000)
             finally:
                 page.screenshot(path=tmp_path / "lab.png")
-            page.get_by_text("Python 3 (lab: shopee-inference's inputs)").first.wait_for()
+            page.get_by_text("Python 3 (lab: shopee-inference's inputs) | Idle").wait_for(timeout=90_000)
         finally:
             browser.close()
     assert (tmp_path / "lab.png").stat().st_size > 10_000
