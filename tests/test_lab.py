@@ -32,7 +32,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-IDLE_STOP = 300  # seconds without kernels or requests after which the server stops even if this test process died
+# should this test process die, its server culls its idle kernels, then stops once idle for as long
+IDLE_STOP = [
+    f"--{setting}=120"
+    for setting in ("MappingKernelManager.cull_idle_timeout", "ServerApp.shutdown_no_activity_timeout")
+]
 
 
 @dataclass
@@ -89,7 +93,7 @@ def lab(tmp_path_factory):
     shutil.copytree(ROOT / "kernels", root / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
     comp = competition_folder(base / "comp")
     command = [sys.executable, "-m", "tools.lab", "shopee-inference", "--comp", comp, "--runs", base / "runs"]
-    command += ["--lab-dir", base / "lab", "--root", root, f"--ServerApp.shutdown_no_activity_timeout={IDLE_STOP}"]
+    command += ["--lab-dir", base / "lab", "--root", root, "--MappingKernelManager.cull_interval=30", *IDLE_STOP]
     log = base / "server.log"
     with log.open("w") as output:
         server = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)

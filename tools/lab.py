@@ -6,8 +6,8 @@ Everything it writes is in the lab folder (default .lab/, git-ignored), never in
   input/    /kaggle/input for KERNEL as `make run` lays it out (tools/run_kernel.py's kaggle_input): the competition
             COMP, data/datasets/<slug>, RUNS/<slug>; a source not made yet is left out, with the command that makes it
   working/  each notebook's working folder (/kaggle/working on Kaggle): working/kernels/<name>/
-  state/    Jupyter's and IPython's configuration and state: jupytext's contents manager saving py:percent text with
-            no metadata added, .py files opening as notebooks, the kernel `python3` of this environment with
+  state/    Jupyter's and IPython's configuration and state: jupytext's contents manager (a source without a header
+            is saved without one, nor metadata), .py files opening as notebooks, the kernel `python3` of .venv with
             PYTHONPATH=<repository> and KERNEL_INPUT_DIR=input/, and autoreload, so edits of lib/ reach a running
             kernel at its next cell
 Arguments it does not know go to `jupyter lab` (e.g. --ServerApp.shutdown_no_activity_timeout=3600).
@@ -134,9 +134,7 @@ def main() -> int:
         print(f"lab failed: {error}", file=sys.stderr)
         return 1
     env["JUPYTER_TOKEN"] = secrets.token_hex(24)
-    print(
-        f"kernels' inputs (KERNEL_INPUT_DIR): {args.lab_dir / 'input'}; lib/ edits reload at the next cell (autoreload)"
-    )
+    print(f"inputs (KERNEL_INPUT_DIR): {args.lab_dir / 'input'}; edits of lib/ reload at the next cell (autoreload)")
     url = f"http://{HOST}:{port}/lab/tree/kernels/{args.kernel}/{SOURCE}?token={env['JUPYTER_TOKEN']}"
     print(f"JupyterLab: {url}", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "jupyterlab", *jupyter_args], env)
