@@ -167,7 +167,7 @@ def test_a_cell_of_the_lab_kernel_imports_lib_and_finds_the_competition_with_aut
         code = (
             "import json, os, lib\nfrom lib.data import paths\n"
             "reloader = get_ipython().magics_manager.registry['AutoreloadMagics']._reloader\n"
-            "print(json.dumps([lib.__path__[0], str(paths.input_dir('shopee-product-matching').resolve()), "
+            f"print(json.dumps([lib.__path__[0], str(paths.input_dir({COMPETITION!r}).resolve()), "
             "os.getcwd(), reloader.enabled, reloader.check_all]))"
         )
         found = json.loads(execute(lab, session["kernel"]["id"], code))
