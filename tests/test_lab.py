@@ -154,8 +154,8 @@ def execute(lab: Lab, kernel_id: str, code: str) -> str:
                 output.append(message["content"]["text"])
             if message["msg_type"] == "error":
                 raise AssertionError("\n".join(message["content"]["traceback"]))
-            if message["msg_type"] == "execute_reply":
-                return "".join(output)
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                return "".join(output)  # the kernel is idle after the request's last output (a reply may come first)
     finally:
         channels.close()
 
