@@ -15,7 +15,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
+.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -88,6 +88,9 @@ run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (d
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) --source
+
+lab: setup sample datasets  ## JupyterLab on 127.0.0.1: kernels/*/notebook.py open as notebooks (jupytext), run on KERNEL's inputs from COMP (tools/lab.py)
+	$(PY) -m tools.lab $(KERNEL) --comp $(COMP)
 
 demo: setup sample datasets  ## the whole loop on the sample: train demo and demo2, tune their ensemble, run inference (CV + submission)
 	$(MAKE) --no-print-directory train EXP=demo

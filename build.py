@@ -124,6 +124,12 @@ def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
     return metadata
 
 
+def kernel_dir_metadata(kernel_dir: Path) -> dict:
+    """The kernel-metadata.json of a kernel folder, from its settings file and the Kaggle owner."""
+    settings = read_settings(kernel_dir)
+    return kernel_metadata(kernel_dir.name, settings, kaggle_owner(settings))
+
+
 def declared_slugs(metadata: dict) -> set[str]:
     """The slugs of the declared sources (what lib.data.paths.input_dir finds them by)."""
     sources = metadata["competition_sources"] + metadata["dataset_sources"] + metadata["kernel_sources"]
@@ -439,8 +445,7 @@ def to_notebook(cells: list[Cell]) -> nbformat.NotebookNode:
 def build_kernel(kernel_dir: Path, out_root: Path, repo: Path = ROOT) -> Path:
     """Build one kernel into out_root/<name>/ and return that folder; BuildError when it is not offline-safe."""
     name = kernel_dir.name
-    settings = read_settings(kernel_dir)
-    metadata = kernel_metadata(name, settings, kaggle_owner(settings))
+    metadata = kernel_dir_metadata(kernel_dir)
     cells = compose(kernel_dir, repo, wheels=WHEELS_SLUG in {s.split("/")[-1] for s in metadata["dataset_sources"]})
     problems = offline_problems(cells, metadata, repo)
     if problems:

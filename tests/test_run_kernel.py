@@ -23,6 +23,9 @@ def test_every_declared_source_maps_to_its_local_folder(tmp_path):
     comp.mkdir()
     metadata = {"competition_sources": ["shopee-product-matching"], "dataset_sources": [], "kernel_sources": []}
     metadata["kernel_sources"] = ["someone/optimize-ensemble"]
+    with pytest.raises(RunError, match="comp: no train.csv; a competition folder is laid out like data/sample"):
+        source_folders(metadata, comp, runs)
+    (comp / "train.csv").write_text("posting_id,image,image_phash,title,label_group\n")
     assert source_folders(metadata, comp, runs) == {
         "shopee-product-matching": comp,
         "optimize-ensemble": runs / "optimize-ensemble",
@@ -30,6 +33,10 @@ def test_every_declared_source_maps_to_its_local_folder(tmp_path):
     metadata["kernel_sources"].append("someone/shopee-train-demo")
     with pytest.raises(RunError, match="source .shopee-train-demo.; run the kernel whose output it is"):
         source_folders(metadata, comp, runs)
+    assert source_folders(metadata, comp, runs, missing_ok=True) == {  # what `make lab` lays out
+        "shopee-product-matching": comp,
+        "optimize-ensemble": runs / "optimize-ensemble",
+    }
 
 
 def test_kernel_process_sees_only_loopback():

@@ -36,8 +36,11 @@ class RunError(Exception):
     """A run that cannot start or that failed; the message says what to do."""
 
 
-def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
-    """The local folder of each source the kernel declares, by the slug it has under /kaggle/input."""
+def source_folders(metadata: dict, comp: Path, runs: Path, missing_ok: bool = False) -> dict[str, Path]:
+    """The local folder of each source the kernel declares, by the slug it has under /kaggle/input; RunError when one
+    is missing (with missing_ok: each missing one is printed and left out), or when comp holds no train.csv."""
+    if metadata["competition_sources"] and not (comp / "train.csv").is_file():
+        raise RunError(f"{comp}: no train.csv; a competition folder is laid out like data/sample (`make sample`)")
     folders = {slug: comp for slug in metadata["competition_sources"]}
     for source in metadata["dataset_sources"]:
         slug = source.split("/")[-1]
@@ -45,14 +48,18 @@ def source_folders(metadata: dict, comp: Path, runs: Path) -> dict[str, Path]:
     for source in metadata["kernel_sources"]:
         slug = source.split("/")[-1]
         folders[slug] = runs / slug
-    for slug, folder in folders.items():
+    for slug, folder in list(folders.items()):
         if not folder.is_dir():
             made_by = "`make sample` / `make datasets`"
             if folder.parent == runs:
                 made_by = (
                     "the kernel whose output it is (`make train EXP=<exp>` for shopee-train-<exp>, `make optimize`)"
                 )
-            raise RunError(f"{folder}: missing local copy of source '{slug}'; run {made_by}")
+            problem = f"{folder}: missing local copy of source '{slug}'; run {made_by}"
+            if not missing_ok:
+                raise RunError(problem)
+            print(f"left out: {problem}", file=sys.stderr)
+            del folders[slug]
     return folders
 
 
@@ -63,14 +70,24 @@ def mount_points(metadata: dict, layout: str) -> dict[str, str]:
     return {slug: slug for slug in places} if layout == "flat" else places
 
 
-def input_tree(folders: dict[str, Path], places: dict[str, str]) -> Path:
-    """A temporary folder standing in for /kaggle/input: a link to each source's folder at its place."""
-    root = Path(tempfile.mkdtemp(prefix="kaggle-input-"))
+def input_tree(folders: dict[str, Path], places: dict[str, str], root: Path | None = None) -> Path:
+    """A folder standing in for /kaggle/input (root, made here, or a new temporary one): a link to each source's
+    folder at its place."""
+    root = root or Path(tempfile.mkdtemp(prefix="kaggle-input-"))
+    root.mkdir(parents=True, exist_ok=True)
     for slug, folder in folders.items():
         link = root / places[slug]
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(folder.resolve(), target_is_directory=True)
     return root
+
+
+def kaggle_input(
+    metadata: dict, comp: Path, runs: Path, layout: str = "nested", root: Path | None = None, missing_ok: bool = False
+) -> Path:
+    """/kaggle/input for a kernel of this metadata laid out in root (default: a new temporary folder), its sources
+    from comp, data/datasets/ and runs: the one layout of `make run` and `make lab`."""
+    return input_tree(source_folders(metadata, comp, runs, missing_ok), mount_points(metadata, layout), root)
 
 
 def network_isolation() -> tuple[list[str], str]:
@@ -206,7 +223,7 @@ def main() -> int:
         if not metadata_path.is_file():
             raise RunError(f"{metadata_path}: not built; run `make build` (or build.py --out {args.build}) first")
         metadata = json.loads(metadata_path.read_text())
-        input_root = input_tree(source_folders(metadata, args.comp, args.runs), mount_points(metadata, args.layout))
+        input_root = kaggle_input(metadata, args.comp, args.runs, args.layout)
         out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
