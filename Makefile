@@ -117,10 +117,10 @@ gpu-check: setup sample datasets  ## on a CUDA machine, offline: CUDA tests, the
 gpu-bundle: setup datasets  ## .gpu-bundle/: wheels, a small sample and a tiny text model, for gpu-check on a CUDA machine whose Python has torch but no network (tools/gpu_bundle.py)
 	$(PY) -m tools.gpu_bundle
 
-test: setup  ## lint, format check and the test suite
+test: setup  ## lint, format check and the test suite (2 pytest-xdist workers, one CPU each)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: setup  ## ruff lint only
 	$(PY) -m ruff check .

@@ -1,16 +1,21 @@
 """Shared fixtures: two tiny training runs on a generated sample, trained once per test session; the check that no
 test writes into the repository's build/ or runs/ (tests build and run under pytest's temporary folders)."""
 
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ["build", "runs"]  # the repository's folders of builds and run outputs, the user's own
-MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
+DATASETS = ROOT / "data" / "datasets"
+MINILM = DATASETS / "all-minilm-l6-v2"
+LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
 COMPETITION = "shopee-product-matching"
 OWNER = "someone"  # the owner of the datasets and kernel outputs in the input root, as Kaggle mounts them
 TINY_RUN = {
@@ -69,11 +74,34 @@ def repository_outputs_untouched():
         assert not changed, f"tests wrote into the repository's {name}/ (build and run under tmp_path): {changed[:10]}"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each worker (gw0, gw1, ...) keeps to one CPU of its own, and so do the kernels and tools it
+    starts: their torch, OpenMP and LightGBM thread pools then never fight over the same cores."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[int(worker.removeprefix("gw")) % len(cpus)]})
+
+
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this session sees (the session's base temporary folder when alone)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def minilm() -> Path:
-    """The offline MiniLM folder (data/datasets/all-minilm-l6-v2), copied there first when a fresh clone lacks it."""
-    if not (MINILM / "config.json").is_file():
-        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+def local_datasets(tmp_path_factory) -> Path:
+    """data/datasets with the local copies `make datasets` writes (the offline MiniLM, the wheels stand-in), written
+    first, by one worker at a time, when a fresh clone lacks them."""
+    with FileLock(shared_folder(tmp_path_factory) / "local-datasets.lock"):
+        if not all((DATASETS / path).is_file() for path in LOCAL_COPIES):
+            subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def minilm(local_datasets) -> Path:
+    """The offline MiniLM folder (data/datasets/all-minilm-l6-v2), once local_datasets has made it."""
     return MINILM
 
 
@@ -96,10 +124,22 @@ class TrainedRuns:
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, minilm) -> TrainedRuns:
-    """Two tiny joint experiments trained with lib.training.train.run on a 300-row sample (fold 0 of 4, seed 42)."""
+    """Two tiny joint experiments trained with lib.training.train.run on a 300-row sample (fold 0 of 4, seed 42), once
+    for all pytest-xdist workers."""
+    base = shared_folder(tmp_path_factory) / "trained-runs"
+    with FileLock(f"{base}.lock"):
+        if not (base / "done").is_file():
+            shutil.rmtree(base, ignore_errors=True)
+            train_runs(base, minilm)
+            (base / "done").touch()
+    root = base / "input"
+    return TrainedRuns(root, root / "competitions" / COMPETITION, {name: base / "runs" / name for name in EXPERIMENTS})
+
+
+def train_runs(base: Path, minilm: Path) -> None:
+    """Train EXPERIMENTS into base/runs/ on a sample in base/input/, laid out as TrainedRuns says."""
     from lib.training import experiment, train
 
-    base = tmp_path_factory.mktemp("trained-runs")
     root = base / "input"
     competition = root / "competitions" / COMPETITION
     datasets, notebooks = root / "datasets" / OWNER, root / "notebooks" / OWNER
@@ -108,11 +148,8 @@ def trained_runs(tmp_path_factory, minilm) -> TrainedRuns:
     datasets.mkdir(parents=True)
     notebooks.mkdir(parents=True)
     (datasets / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)
-    runs = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERNEL_INPUT_DIR", str(root))
         for name, overrides in EXPERIMENTS.items():
-            runs[name] = base / "runs" / name
-            train.run(experiment.resolve(overrides, f"tests/conftest.py ({name})"), name, runs[name])
-            (notebooks / name).symlink_to(runs[name], target_is_directory=True)
-    return TrainedRuns(root, competition, runs)
+            train.run(experiment.resolve(overrides, f"tests/conftest.py ({name})"), name, base / "runs" / name)
+            (notebooks / name).symlink_to(base / "runs" / name, target_is_directory=True)

@@ -24,7 +24,6 @@ from tests.wheel_files import write_wheel
 from tools import delivery, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
 USER = "fake-delivery-user"
 KEY = "notarealkey0deliverytest0c0ffee"
 AUTH = base64.b64encode(f"{USER}:{KEY}".encode()).decode()
@@ -61,13 +60,11 @@ def run_python(*args) -> None:
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> Path:
-    """A 300-row sample in both situations (commit run, scoring rerun) and the local model dataset."""
+def samples(tmp_path_factory, local_datasets) -> Path:
+    """A 300-row sample in both situations (commit run, scoring rerun), beside the local datasets."""
     folder = tmp_path_factory.mktemp("samples")
     run_python("tools/make_sample.py", "--out", folder / "sample", "--rows", 300, "--seed", 3)
     run_python("tools/make_sample.py", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
-    if not all((ROOT / "data" / "datasets" / path).is_file() for path in LOCAL_COPIES):
-        run_python("tools/local_datasets.py")
     return folder
 
 

@@ -1,12 +1,8 @@
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from lib.inference.plan import TITLE_PLAN
-from tests.conftest import MINILM, ROOT
 from tools import title_report
 
 BRANDS = ["samsung", "sony", "anmum", "wardah", "xiaomi", "philips", "oppo", "maybelline"]
@@ -14,10 +10,8 @@ WORDS = ["promo", "murah", "original", "ready", "stock", "garansi", "resmi", "te
 
 
 @pytest.fixture(scope="module")
-def competition(tmp_path_factory):
+def competition(tmp_path_factory, minilm):
     """A competition folder of 120 postings in groups of 2-4: brand, model code and promo words per listing."""
-    if not (MINILM / "config.json").is_file():
-        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
     rng = np.random.default_rng(0)
     rows = []
     for group in range(40):
@@ -34,8 +28,8 @@ def competition(tmp_path_factory):
     return folder
 
 
-def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competition, monkeypatch):
-    monkeypatch.setenv("KERNEL_INPUT_DIR", str(MINILM.parent))
+def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competition, local_datasets, monkeypatch):
+    monkeypatch.setenv("KERNEL_INPUT_DIR", str(local_datasets))
     postings = title_report.Postings(competition)
     commit = title_report.commit_run(postings)
     baselines = [commit["plain tuned word TF-IDF"], *commit["components alone"].values(), *commit["ablation"].values()]

@@ -19,7 +19,6 @@ from lib.models.embed import posting_embeddings
 from tools.delivery import experiment_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
 KERNEL = ROOT / "kernels" / "shopee-train"
 EXPERIMENT = "test-tiny"
 TINY = {
@@ -43,11 +42,9 @@ def run(*args) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def sample(tmp_path_factory, local_datasets):
     folder = tmp_path_factory.mktemp("data") / "sample"
     run("tools/make_sample.py", "--out", folder, "--rows", 300, "--seed", 4)
-    if not all((ROOT / "data" / "datasets" / path).is_file() for path in LOCAL_COPIES):
-        run("tools/local_datasets.py")
     return folder
 
 

@@ -26,7 +26,6 @@ from lib.training import experiment, train
 from lib.training.tracking import store_uri
 
 ROOT = Path(__file__).resolve().parents[2]
-MINILM = ROOT / "data" / "datasets" / "all-minilm-l6-v2"
 COMPETITION_PLACE = Path("competitions") / train.COMPETITION  # where Kaggle mounts the competition today
 TINY_IMAGE = {"backbone": "test_resnet", "weights": "random", "embedding": 32, "dropout": 0.0}
 JOINT = {
@@ -51,15 +50,13 @@ IMAGE_ONLY = {
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, minilm):
     """An input root in Kaggle's current layout with a 300-row sample as the competition and the offline MiniLM."""
     root = tmp_path_factory.mktemp("input")
     command = [sys.executable, "tools/make_sample.py", "--out", root / COMPETITION_PLACE, "--rows", "300"]
     subprocess.run([*map(str, command), "--seed", "3"], check=True, cwd=ROOT, capture_output=True)
-    if not (MINILM / "config.json").is_file():
-        subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
     (root / "datasets" / "someone").mkdir(parents=True)
-    (root / "datasets" / "someone" / "all-minilm-l6-v2").symlink_to(MINILM, target_is_directory=True)
+    (root / "datasets" / "someone" / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)
     return root
 
 
