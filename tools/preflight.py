@@ -44,10 +44,9 @@ class PreflightError(Exception):
 def planned_metadata(kernel_dir: Path) -> dict:
     """The kernel-metadata.json a build of kernel_dir would write, computed without writing anything."""
     try:
-        settings = build.read_settings(kernel_dir)
+        return build.kernel_dir_metadata(kernel_dir)
     except build.BuildError as error:
         raise PreflightError(str(error)) from error
-    return build.kernel_metadata(kernel_dir.name, settings, build.kaggle_owner(settings))
 
 
 def settings_problems(metadata: dict, settings_path: Path, submission: bool) -> list[str]:
