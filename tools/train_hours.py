@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from lib.inference.timing import KAGGLE_TRAIN_ROWS, T4_TFLOPS, cited_rate
+from lib.inference.timing import KAGGLE_TRAIN_ROWS, T4_TFLOPS, cited_rate, nearest_rate
 from lib.training import experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,15 +65,6 @@ TEXT_SHAPES = {  # model folder name: (layers, hidden size, intermediate size)
     "xlm-roberta-large": (24, 1024, 4096),
     "paraphrase-multilingual-mpnet-base-v2": (12, 768, 3072),
 }
-
-
-def nearest_rate(table: dict, backbone: str, size: int) -> float | None:
-    """The table's images/s of the backbone at its size nearest `size`, scaled to `size` by the pixels, or None."""
-    sizes = [s for b, s in table if b == backbone]
-    if not sizes:
-        return None
-    nearest = min(sizes, key=lambda s: abs(s - size))
-    return table[(backbone, nearest)] * (nearest / size) ** 2
 
 
 def text_parameters(model_dir: str, local_datasets: Path) -> int | None:

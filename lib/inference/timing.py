@@ -193,16 +193,22 @@ def measured_rates(stages: list[Stage], device: torch.device) -> dict[str, float
     return rates | ({"sparse": sparse_rate()} if any(s.kind == "sparse" for s in stages) else {})
 
 
+def nearest_rate(table: dict[tuple[str, int], float], backbone: str, size: int) -> float | None:
+    """A table's images/s of the backbone at its size nearest `size`, scaled to `size` by the pixels, or None."""
+    sizes = [s for b, s in table if b == backbone]
+    if not sizes:
+        return None
+    nearest = min(sizes, key=lambda s: abs(s - size))
+    return table[(backbone, nearest)] * (nearest / size) ** 2
+
+
 def cited_rate(part: str) -> float | None:
     """A model part's cited T4 rate (images or titles per second), or None."""
     if part in V100_SENTENCES_PER_SECOND:
         return V100_SENTENCES_PER_SECOND[part] * T4_PER_V100
     backbone, _, size = part.partition("@")
-    sizes = [s for b, s in RTX3090_IMAGES_PER_SECOND if b == backbone]
-    if not sizes or not size.isdigit():
-        return None
-    nearest = min(sizes, key=lambda s: abs(s - int(size)))
-    return RTX3090_IMAGES_PER_SECOND[(backbone, nearest)] * (nearest / int(size)) ** 2 * T4_PER_RTX3090
+    rate = nearest_rate(RTX3090_IMAGES_PER_SECOND, backbone, int(size)) if size.isdigit() else None
+    return None if rate is None else rate * T4_PER_RTX3090
 
 
 def products_and_rest(stage: Stage, tflops: float) -> tuple[float, float]:
