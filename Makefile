@@ -15,7 +15,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
+.PHONY: help setup browser lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -117,7 +117,21 @@ gpu-check: setup sample datasets  ## on a CUDA machine, offline: CUDA tests, the
 gpu-bundle: setup datasets  ## .gpu-bundle/: wheels, a small sample and a tiny text model, for gpu-check on a CUDA machine whose Python has torch but no network (tools/gpu_bundle.py)
 	$(PY) -m tools.gpu_bundle
 
-test: setup  ## lint, format check and the test suite (2 pytest-xdist workers, one CPU each)
+# Debian's chromium, for the browser test of `make lab` (tests/test_lab.py): a browser download is not possible here.
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)  ## Debian's chromium for the lab's browser test: apt-get when root, else the command to run
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium (apt-get) for the browser test of make lab"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+	  echo "the browser test needs Debian's chromium: run 'sudo apt-get install chromium', then make test again" >&2; \
+	  exit 1; \
+	fi
+
+test: setup browser  ## lint, format check and the test suite (2 pytest-xdist workers, one CPU each)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -n 2

@@ -21,16 +21,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent
 SETTINGS_FILE = "kernel.yaml"
 SOURCE_FILE = "notebook.py"
-SETTINGS_KEYS = {
-    "owner",
-    "slug",
-    "title",
-    "is_private",
-    "enable_gpu",
-    "competition_sources",
-    "dataset_sources",
-    "kernel_sources",
-    "machine_shape",
+SETTINGS_TYPES = {  # each key of kernel.yaml: its type, and what a value looks like
+    "owner": (str, "your Kaggle username"),
+    "slug": (str, "shopee-inference"),
+    "title": (str, "Shopee inference"),
+    "is_private": (bool, "true"),
+    "enable_gpu": (bool, "true"),
+    "competition_sources": (list, "[shopee-product-matching]"),
+    "dataset_sources": (list, "[all-minilm-l6-v2]"),
+    "kernel_sources": (list, "[optimize-ensemble]"),
+    "machine_shape": (str, "NvidiaTeslaT4"),
 }
 GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
@@ -64,9 +64,19 @@ def read_settings(kernel_dir: Path) -> dict:
     if not path.is_file():
         raise BuildError(f"{path}: missing; every kernel folder needs {SETTINGS_FILE} (slug, title, sources)")
     settings = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(settings) - SETTINGS_KEYS)
+    if not isinstance(settings, dict):
+        raise BuildError(f"{path}: must hold `key: value` settings, not a {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(SETTINGS_TYPES))
     if unknown:
-        raise BuildError(f"{path}: unknown keys {unknown}; allowed: {sorted(SETTINGS_KEYS)}")
+        raise BuildError(f"{path}: unknown keys {unknown}; allowed: {sorted(SETTINGS_TYPES)}")
+    for key, value in settings.items():
+        expected, example = SETTINGS_TYPES[key]
+        wrong = not isinstance(value, expected) or (expected is list and not all(isinstance(v, str) for v in value))
+        if wrong:
+            kind = "a list of names" if expected is list else expected.__name__
+            raise BuildError(
+                f"{path}: {key} is {value!r} ({type(value).__name__}); it must be {kind}, e.g. `{key}: {example}`"
+            )
     for key in ["slug", "title"]:
         if len(str(settings.get(key, ""))) < 5:
             raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
@@ -255,7 +265,8 @@ if REQUIREMENTS and REQUIREMENTS.is_file():
     command += ["-r", str(REQUIREMENTS)]
     print("installing offline:", " ".join(command))
     installed = subprocess.run(command, capture_output=True, text=True)
-    print(installed.stdout + installed.stderr)
+    quiet = ("Requirement already satisfied", "Looking in links")
+    print("\\n".join(line for line in (installed.stdout + installed.stderr).splitlines() if not line.startswith(quiet)))
     if installed.returncode != 0:
         raise RuntimeError(
             f"pip could not install {{REQUIREMENTS}} offline (its output is above): add what it lacks to "

@@ -21,7 +21,7 @@ from tools.run_kernel import RunError
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = sorted(path.parent.name for path in (ROOT / "kernels").glob("*/notebook.py"))
 COMPETITION = "shopee-product-matching"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; .ci/run installs it
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it (make browser)
 # headless on a machine without internet: no GPU, no QUIC, no background requests, updates or sync
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -178,7 +178,7 @@ def test_a_cell_of_the_lab_kernel_imports_lib_and_finds_the_competition_with_aut
 
 
 def test_jupyterlab_in_chromium_shows_the_inference_kernel_as_a_notebook(lab, tmp_path):
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: `make browser` installs it"
     with sync_playwright() as driver:
         browser = driver.chromium.launch_persistent_context(
             tmp_path / "chromium-profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

@@ -35,10 +35,11 @@ def download(kernel: str, runs: Path, build_dir: Path) -> bool:
 
 
 def merge_all(runs: Path) -> list[str]:
-    """Merge the MLflow store of every runs/shopee-train-*/ folder into runs/mlflow.db; the run names merged."""
+    """Merge the MLflow store of every runs/shopee-train-*/ folder (of a finished run) into runs/mlflow.db; the run
+    names merged."""
     merged = []
     for folder in sorted(runs.glob(f"{PREFIX}*")):
-        if (folder / STORE).is_file():
+        if not folder.suffix and (folder / STORE).is_file():  # not a local run's .running or .failed folder
             names = merge_store(folder, runs)
             print(f"{folder.name}: {len(names)} run(s) merged")
             merged += names

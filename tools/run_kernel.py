@@ -8,13 +8,14 @@ or each at <slug> with --layout flat (older images). The competition is COMP (de
 from data/datasets/<slug>, kernel sources from RUNS/<slug> (default runs/). The built kernel is read from
 BUILD/<KERNEL>/ (default build/, where build.py writes by default).
 Outputs land in RUNS/<KERNEL>/ (or --output; RUNS/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
-as a plain script with lib importable, for comparison with the built notebook).
+as a plain script with lib importable, for comparison with the built notebook). A run writes into <that>.running/,
+which becomes <that>/ when the kernel finished; a failed run is left in <that>.failed/ and the last good outputs stay.
+Each output is shown as the kernel makes it; a failure as its cell, exception and frames (tools/kernel_console.py).
 """
 
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # build.py knows where Kaggle mounts sources; the kernel process never sees this path
 
-from build import mount_places  # noqa: E402
+from build import SETTINGS_FILE, mount_places  # noqa: E402
+from lib.data.competition import RERUN_VARIABLE  # noqa: E402
+from tools.kernel_console import LIB_FOLDER, Console, StreamingClient, failure_report  # noqa: E402
 
 INSIDE_FLAG = "--inside-namespace"
 STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
 LAYOUTS = ("nested", "flat")
+RUNNING, FAILED = ".running", ".failed"  # suffixes of a run's folder while it runs, and once it failed
 
 
 class RunError(Exception):
@@ -102,7 +106,11 @@ def network_isolation() -> tuple[list[str], str]:
 
 def kernel_environment(input_root: Path, scratch: Path) -> dict[str, str]:
     """The environment of the kernel process: inputs mapped, lib not importable, Jupyter state kept in scratch."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH" and not key.startswith("KAGGLE_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "PYTHONPATH" and (not key.startswith("KAGGLE_") or key == RERUN_VARIABLE)
+    }
     env.update(
         KERNEL_INPUT_DIR=str(input_root),
         IPYTHONDIR=str(scratch / "ipython"),
@@ -112,27 +120,63 @@ def kernel_environment(input_root: Path, scratch: Path) -> dict[str, str]:
         TMPDIR=str(scratch),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
+        # tqdm.auto asks for ipywidgets in a Jupyter kernel; a kernel run as a batch job shows text bars anyway
+        PYTHONWARNINGS="ignore:IProgress not found",
     )
     return env
 
 
-def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int) -> None:
-    """Execute a notebook with nbclient in out_dir, saving the executed copy there even when a cell fails."""
+def shown(path: Path) -> str:
+    """A path as a user knows it: relative to the current folder when under it."""
+    path = Path(path).resolve()
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def local_paths(input_root: Path) -> dict[str, str]:
+    """Each source's place under the stand-in /kaggle/input, by the local folder it links to (relative to the current
+    folder where it is under it): what a user knows the files by."""
+    found = {}
+    for folder, names, _ in os.walk(input_root):
+        for name in names:
+            link = Path(folder) / name
+            if link.is_symlink():
+                found[str(link)] = shown(link)
+    return found
+
+
+def path_translator(input_root: Path):
+    """A function rewriting a line of the kernel's output: local folders for the sources' temporary places, lib/ for
+    the built notebook's temporary copy of it."""
+    places = sorted(local_paths(input_root).items(), key=lambda item: -len(item[0]))
+
+    def translate(line: str) -> str:
+        for place, local in places:
+            line = line.replace(place, local)
+        return LIB_FOLDER.sub("", line)
+
+    return translate
+
+
+def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int, input_root: Path, scratch: Path) -> None:
+    """Execute a notebook in out_dir, its outputs shown as they come (tools.kernel_console), saving the executed copy
+    there even when a cell fails; RunError with a short report of the failure."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    client = NotebookClient(
-        notebook, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(out_dir)}}
-    )
+    translate = path_translator(input_root)
+    resources = {"metadata": {"path": str(out_dir)}}
+    options = {"kernel_name": "python3", "timeout": timeout, "resources": resources}
+    client = StreamingClient(notebook, Console(translate=translate), scratch, **options)
+    saved = out_dir / notebook_path.name
     try:
         client.execute()
     except CellExecutionError as error:
-        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # IPython colours the traceback
-        raise RunError(f"{notebook_path.name} failed in a cell:\n{message[-3000:]}") from error
+        sources = sorted((ROOT / "kernels").glob("*/notebook.py"))
+        report = failure_report(notebook, sources, ROOT)
+        raise RunError(translate(report)) from error
     finally:
-        nbformat.write(notebook, out_dir / notebook_path.name)
+        nbformat.write(notebook, saved)
 
 
 def run_inside(args: argparse.Namespace) -> None:
@@ -157,7 +201,8 @@ def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str,
     else:
         os.environ.clear()
         os.environ.update(env)
-        execute_notebook(args.build / args.kernel / f"{args.kernel}.ipynb", out_dir, args.timeout)
+        notebook = args.build / args.kernel / f"{args.kernel}.ipynb"
+        execute_notebook(notebook, out_dir, args.timeout, Path(args.input_root), Path(env["TMPDIR"]))
 
 
 def fallback_error(out_dir: Path) -> str | None:
@@ -169,7 +214,7 @@ def fallback_error(out_dir: Path) -> str | None:
 
 def summary(out_dir: Path, seconds: float) -> str:
     """What the run left: CV F1 per component and the output files."""
-    lines = [f"finished in {seconds:.0f} s; outputs in {os.path.relpath(out_dir)}/:"]
+    lines = [f"finished in {seconds:.0f} s; outputs in {shown(out_dir)}/:"]
     lines += [f"  {path.name}" for path in sorted(out_dir.iterdir()) if path.is_file()]
     scores = out_dir / "cv_scores.json"
     if scores.is_file():
@@ -192,11 +237,50 @@ def summary(out_dir: Path, seconds: float) -> str:
         lines.append(f"FALLBACK submission: a stage failed ({failure})")
     timings = out_dir / "timings.json"
     if timings.is_file():
-        hours = json.loads(timings.read_text())["t4_seconds_at_hidden_rows"] / 3600
+        report = json.loads(timings.read_text())
+        hours = report["t4_seconds_at_hidden_rows"] / 3600
         lines.append(
-            f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/inference/timing.py)"
+            f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/inference/timing.py); "
+            + report["basis"]
         )
     return "\n".join(lines)
+
+
+def built_metadata(kernel: str, build_root: Path) -> dict:
+    """The kernel-metadata.json of a built kernel; RunError naming the kernels that are built (and sources not yet)."""
+    path = build_root / kernel / "kernel-metadata.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    built = sorted(folder.parent.name for folder in build_root.glob("*/kernel-metadata.json"))
+    sources = sorted(folder.parent.name for folder in (ROOT / "kernels").glob(f"*/{SETTINGS_FILE}"))
+    if kernel in sources:
+        raise RunError(f"{path}: not built; run `make build` (or build.py --out {build_root}) first")
+    raise RunError(
+        f"no kernel '{kernel}': built in {build_root}: {', '.join(built) or 'none'}; sources in kernels/: "
+        f"{', '.join(sources)} (a training experiment runs as `make train EXP=<name>`)"
+    )
+
+
+def replace_outputs(staging: Path, out_dir: Path) -> None:
+    """Make a finished run's folder the kernel's outputs, in place of the last ones."""
+    if out_dir.exists():
+        previous = out_dir.with_name(out_dir.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        out_dir.rename(previous)
+        staging.rename(out_dir)
+        shutil.rmtree(previous)
+    else:
+        staging.rename(out_dir)
+
+
+def keep_failed(staging: Path, out_dir: Path) -> Path:
+    """Keep a failed run's folder beside the last good outputs, as <name>.failed; say where each is."""
+    failed = out_dir.with_name(out_dir.name + FAILED)
+    shutil.rmtree(failed, ignore_errors=True)
+    staging.rename(failed)
+    kept = f"the last good outputs stay in {shown(out_dir)}/" if out_dir.is_dir() else "there were no earlier outputs"
+    print(f"this run's outputs are in {shown(failed)}/; {kept}", file=sys.stderr)
+    return failed
 
 
 def main() -> int:
@@ -219,28 +303,36 @@ def main() -> int:
         if args.inside_namespace:
             run_inside(args)
             return 0
-        metadata_path = args.build / args.kernel / "kernel-metadata.json"
-        if not metadata_path.is_file():
-            raise RunError(f"{metadata_path}: not built; run `make build` (or build.py --out {args.build}) first")
-        metadata = json.loads(metadata_path.read_text())
+        metadata = built_metadata(args.kernel, args.build)
         input_root = kaggle_input(metadata, args.comp, args.runs, args.layout)
+        translate = path_translator(input_root)  # made while the input root is there
         out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(parents=True)
+        staging = out_dir.with_name(out_dir.name + RUNNING)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         prefix, network = network_isolation()
         kind = "source" if args.source else "built notebook"
-        print(f"running {args.kernel} ({kind}) on {args.comp}; {args.layout} layout; {network}")
-        command = [sys.executable, __file__, args.kernel, INSIDE_FLAG, "--out", str(out_dir)]
+        print(f"running {args.kernel} ({kind}) on {args.comp}; {args.layout} layout; {network}", flush=True)
+        command = [sys.executable, __file__, args.kernel, INSIDE_FLAG, "--out", str(staging)]
         command += ["--input-root", str(input_root), "--timeout", str(args.timeout), "--build", str(args.build)]
         command += ["--source"] * args.source
         started = time.perf_counter()
-        returncode = subprocess.run(prefix + command).returncode
-        shutil.rmtree(input_root)
-        if returncode != 0:
+        try:
+            returncode = subprocess.run(prefix + command).returncode
+        except KeyboardInterrupt:
+            returncode = 130
+        finally:
+            shutil.rmtree(input_root)
+        if returncode != 0 or fallback_error(staging):
+            failed = keep_failed(staging, out_dir)
+            if returncode == 0:
+                print(translate(summary(failed, time.perf_counter() - started)))
+                raise RunError(f"a stage failed and the kernel kept its fallback submission; see {failed / STATUS}")
+            if not args.source:
+                print(f"the whole traceback: {shown(failed / (args.kernel + '.ipynb'))}", file=sys.stderr)
             return 1
+        replace_outputs(staging, out_dir)
         print(summary(out_dir, time.perf_counter() - started))
-        if fallback_error(out_dir):
-            raise RunError(f"a stage failed and the kernel kept its fallback submission; see {out_dir / STATUS}")
     except RunError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return 1

@@ -4,8 +4,7 @@ TRAIN_EXP = $(or $(EXP),demo)
 .PHONY: train train-hours pull-runs
 
 train: setup sample datasets  ## train EXP (default demo) locally: its kernel built and run offline on COMP; outputs in runs/shopee-train-EXP
-	$(PY) -c "import build, tools.delivery as d; from pathlib import Path; out = Path('$(BUILD_DIR)'); build.build_kernel(d.experiment_kernel(d.KERNELS / d.TRAIN, '$(TRAIN_EXP)', out), out)"
-	$(PY) tools/run_kernel.py shopee-train-$(TRAIN_EXP) --comp $(COMP) --build $(BUILD_DIR)
+	$(PY) -m tools.train $(TRAIN_EXP) --comp $(COMP) --build $(BUILD_DIR)
 
 train-hours: setup  ## EXP (a name in experiments/ or a .yaml file, such as a recipe): its projected GPU time per epoch on Kaggle's 2 x T4
 	$(PY) -m tools.train_hours $(TRAIN_EXP)

@@ -1,7 +1,8 @@
 """Postings as batches: images through a transform, normalised titles, class labels, from loader worker processes.
 
-Items are dicts; `Collate` stacks them into a batch dict ("image", "title", "label") that
-lib.models.embed.model_inputs turns into what the model takes (titles tokenized in the main process).
+Items are dicts; `Collate` stacks them into a batch dict ("image", "title", "label", and "unreadable": the images read
+as placeholders) that lib.models.embed.model_inputs turns into what the model takes (titles tokenized in the main
+process).
 """
 
 import multiprocessing
@@ -84,7 +85,9 @@ class Postings(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = {"title": self.titles[index]}
         if self.transform is not None:
-            item["image"] = self.transform(image=read_image(self.paths[index]))["image"]
+            pixels, problem = read_image(self.paths[index])
+            item["image"] = self.transform(image=pixels)["image"]
+            item["unreadable"] = f"{self.paths[index].name}: {problem}" if problem else ""
         if self.labels is not None:
             item["label"] = int(self.labels[index])
         return item
@@ -102,12 +105,14 @@ def seed_worker(worker_id: int) -> None:
 
 class Collate:
     """Items to a batch dict: stacked images, the titles as a list (lib.models.embed.model_inputs tokenizes them in the
-    main process, so loader workers never receive a tokenizer), labels."""
+    main process, so loader workers never receive a tokenizer), labels, and the images read as placeholders
+    ("<file name>: <why>", lib.data.images)."""
 
     def __call__(self, items: list[dict]) -> dict:
         batch = {"title": [item["title"] for item in items]}
         if "image" in items[0]:
             batch["image"] = torch.stack([item["image"] for item in items])
+            batch["unreadable"] = [item["unreadable"] for item in items if item["unreadable"]]
         if "label" in items[0]:
             batch["label"] = torch.tensor([item["label"] for item in items])
         return batch

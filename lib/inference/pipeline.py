@@ -52,7 +52,7 @@ def time_image_reading(postings, image_dir: Path, workers: int, stopwatch: Stopw
     sample = list(postings.image[:IMAGE_SAMPLE])
     with stopwatch.stage(f"{name}: read images", len(sample), kind="decode", workers=max(workers, 1)):
         for image in sample:
-            read_image(Path(image_dir) / image)
+            read_image(Path(image_dir) / image)  # an unreadable one is counted by the embedding pass
 
 
 def forward_parts(model: dict) -> list[str]:

@@ -73,6 +73,7 @@ RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's table 
 }
 V100_SENTENCES_PER_SECOND = {"all-minilm-l6-v2": 14200}
 STAND_IN_PHASES = ("evaluation", "title plan")  # the rows a plan was evaluated or tuned on, the first preferred
+MIN_TEST_ROWS = 100  # test rows that a projection to the hidden test may start from
 
 
 @dataclass
@@ -124,12 +125,13 @@ class Stopwatch:
 
     @contextmanager
     def stage(self, name: str, rows: int, kind: str = "host", **details):
-        """Time the block as a stage; `details` are the Stage's attributes of its kind (growth, flops, ...), and the
-        block may add to them once it knows them (it gets the dict)."""
+        """Time the block as a stage, and print its time; `details` are the Stage's attributes of its kind (growth,
+        flops, ...), and the block may add to them once it knows them (it gets the dict)."""
         start = time.perf_counter()
         yield details
         seconds = time.perf_counter() - start
         self.stages.append(Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details))
+        print(f"{self.stages[-1].name} ({rows} rows): {seconds:.1f} s", flush=True)
 
 
 def scan_flops(rows: int, dim: int) -> float:
@@ -142,26 +144,42 @@ def sparse_products(x) -> float:
     return float((x.getnnz(axis=0).astype(np.float64) ** 2).sum())
 
 
-def hidden_rerun(stages: list[Stage], test_measured: bool) -> list[Stage]:
-    """The stages of the hidden rerun: as measured when the test rows were many. Otherwise (a commit run's 3 test rows
-    say nothing of 70,000) each test stage is stood in for by its namesake on the rows the plan was evaluated on, or
-    else tuned on (STAND_IN_PHASES); a test stage without one is left out, and so are the evaluation's own stages,
-    which the rerun skips."""
-    if test_measured:
-        return stages
+def hidden_rerun(stages: list[Stage], test_rows: int) -> tuple[list[Stage], list[str]]:
+    """The stages of the hidden rerun, and the test stages left out of it.
+
+    With at least MIN_TEST_ROWS test rows, every stage as measured. Fewer (a commit run's 3, a small local test) say
+    little of 70,000: each test stage is stood in for by its namesake on the rows the plan was evaluated on, or else
+    tuned on (STAND_IN_PHASES); a test stage without one is left out and named, and so are the evaluation's own
+    stages, which the rerun skips.
+    """
+    if test_rows >= MIN_TEST_ROWS:
+        return stages, []
     measured = {}
     for phase in reversed(STAND_IN_PHASES):
         prefix = f"{phase}: "
         measured |= {s.name.removeprefix(prefix): (phase, s) for s in stages if s.name.startswith(prefix)}
-    rerun = []
+    rerun, left_out = [], []
     for stage in stages:
         name = stage.name.removeprefix("test: ")
         if stage.name.startswith("test: ") and name in measured:
             phase, stand_in = measured[name]
             rerun.append(replace(stand_in, name=f"test (as {phase}): {name}", target_rows=HIDDEN_TEST_ROWS))
-        elif not stage.name.startswith(("test: ", "evaluation: ")):
+        elif stage.name.startswith("test: "):
+            left_out.append(stage.name)
+        elif not stage.name.startswith("evaluation: "):
             rerun.append(stage)
-    return rerun
+    return rerun, left_out
+
+
+def projection_basis(test_rows: int, left_out: list[str]) -> str:
+    """A line saying what the projection of the hidden rerun stands on."""
+    if test_rows >= MIN_TEST_ROWS:
+        return f"projected from the test's own {test_rows} rows"
+    line = (
+        f"test.csv's {test_rows} rows are too few to project from (under {MIN_TEST_ROWS}): each test stage is stood "
+        "in for by its namesake on the plan's rows"
+    )
+    return line + (f"; left out, with none: {', '.join(left_out)}" if left_out else "")
 
 
 def device_tflops(device: torch.device, dtype: torch.dtype, size: int = 1024, seconds: float = 0.3) -> float:
@@ -291,10 +309,12 @@ def peak_memory_gb(device: torch.device) -> dict[str, float]:
     return peaks
 
 
-def write_timings(path: Path, stages: list[Stage], rates: dict[str, float], device: torch.device) -> None:
-    """timings.json: the stages with their projections, the device, its measured rates, peak memory, the T4 total."""
+def write_timings(path: Path, stages: list[Stage], rates: dict[str, float], device: torch.device, basis: str) -> None:
+    """timings.json: the stages with their projections, the device, its measured rates, peak memory, the T4 total and
+    what the projection stands on (projection_basis)."""
     projections = [t4_projection(stage, rates) for stage in stages]
     report = {
+        "basis": basis,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "peak_memory_gb": peak_memory_gb(device),
         "tflops": rates,

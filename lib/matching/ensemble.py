@@ -8,7 +8,7 @@ scored exactly on its own neighbours (lib.matching.tuning).
 """
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lib.matching import pairs
 from lib.matching.pairs import Candidates, pair_similarities

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from lib.data import paths
+from lib.data import images, paths
 from lib.data.augment import backbone_stats, eval_transform
 from lib.data.dataset import Collate, Postings, data_loader
 from lib.models import load_model, read_checkpoint
@@ -26,8 +26,9 @@ def eval_dataset(model, frame, image_dir: Path, size: int, labels: np.ndarray | 
 
 def model_inputs(model, batch: dict) -> dict:
     """A loader's batch (lib.data.dataset.Collate) as `model` takes it: the titles tokenized here by its text branch,
-    or dropped without one, every tensor on the model's device."""
+    or dropped without one, every tensor on the model's device (the names of unreadable images are left out)."""
     titles = batch.pop("title")
+    batch.pop("unreadable", None)
     if model.text is not None:
         batch |= model.text.tokenize(titles)
     device = next(model.parameters()).device
@@ -52,29 +53,42 @@ def posting_embeddings(
         text_model_dir: the transformers folder of the text branch; default: the attached source the experiment
             named (model.text.model_dir, e.g. all-minilm-l6-v2), wherever the input root is now.
         device: default CUDA when present, else the CPU.
+
+    Raises:
+        lib.data.images.ImagesUnreadable: the image folder is missing or mostly unreadable; a few unreadable images
+            are one printed line, grey placeholders standing in for them.
     """
     extra = read_checkpoint(checkpoint)["extra"]
     text = extra["config"]["model"].get("text")
     if text_model_dir is None and text is not None:
         text_model_dir = paths.input_path(text["model_dir"])
     model = load_model(checkpoint, text_model_dir, device)
+    if model.image is not None:
+        images.require_folder(image_dir)
     device = next(model.parameters()).device
     dataset = eval_dataset(model, frame, image_dir, extra["image_size"])
     loader = data_loader(dataset, workers, batch_size=batch_size, collate_fn=Collate())
     autocast = functools.partial(torch.autocast, device.type, enabled=device.type == "cuda")
-    return embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})")
+    unreadable: list[str] = []
+    outputs = embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})", unreadable)
+    report = images.unreadable_report(image_dir, unreadable, len(frame))
+    if report:
+        print(report)
+    return outputs
 
 
-def embed_batches(model, loader, autocast, desc: str, gather=None, show: bool = True):
+def embed_batches(model, loader, autocast, desc: str, unreadable: list[str], gather=None, show: bool = True):
     """Each output's embeddings of the loader's batches, in order, as float32 arrays: the one embedding loop.
 
     Args:
         autocast: a context manager factory (torch.autocast or the accelerator's).
+        unreadable: receives the images of the batches read as placeholders ("<file name>: <why>").
         gather: applied to each batch's embeddings (the accelerator's gather across processes), if given.
         show: whether to show the progress bar.
     """
     parts: dict[str, list[np.ndarray]] = {}
     for batch in tqdm(loader, desc=desc, disable=not show):
+        unreadable += batch.get("unreadable", [])
         with autocast():
             embeddings = model.embed(model_inputs(model, batch))
             if gather is not None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from lib.devices import default_device

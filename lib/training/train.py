@@ -41,9 +41,9 @@ from accelerate import Accelerator, notebook_launcher  # noqa: E402
 from accelerate.utils import DistributedDataParallelKwargs  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from lib.data import paths  # noqa: E402
+from lib.data import images, paths  # noqa: E402
 from lib.data.augment import backbone_stats, train_transform  # noqa: E402
 from lib.data.competition import COMPETITION  # noqa: E402
 from lib.data.dataset import Collate, Postings, data_loader, seed_worker  # noqa: E402
@@ -248,7 +248,10 @@ class Training:
         totals: dict[str, float] = {}
         size = f" {size_at(self.config, epoch)}px" if self.unwrapped.image is not None else ""
         bar = tqdm(total=self.batches, desc=f"epoch {epoch + 1}/{epochs}{size}", unit="step", disable=not self.main)
+        unreadable, seen = [], 0
         for step, batch in enumerate(self.loader(epoch)):
+            unreadable += batch.get("unreadable", [])
+            seen += len(batch["title"])
             first = step - step % accumulate
             group = min(first + accumulate, self.batches) - first
             sync = step + 1 == first + group
@@ -270,6 +273,7 @@ class Training:
             bar.update()
             bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
         bar.close()
+        self.report_images(unreadable, seen)
         means = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), "mean")
         return dict(zip(totals, (means / self.batches).tolist())), update
 
@@ -290,14 +294,25 @@ class Training:
         loader = data_loader(dataset, workers, batch_size=batch_size, collate_fn=Collate())
         loader = accelerator.prepare(loader)
         gather = accelerator.gather_for_metrics
-        return embed_batches(
-            model, loader, accelerator.autocast, "validation embeddings", gather=gather, show=self.main
+        unreadable: list[str] = []
+        embeddings = embed_batches(
+            model, loader, accelerator.autocast, "validation embeddings", unreadable, gather=gather, show=self.main
         )
+        self.report_images(unreadable, len(dataset))
+        return embeddings
+
+    def report_images(self, unreadable: list[str], total: int) -> None:
+        """One line on the train images a pass read as placeholders; a mostly unreadable folder stops training."""
+        report = images.unreadable_report(self.comp_dir / "train_images", unreadable, total)
+        if report and self.main:
+            print(report)
 
     def fit(self) -> None:
         """Every epoch not done yet: train, validate, and on the main process write the outputs."""
         state = self.state or {"epoch": 0, "update": 0, "history": [], "best": None, "run_id": None}
         tracker = Tracker(self.out_dir, self.name, self.config, state["run_id"]) if self.main else None
+        if self.unwrapped.image is not None:
+            images.require_folder(self.comp_dir / "train_images")
         if self.main:
             print(self.describe() + (f"; continuing after epoch {state['epoch']}" if self.state else ""))
         update = state["update"]

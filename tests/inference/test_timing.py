@@ -95,7 +95,7 @@ def test_stopwatch_names_stages_by_phase_and_gives_their_rerun_rows():
     assert stopwatch.stages[0].parts == ["resnet50@224"]
 
 
-def test_a_commit_run_stands_in_for_the_test_by_the_plans_rows_and_drops_the_evaluation():
+def test_a_commit_run_or_a_small_test_stands_in_for_the_test_by_the_plans_rows_and_drops_the_evaluation():
     stages = [
         Stage("test: fallback submission", "host", 3, 0.1, HIDDEN_TEST_ROWS, growth=2),
         Stage("title plan: text: neighbours", "matmul", 2000, 1.0, 34250),
@@ -108,7 +108,7 @@ def test_a_commit_run_stands_in_for_the_test_by_the_plans_rows_and_drops_the_eva
         Stage("test: tfidf: neighbours", "host", 3, 0.5, HIDDEN_TEST_ROWS, growth=2),
         Stage("test: matching rules", "host", 3, 0.01, HIDDEN_TEST_ROWS),
     ]
-    rerun = timing.hidden_rerun(stages, test_measured=False)
+    rerun, left_out = timing.hidden_rerun(stages, test_rows=3)
     assert [(s.name, s.rows, s.target_rows) for s in rerun] == [
         ("test (as evaluation): fallback submission", 400, HIDDEN_TEST_ROWS),
         ("title plan: text: neighbours", 2000, 34250),
@@ -117,7 +117,11 @@ def test_a_commit_run_stands_in_for_the_test_by_the_plans_rows_and_drops_the_eva
         ("test (as title plan): text: neighbours", 2000, HIDDEN_TEST_ROWS),  # the evaluation has none: the tuning's
         ("test (as evaluation): tfidf: neighbours", 400, HIDDEN_TEST_ROWS),  # both have one: the evaluation's
     ]
-    assert timing.hidden_rerun(stages, test_measured=True) == stages
+    assert left_out == ["test: matching rules"]
+    assert timing.hidden_rerun(stages, test_rows=8) == (rerun, left_out), "a small test is stood in for too"
+    assert timing.hidden_rerun(stages, test_rows=timing.MIN_TEST_ROWS) == (stages, [])
+    assert "left out, with none: test: matching rules" in timing.projection_basis(8, left_out)
+    assert timing.projection_basis(timing.MIN_TEST_ROWS, []) == "projected from the test's own 100 rows"
 
 
 def test_timings_json_holds_each_stages_projection_and_reads_back(tmp_path):
@@ -125,11 +129,11 @@ def test_timings_json_holds_each_stages_projection_and_reads_back(tmp_path):
         Stage("test: a: embeddings", "forward", 100, 10.0, 100, parts=["resnet50@224"]),
         Stage("test: candidate pairs", "host", 100, 10.0, 100),
     ]
-    timing.write_timings(tmp_path / "timings.json", stages, RATES, torch.device("cpu"))
+    timing.write_timings(tmp_path / "timings.json", stages, RATES, torch.device("cpu"), "basis")
     written = json.loads((tmp_path / "timings.json").read_text())
     assert written["t4_seconds_at_hidden_rows"] == pytest.approx(100 / 1165 + 10.0)
     assert [s["t4_basis"] for s in written["stages"]] == ["cited: resnet50@224", "as here"]
-    assert written["device"] == "cpu" and 0.01 < written["peak_memory_gb"]["host"] < 64
+    assert written["basis"] == "basis" and written["device"] == "cpu" and 0.01 < written["peak_memory_gb"]["host"] < 64
     assert timing.read_timings(tmp_path / "timings.json") == (stages, RATES)
     text = timing.table(stages, RATES)
     assert "test: a: embeddings" in text and "cited: resnet50@224" in text and "of the 7200 s limit" in text
