@@ -369,6 +369,17 @@ def test_missing_credentials_give_one_line_and_send_nothing(tmp_path, command):
     assert recorder.requests == []
 
 
+def test_a_push_without_a_known_owner_is_refused_naming_the_kernel_and_the_fix(tmp_path):
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path, credentials="none")
+        (tmp_path / "kaggle-config" / "kaggle.json").write_text(json.dumps({"key": KEY}))  # a key, no username
+        result = make(recorder, env, "push-optimize", "RUNS=shopee-train-exp001")
+    assert result.returncode != 0
+    owner = f"optimize-ensemble: no Kaggle owner known ({delivery.build.OWNER_PLACEHOLDER}/optimize-ensemble)"
+    assert f"{owner}; set KAGGLE_USERNAME, or 'owner' in its kernel.yaml" in result.stderr
+    assert recorder.requests == []
+
+
 @pytest.mark.parametrize("state, code", [("COMPLETE", 0), ("RUNNING", 0), ("ERROR", 2)])
 def test_status_target_fails_on_error(tmp_path, state, code):
     with Recorder(kernel_status=state) as recorder:

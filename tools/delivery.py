@@ -135,9 +135,15 @@ def kaggle(*args: str) -> str:
 
 
 def push(build_dir: Path) -> int:
-    """`kaggle kernels push` of a built folder; returns the version Kaggle made, recorded in build_dir/push.json."""
+    """`kaggle kernels push` of a built folder (refused while its owner is the placeholder); returns the version Kaggle
+    made, recorded in build_dir/push.json."""
     metadata = json.loads((build_dir / "kernel-metadata.json").read_text())
     ref = metadata["id"]
+    if ref.startswith(build.OWNER_PLACEHOLDER):
+        raise DeliveryError(
+            f"{build_dir.name}: no Kaggle owner known ({ref}); set KAGGLE_USERNAME, or 'owner' in its "
+            f"{build.SETTINGS_FILE}, then push again"
+        )
     if metadata.get("enable_gpu"):
         print(quota())
     output = kaggle("kernels", "push", "-p", str(build_dir))
