@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import edit_settings
-from tests.kaggle_recorder import Recorder, competition_zip
+from tests.kaggle_recorder import LOG_STREAM, Recorder, competition_zip
 from tests.wheel_files import write_wheel
 from tools import delivery, preflight
 
@@ -405,10 +405,67 @@ def test_wait_polls_until_the_kernel_ends_and_downloads_its_output(tmp_path):
 
 
 def test_wait_fails_with_kaggles_message_when_the_kernel_fails(tmp_path):
-    with Recorder(kernel_status=["RUNNING", "ERROR"]) as recorder:
+    traceback = ["Traceback (most recent call last):", "RuntimeError: broken on purpose"]
+    with Recorder(kernel_status=["RUNNING", "ERROR"], log_lines=traceback) as recorder:
         result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.1")
     assert result.returncode != 0 and "ended ERROR: Notebook Threw Exception" in result.stderr
     assert recorder.rpcs() == ["GetKernelSessionStatus"] * 2
+    assert [f"  | {line}" for line in traceback] == log_shown(result.stdout), "the log is shown up to the failure"
+    assert (tmp_path / "build" / INFERENCE / "kaggle-log.txt").read_text() == "".join(f"{x}\n" for x in traceback)
+
+
+def log_shown(stdout: str) -> list[str]:
+    """The kernel log lines `wait` printed, in order."""
+    return [line for line in stdout.splitlines() if line.startswith("  | ")]
+
+
+def push_record(build_root: Path, version: int = 1) -> None:
+    """The push record of the inference kernel in build_root, as `make push-inference` writes it."""
+    (build_root / INFERENCE).mkdir(parents=True, exist_ok=True)
+    (build_root / INFERENCE / "push.json").write_text(json.dumps({"id": f"{USER}/{INFERENCE}", "version": version}))
+
+
+def test_wait_shows_the_kernels_log_as_it_runs_between_the_status_lines_and_saves_it_beside_the_build(tmp_path):
+    states = ["QUEUED", "RUNNING", "RUNNING", "RUNNING", "COMPLETE"]
+    log = ["shopee-inference: 3 test postings", "stage tfidf: 0.4 s", "wrote submission.csv (3 rows)"]
+    push_record(tmp_path / "build")
+    with Recorder(kernel_status=states, log_lines=log) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={INFERENCE}", "EVERY=0.2")
+    assert result.returncode == 0, result.stderr
+    saved = tmp_path / "build" / INFERENCE / "kaggle-log.txt"
+    assert saved.read_text() == "".join(f"{line}\n" for line in log)
+    lines = result.stdout.splitlines()
+    status_lines = [line for line in lines if re.fullmatch(rf"{INFERENCE}: [A-Z_]+ after \d+ s", line)]
+    assert [line.split()[1] for line in status_lines] == states
+    assert log_shown(result.stdout) == [f"  | {line}" for line in log]
+    first_log = lines.index(f"  | {log[0]}")
+    assert lines.index(f"log of {INFERENCE}: follows as it comes, saved to {saved}") < first_log
+    assert lines.index(status_lines[1]) < first_log, "the log comes once the kernel runs"
+    summary = f"log of {INFERENCE}: {len(log)} line(s) saved to {saved}; the whole log comes with `make output"
+    assert lines[-1].startswith(summary) and lines.index(f"  | {log[-1]}") < len(lines) - 1
+    [stream] = [request for request in recorder.requests if request.path.startswith(LOG_STREAM)]
+    assert stream.verb == "GET" and stream.path == f"{LOG_STREAM}{USER}/{INFERENCE}"
+    assert "text/event-stream" in stream.headers["Accept"]
+
+
+@pytest.mark.parametrize(
+    "stream, states, told",
+    [
+        ({"failures": {LOG_STREAM: 404}}, ["RUNNING"] * 4, "its stream failed (`kaggle kernels logs --follow` "),
+        ({"log_lines": ["one line"]}, ["RUNNING"] * 4, "its stream ended while it runs; status lines only"),
+        ({"log_lines": ["one line"], "log_stream_ends": False}, ["RUNNING"], "its stream had not ended 5 s after"),
+    ],
+)
+def test_a_log_stream_that_fails_ends_early_or_never_ends_leaves_the_status_lines(tmp_path, stream, states, told):
+    with Recorder(kernel_status=[*states, "COMPLETE"], **stream) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.2")
+    assert result.returncode == 0, result.stderr
+    assert told in result.stdout
+    assert re.search(rf"^{USER}/{INFERENCE}: COMPLETE after \d+ s$", result.stdout, re.M)
+    shown = len(stream.get("log_lines", []))
+    saved = tmp_path / "build" / INFERENCE / "kaggle-log.txt"
+    assert f"log of {USER}/{INFERENCE}: {shown} line(s) saved to {saved}" in result.stdout
+    assert len(recorder.calls("GetKernelSessionStatus")) == len(states) + 1
 
 
 @pytest.mark.parametrize("used, code", [(12.5, 0), (30.0, 2)])

@@ -31,7 +31,7 @@ status: setup  ## status of KERNEL (folder name under BUILD_DIR or owner/slug) o
 quota: setup  ## the weekly Kaggle GPU hours left (kaggle quota); every push of a GPU kernel prints it first
 	$(DELIVERY) quota
 
-wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it ends; fails with Kaggle's message; OUT=dir downloads its output
+wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it ends, its log shown as it runs and saved to BUILD_DIR/<kernel>/kaggle-log.txt; fails with Kaggle's message; OUT=dir downloads its output
 	$(DELIVERY) wait $(KERNEL) $(if $(EVERY),--every $(EVERY)) $(if $(OUT),--out $(OUT))
 
 output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)

@@ -10,7 +10,7 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery status KERNEL
   python -m tools.delivery quota
   python -m tools.delivery competition-data [--out DIR]
-  python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]
+  python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]   (its log saved to BUILD/<kernel>/kaggle-log.txt)
   python -m tools.delivery output KERNEL [--out DIR]
   python -m tools.delivery submit [--version N] [--message TEXT]
 
@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -64,6 +65,8 @@ PUSH_RECORD = "push.json"
 SUBMISSION_FILE = "submission.csv"
 FAILED_STATES = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 RUNNING_STATES = {"QUEUED", "RUNNING", "NEW_SCRIPT"}
+LOG_FILE = "kaggle-log.txt"
+FOLLOW_GRACE = 5.0  # seconds a kernel's log stream may take to end once Kaggle says the run ended
 EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 WHEELS_META = DATASETS_META / "wheels"
 
@@ -117,12 +120,21 @@ def token_owner() -> str:
     return found[1]
 
 
-def kaggle(*args: str) -> str:
-    """Run the kaggle CLI, echoing its output as it comes, and return that output; raise if it exits non-zero."""
+def cli_command(*args: str) -> list[str]:
+    """The command line of the kaggle CLI with args; raise when the CLI is not installed."""
     if not KAGGLE_CLI.is_file():
         raise DeliveryError(f"{KAGGLE_CLI}: the kaggle CLI is not installed; run `make setup`")
-    command = [str(KAGGLE_CLI), *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return [str(KAGGLE_CLI), *args]
+
+
+def cli_environment() -> dict[str, str]:
+    """This process's environment, with the CLI's output unbuffered so that it comes line by line."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def kaggle(*args: str) -> str:
+    """Run the kaggle CLI, echoing its output as it comes, and return that output; raise if it exits non-zero."""
+    command, env = cli_command(*args), cli_environment()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
         lines = []
         for line in process.stdout:
@@ -378,16 +390,108 @@ def quota() -> str:
     return line
 
 
+class LogFollower:
+    """`kaggle kernels logs --follow` of a kernel in the background: each log line printed as it comes (after "  | ",
+    between the status lines) and saved to a file."""
+
+    def __init__(self, ref: str, path: Path):
+        """Start the CLI on kernel `ref`, its log going to `path` (written afresh)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.lines, self.errors = path, 0, ""
+        command = cli_command("kernels", "logs", ref, "--follow")
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=cli_environment(),
+        )
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        """Print and save each line the CLI prints until the stream ends, then keep what it said on stderr."""
+        with self.path.open("w", encoding="utf-8") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                print(f"  | {line}", end="", flush=True)
+                self.lines += 1
+        self.errors = self.process.stderr.read().strip()
+        self.process.wait()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream ended (the CLI exited and every line it printed is shown)."""
+        return not self.thread.is_alive()
+
+    def how_it_ended(self) -> str:
+        """The end of the stream in words: ended, or failed with the CLI's exit status; the CLI's last error line
+        (it exits 0 also when it gives up reconnecting)."""
+        last = self.errors.splitlines()[-1] if self.errors else ""
+        if self.process.returncode == 0:
+            return f"its stream ended ({last})" if last else "its stream ended"
+        code = self.process.returncode
+        return f"its stream failed (`kaggle kernels logs --follow` exited with {code}: {last or 'no message'})"
+
+    def stop(self, grace: float) -> bool:
+        """Give the stream `grace` seconds to end by itself, else end the CLI; whether it ended by itself."""
+        self.thread.join(grace)
+        if self.ended:
+            return True
+        self.process.terminate()
+        self.thread.join()
+        return False
+
+
+def log_path(kernel: str, build_root: Path) -> Path:
+    """Where `wait` saves the kernel's log: beside its build, build_root/<folder, or slug of owner/slug>/kaggle-log.txt
+    (the build folder is not tracked)."""
+    return build_root / (kernel.split("/")[1] if "/" in kernel else kernel) / LOG_FILE
+
+
+def end_follow(follower: LogFollower, kernel: str) -> None:
+    """Let the log stream end (stopped after FOLLOW_GRACE seconds), then say where the log was saved."""
+    if not follower.stop(FOLLOW_GRACE):
+        how = f" (its stream had not ended {FOLLOW_GRACE:.0f} s after the run, so it was stopped)"
+    elif follower.process.returncode != 0 or follower.errors:
+        how = f" ({follower.how_it_ended()})"
+    else:
+        how = ""
+    print(
+        f"log of {kernel}: {follower.lines} line(s) saved to {follower.path}{how}; "
+        f"the whole log comes with `make output KERNEL={kernel}`",
+        flush=True,
+    )
+
+
 def wait(kernel: str, build_root: Path, every: float, out: Path | None) -> str:
-    """Poll the kernel's status every `every` seconds, one progress line each, until it ends; raise on a failure
-    (with Kaggle's message); download its output into `out` when given."""
+    """Poll the kernel's status every `every` seconds, one progress line each, until it ends, showing its log as it
+    comes from when it runs (`kaggle kernels logs --follow`, saved by `log_path`; a stream that ends or fails leaves
+    the status lines); raise on a failure (with Kaggle's message); download its output into `out` when given."""
     started = time.monotonic()
-    while True:
-        state = status(kernel, build_root)
-        print(f"{kernel}: {state} after {time.monotonic() - started:.0f} s", flush=True)
-        if state not in RUNNING_STATES:
-            break
-        time.sleep(every)
+    follower, fell_back = None, False
+    try:
+        while True:
+            state = status(kernel, build_root)
+            print(f"{kernel}: {state} after {time.monotonic() - started:.0f} s", flush=True)
+            if state not in RUNNING_STATES:
+                break
+            if state == "RUNNING" and follower is None:
+                print(f"log of {kernel}: follows as it comes, saved to {log_path(kernel, build_root)}", flush=True)
+                follower = LogFollower(kernel_ref(kernel, build_root), log_path(kernel, build_root))
+            elif follower is not None and follower.ended and not fell_back:
+                print(
+                    f"log of {kernel}: {follower.how_it_ended()} while it runs; status lines only from now on",
+                    flush=True,
+                )
+                fell_back = True
+            time.sleep(every)
+    finally:
+        if follower is not None:
+            end_follow(follower, kernel)
     if state != "COMPLETE":
         raise DeliveryError(f"{kernel} ended {state}; read its log with `make output KERNEL={kernel}`")
     if out is not None:
