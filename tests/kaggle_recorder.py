@@ -56,6 +56,8 @@ class Recorder:
         log_lines: what the kernel's log stream sends, one event each, then END_OF_LOG.
         log_stream_ends: False keeps the stream open after the lines, without END_OF_LOG, until the recorder stops
             (a stream that never ends).
+        scoring: what GetSubmission answers in turn (the last repeated), each merged over the submission asked for,
+            PENDING: e.g. {"status": "COMPLETE", "publicScore": "0.71"}, {"status": "ERROR", "errorDescription": ...}.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
         failures: RPC name (or LOG_STREAM, for the log stream) -> HTTP status to answer with an error body instead.
         lifetime: seconds after which the server stops by itself, whatever the test does.
@@ -69,6 +71,7 @@ class Recorder:
     outputs: dict[str, bytes] = field(default_factory=dict)
     log_lines: list[str] = field(default_factory=list)
     log_stream_ends: bool = True
+    scoring: list[dict] = field(default_factory=list)
     replies: dict[str, dict] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     lifetime: float = LIFETIME
@@ -169,6 +172,9 @@ class Recorder:
                     for number, call in enumerate(made)
                 ]
             }
+        if rpc == "GetSubmission":
+            answer = self.scoring[min(calls, len(self.scoring)) - 1] if self.scoring else {}
+            return {"ref": body["ref"], "status": "PENDING", "date": "2026-12-04T10:00:00Z", **answer}
         return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

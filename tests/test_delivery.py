@@ -238,6 +238,52 @@ def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
     }
     assert second["kernelVersion"] == 7 and second["submissionDescription"] == "thresholds from CV"
     assert recorder.calls("ListSubmissions"), "each submission is read back"
+    assert "GetSubmission" not in recorder.rpcs(), "without WAIT, no waiting for the score"
+
+
+def test_submit_with_wait_reads_the_submission_until_it_is_scored_then_prints_its_public_score(tmp_path):
+    scoring = [{"status": "PENDING"}, {"status": "PENDING"}, {"status": "COMPLETE", "publicScore": "0.7312"}]
+    push_record(tmp_path / "build", version=3)
+    with Recorder(scoring=scoring) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=60", "EVERY=0.1")
+    assert result.returncode == 0, result.stderr
+    assert recorder.calls("CreateCodeSubmission")[0]["kernelVersion"] == 3
+    assert recorder.calls("GetSubmission") == [{"ref": 1001}] * len(scoring), "the ref listed for the submission"
+    read = re.findall(r"^submission 1001: (\w+) after \d+ s$", result.stdout, re.M)
+    assert read == [answer["status"] for answer in scoring]
+    score = f"submission 1001 ({USER}/{INFERENCE} version 3) scored: public score {scoring[-1]['publicScore']}"
+    assert result.stdout.splitlines()[-1] == score
+
+
+NEXT_STEPS = {  # each scoring failure class -> words of its own next step only
+    "Notebook Timeout": "cut or speed up the slowest stages",
+    "Notebook Threw Exception": "read the commit run's log",
+    "Notebook Exceeded Allowed Compute": "watch its peak memory",
+    "Submission CSV Not Found": "/kaggle/working",
+    "Submission Scoring Error": "validate_submission",
+}
+
+
+@pytest.mark.parametrize("failure", NEXT_STEPS)
+def test_submit_with_wait_names_the_failure_class_and_its_next_step(tmp_path, failure):
+    push_record(tmp_path / "build")
+    with Recorder(scoring=[{"status": "PENDING"}, {"status": "ERROR", "errorDescription": failure}]) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=60", "EVERY=0.1")
+    assert result.returncode != 0
+    assert len(recorder.calls("GetSubmission")) == 2
+    assert f"submission 1001 ({USER}/{INFERENCE} version 1) failed to score: {failure}: " in result.stderr
+    assert NEXT_STEPS[failure] in result.stderr
+    assert not [step for other, step in NEXT_STEPS.items() if other != failure and step in result.stderr]
+
+
+def test_submit_with_wait_fails_when_the_submission_is_still_pending_after_wait(tmp_path):
+    push_record(tmp_path / "build")
+    with Recorder() as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=0.1", "EVERY=1")
+    assert result.returncode != 0
+    assert recorder.calls("GetSubmission") == [{"ref": 1001}], "one read: the next would come after WAIT"
+    assert re.search(r"submission 1001 \(.*version 1\) is still PENDING after \d+ s \(WAIT=0.1\)", result.stderr)
+    assert "competitions submission 1001`" in result.stderr
 
 
 def test_a_submission_accepted_silently_is_read_back_and_a_refused_one_gives_the_browser_steps(tmp_path):

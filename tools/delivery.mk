@@ -37,5 +37,5 @@ wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it e
 output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)
 	$(DELIVERY) output $(KERNEL) $(if $(OUT),--out $(OUT))
 
-submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional
-	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)")
+submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional; WAIT=<seconds>: wait that long at most for its public score (a read every EVERY s, default 60), or its failure class and what to do
+	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(WAIT),--wait $(WAIT) $(if $(EVERY),--every $(EVERY)))
