@@ -467,8 +467,6 @@ def build_kernel(kernel_dir: Path, out_root: Path, repo: Path = ROOT) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.ipynb").write_text(nbformat.writes(to_notebook(cells)) + "\n")
     (out_dir / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    if metadata["id"].startswith(OWNER_PLACEHOLDER):
-        print(f"{name}: no Kaggle owner known; set KAGGLE_USERNAME or 'owner' in {SETTINGS_FILE} before a push")
     return out_dir
 
 

@@ -2,7 +2,9 @@
 
 The CLI runs with KAGGLE_API_ENVIRONMENT=LOCALHOST, which makes it call http://localhost/api/v1/<Service>/<Method>,
 and with HTTP_PROXY pointing here, so every request (RPCs, blob uploads, output downloads) arrives at this server
-as an absolute-URI proxy request. Each RPC gets a small JSON reply shaped like kagglesdk's response types.
+as an absolute-URI proxy request. Each RPC gets a small JSON reply shaped like kagglesdk's response types; the
+kernel log stream that `kaggle kernels logs --follow` reads (GET /api/v1/kernels/logs/stream/<owner>/<slug>) gets
+server-sent events, as Kaggle's endpoint sends them while a session runs.
 """
 
 import io
@@ -16,6 +18,8 @@ from urllib.parse import urlsplit
 
 HOST = "http://localhost"
 LIFETIME = 300  # seconds, the default lifetime
+LOG_STREAM = "/api/v1/kernels/logs/stream/"
+LOG_STREAM_END = "END_OF_LOG"  # the event that ends a live log stream (the CLI's _LOG_STREAM_END_SENTINEL)
 
 
 @dataclass
@@ -29,8 +33,8 @@ class Request:
 
     @property
     def rpc(self) -> str:
-        """The RPC method name (`SaveKernel` ...), or '' for uploads and downloads."""
-        return self.path.rsplit("/", 1)[-1] if self.path.startswith("/api/v1/") else ""
+        """The RPC method name (`SaveKernel` ...), or '' for uploads, downloads and the log stream."""
+        return self.path.rsplit("/", 1)[-1] if self.verb == "POST" and self.path.startswith("/api/v1/") else ""
 
     def json(self) -> dict:
         """The JSON body."""
@@ -49,8 +53,13 @@ class Recorder:
         token_user: the username IntrospectToken gives an API token.
         existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
+        log_lines: what the kernel's log stream sends, one event each, then END_OF_LOG.
+        log_stream_ends: False keeps the stream open after the lines, without END_OF_LOG, until the recorder stops
+            (a stream that never ends).
+        scoring: what GetSubmission answers in turn (the last repeated), each merged over the submission asked for,
+            PENDING: e.g. {"status": "COMPLETE", "publicScore": "0.71"}, {"status": "ERROR", "errorDescription": ...}.
         replies: RPC name -> JSON merged into the default reply (e.g. {"SaveKernel": {"error": "..."}}).
-        failures: RPC name -> HTTP status to answer with an error body instead.
+        failures: RPC name (or LOG_STREAM, for the log stream) -> HTTP status to answer with an error body instead.
         lifetime: seconds after which the server stops by itself, whatever the test does.
     """
 
@@ -60,6 +69,9 @@ class Recorder:
     token_user: str = "token-user"
     existing_datasets: set[str] = field(default_factory=set)
     outputs: dict[str, bytes] = field(default_factory=dict)
+    log_lines: list[str] = field(default_factory=list)
+    log_stream_ends: bool = True
+    scoring: list[dict] = field(default_factory=list)
     replies: dict[str, dict] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     lifetime: float = LIFETIME
@@ -67,6 +79,7 @@ class Recorder:
     blobs: dict[str, bytes] = field(default_factory=dict)
 
     def __enter__(self) -> "Recorder":
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
@@ -77,6 +90,7 @@ class Recorder:
 
     def __exit__(self, *exc) -> None:
         self._deadline.cancel()
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -158,6 +172,9 @@ class Recorder:
                     for number, call in enumerate(made)
                 ]
             }
+        if rpc == "GetSubmission":
+            answer = self.scoring[min(calls, len(self.scoring)) - 1] if self.scoring else {}
+            return {"ref": body["ref"], "status": "PENDING", "date": "2026-12-04T10:00:00Z", **answer}
         return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -205,11 +222,41 @@ class Recorder:
                 recorder.blobs[request.path.rsplit("/", 1)[-1]] = request.body
                 self._send(200, b"{}", "application/json")
 
+            def _stream_log(self) -> None:
+                """The log as server-sent events of {stream_name, time, data}, one HTTP/1.1 chunk each, sent as it is
+                written (the CLI reads a live stream chunk by chunk)."""
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for number, line in enumerate(recorder.log_lines):
+                    event = {"stream_name": "stdout", "time": float(number), "data": f"{line}\n"}
+                    self._chunk(f"data: {json.dumps(event)}\n\n".encode())
+                if not recorder.log_stream_ends:
+                    recorder._stopping.wait(recorder.lifetime)
+                    return
+                self._chunk(f"data: {LOG_STREAM_END}\n\n".encode())
+                self._chunk(b"")
+
+            def _chunk(self, data: bytes) -> None:
+                """One chunk of a chunked reply (the empty one ends it)."""
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
             def do_GET(self) -> None:
                 request = self._record()
                 recorder.requests.append(request)
                 name = request.path.removeprefix("/output/")
-                if request.path.startswith("/files/") and recorder.competition_zip is not None:
+                if request.path.startswith(LOG_STREAM) and LOG_STREAM in recorder.failures:
+                    status = recorder.failures[LOG_STREAM]
+                    self._send(
+                        status, json.dumps({"code": status, "message": "recorder refuses"}).encode(), "application/json"
+                    )
+                elif request.path.startswith(LOG_STREAM):
+                    self._stream_log()
+                elif request.path.startswith("/files/") and recorder.competition_zip is not None:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/zip")
                     self.send_header("Content-Length", str(len(recorder.competition_zip)))

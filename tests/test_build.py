@@ -289,6 +289,26 @@ def test_cli_fails_with_message_and_never_writes_into_sources(tmp_path):
         build.build_kernel(kernel, kernel.parent, repo=tmp_path)
 
 
+def test_a_local_build_without_a_kaggle_owner_says_nothing_of_it(tmp_path):
+    # the owner matters only to a push, which refuses without one (tools/delivery.py, tools/preflight.py)
+    kernel = make_repo(tmp_path, "# %%\nprint(1)\n")
+    (kernel / "kernel.yaml").write_text(SETTINGS.replace("owner: someone\n", ""))
+    (tmp_path / "kaggle-config").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    env.update(KAGGLE_CONFIG_DIR=str(tmp_path / "kaggle-config"), HOME=str(tmp_path))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), "--kernels", str(kernel.parent), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"built {out / kernel.name / (kernel.name + '.ipynb')}\n"
+    metadata = json.loads((out / kernel.name / "kernel-metadata.json").read_text())
+    assert metadata["id"] == f"{build.OWNER_PLACEHOLDER}/tiny-kernel"
+
+
 def build_with_sources(tmp_path: Path, dataset_sources: list[str]) -> nbformat.NotebookNode:
     """The built notebook of the tiny kernel attaching `dataset_sources` (its lib given the real lib/data/paths.py)."""
     kernel = make_repo(tmp_path, GOOD_SOURCE.replace("from lib.paths_free import nothing  # noqa\n", ""), PATHS)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import edit_settings
-from tests.kaggle_recorder import Recorder, competition_zip
+from tests.kaggle_recorder import LOG_STREAM, Recorder, competition_zip
 from tests.wheel_files import write_wheel
 from tools import delivery, preflight
 
@@ -238,6 +238,52 @@ def test_submit_sends_the_pushed_version_to_the_competition(tmp_path):
     }
     assert second["kernelVersion"] == 7 and second["submissionDescription"] == "thresholds from CV"
     assert recorder.calls("ListSubmissions"), "each submission is read back"
+    assert "GetSubmission" not in recorder.rpcs(), "without WAIT, no waiting for the score"
+
+
+def test_submit_with_wait_reads_the_submission_until_it_is_scored_then_prints_its_public_score(tmp_path):
+    scoring = [{"status": "PENDING"}, {"status": "PENDING"}, {"status": "COMPLETE", "publicScore": "0.7312"}]
+    push_record(tmp_path / "build", version=3)
+    with Recorder(scoring=scoring) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=60", "EVERY=0.1")
+    assert result.returncode == 0, result.stderr
+    assert recorder.calls("CreateCodeSubmission")[0]["kernelVersion"] == 3
+    assert recorder.calls("GetSubmission") == [{"ref": 1001}] * len(scoring), "the ref listed for the submission"
+    read = re.findall(r"^submission 1001: (\w+) after \d+ s$", result.stdout, re.M)
+    assert read == [answer["status"] for answer in scoring]
+    score = f"submission 1001 ({USER}/{INFERENCE} version 3) scored: public score {scoring[-1]['publicScore']}"
+    assert result.stdout.splitlines()[-1] == score
+
+
+NEXT_STEPS = {  # each scoring failure class -> words of its own next step only
+    "Notebook Timeout": "cut or speed up the slowest stages",
+    "Notebook Threw Exception": "read the commit run's log",
+    "Notebook Exceeded Allowed Compute": "watch its peak memory",
+    "Submission CSV Not Found": "/kaggle/working",
+    "Submission Scoring Error": "validate_submission",
+}
+
+
+@pytest.mark.parametrize("failure", NEXT_STEPS)
+def test_submit_with_wait_names_the_failure_class_and_its_next_step(tmp_path, failure):
+    push_record(tmp_path / "build")
+    with Recorder(scoring=[{"status": "PENDING"}, {"status": "ERROR", "errorDescription": failure}]) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=60", "EVERY=0.1")
+    assert result.returncode != 0
+    assert len(recorder.calls("GetSubmission")) == 2
+    assert f"submission 1001 ({USER}/{INFERENCE} version 1) failed to score: {failure}: " in result.stderr
+    assert NEXT_STEPS[failure] in result.stderr
+    assert not [step for other, step in NEXT_STEPS.items() if other != failure and step in result.stderr]
+
+
+def test_submit_with_wait_fails_when_the_submission_is_still_pending_after_wait(tmp_path):
+    push_record(tmp_path / "build")
+    with Recorder() as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "submit", "WAIT=0.1", "EVERY=1")
+    assert result.returncode != 0
+    assert recorder.calls("GetSubmission") == [{"ref": 1001}], "one read: the next would come after WAIT"
+    assert re.search(r"submission 1001 \(.*version 1\) is still PENDING after \d+ s \(WAIT=0.1\)", result.stderr)
+    assert "competitions submission 1001`" in result.stderr
 
 
 def test_a_submission_accepted_silently_is_read_back_and_a_refused_one_gives_the_browser_steps(tmp_path):
@@ -369,6 +415,17 @@ def test_missing_credentials_give_one_line_and_send_nothing(tmp_path, command):
     assert recorder.requests == []
 
 
+def test_a_push_without_a_known_owner_is_refused_naming_the_kernel_and_the_fix(tmp_path):
+    with Recorder() as recorder:
+        env = environment(recorder, tmp_path, credentials="none")
+        (tmp_path / "kaggle-config" / "kaggle.json").write_text(json.dumps({"key": KEY}))  # a key, no username
+        result = make(recorder, env, "push-optimize", "RUNS=shopee-train-exp001")
+    assert result.returncode != 0
+    owner = f"optimize-ensemble: no Kaggle owner known ({delivery.build.OWNER_PLACEHOLDER}/optimize-ensemble)"
+    assert f"{owner}; set KAGGLE_USERNAME, or 'owner' in its kernel.yaml" in result.stderr
+    assert recorder.requests == []
+
+
 @pytest.mark.parametrize("state, code", [("COMPLETE", 0), ("RUNNING", 0), ("ERROR", 2)])
 def test_status_target_fails_on_error(tmp_path, state, code):
     with Recorder(kernel_status=state) as recorder:
@@ -394,10 +451,67 @@ def test_wait_polls_until_the_kernel_ends_and_downloads_its_output(tmp_path):
 
 
 def test_wait_fails_with_kaggles_message_when_the_kernel_fails(tmp_path):
-    with Recorder(kernel_status=["RUNNING", "ERROR"]) as recorder:
+    traceback = ["Traceback (most recent call last):", "RuntimeError: broken on purpose"]
+    with Recorder(kernel_status=["RUNNING", "ERROR"], log_lines=traceback) as recorder:
         result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.1")
     assert result.returncode != 0 and "ended ERROR: Notebook Threw Exception" in result.stderr
     assert recorder.rpcs() == ["GetKernelSessionStatus"] * 2
+    assert [f"  | {line}" for line in traceback] == log_shown(result.stdout), "the log is shown up to the failure"
+    assert (tmp_path / "build" / INFERENCE / "kaggle-log.txt").read_text() == "".join(f"{x}\n" for x in traceback)
+
+
+def log_shown(stdout: str) -> list[str]:
+    """The kernel log lines `wait` printed, in order."""
+    return [line for line in stdout.splitlines() if line.startswith("  | ")]
+
+
+def push_record(build_root: Path, version: int = 1) -> None:
+    """The push record of the inference kernel in build_root, as `make push-inference` writes it."""
+    (build_root / INFERENCE).mkdir(parents=True, exist_ok=True)
+    (build_root / INFERENCE / "push.json").write_text(json.dumps({"id": f"{USER}/{INFERENCE}", "version": version}))
+
+
+def test_wait_shows_the_kernels_log_as_it_runs_between_the_status_lines_and_saves_it_beside_the_build(tmp_path):
+    states = ["QUEUED", "RUNNING", "RUNNING", "RUNNING", "COMPLETE"]
+    log = ["shopee-inference: 3 test postings", "stage tfidf: 0.4 s", "wrote submission.csv (3 rows)"]
+    push_record(tmp_path / "build")
+    with Recorder(kernel_status=states, log_lines=log) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={INFERENCE}", "EVERY=0.2")
+    assert result.returncode == 0, result.stderr
+    saved = tmp_path / "build" / INFERENCE / "kaggle-log.txt"
+    assert saved.read_text() == "".join(f"{line}\n" for line in log)
+    lines = result.stdout.splitlines()
+    status_lines = [line for line in lines if re.fullmatch(rf"{INFERENCE}: [A-Z_]+ after \d+ s", line)]
+    assert [line.split()[1] for line in status_lines] == states
+    assert log_shown(result.stdout) == [f"  | {line}" for line in log]
+    first_log = lines.index(f"  | {log[0]}")
+    assert lines.index(f"log of {INFERENCE}: follows as it comes, saved to {saved}") < first_log
+    assert lines.index(status_lines[1]) < first_log, "the log comes once the kernel runs"
+    summary = f"log of {INFERENCE}: {len(log)} line(s) saved to {saved}; the whole log comes with `make output"
+    assert lines[-1].startswith(summary) and lines.index(f"  | {log[-1]}") < len(lines) - 1
+    [stream] = [request for request in recorder.requests if request.path.startswith(LOG_STREAM)]
+    assert stream.verb == "GET" and stream.path == f"{LOG_STREAM}{USER}/{INFERENCE}"
+    assert "text/event-stream" in stream.headers["Accept"]
+
+
+@pytest.mark.parametrize(
+    "stream, states, told",
+    [
+        ({"failures": {LOG_STREAM: 404}}, ["RUNNING"] * 4, "its stream failed (`kaggle kernels logs --follow` "),
+        ({"log_lines": ["one line"]}, ["RUNNING"] * 4, "its stream ended while it runs; status lines only"),
+        ({"log_lines": ["one line"], "log_stream_ends": False}, ["RUNNING"], "its stream had not ended 5 s after"),
+    ],
+)
+def test_a_log_stream_that_fails_ends_early_or_never_ends_leaves_the_status_lines(tmp_path, stream, states, told):
+    with Recorder(kernel_status=[*states, "COMPLETE"], **stream) as recorder:
+        result = make(recorder, environment(recorder, tmp_path), "wait", f"KERNEL={USER}/{INFERENCE}", "EVERY=0.2")
+    assert result.returncode == 0, result.stderr
+    assert told in result.stdout
+    assert re.search(rf"^{USER}/{INFERENCE}: COMPLETE after \d+ s$", result.stdout, re.M)
+    shown = len(stream.get("log_lines", []))
+    saved = tmp_path / "build" / INFERENCE / "kaggle-log.txt"
+    assert f"log of {USER}/{INFERENCE}: {shown} line(s) saved to {saved}" in result.stdout
+    assert len(recorder.calls("GetKernelSessionStatus")) == len(states) + 1
 
 
 @pytest.mark.parametrize("used, code", [(12.5, 0), (30.0, 2)])

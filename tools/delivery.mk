@@ -31,11 +31,11 @@ status: setup  ## status of KERNEL (folder name under BUILD_DIR or owner/slug) o
 quota: setup  ## the weekly Kaggle GPU hours left (kaggle quota); every push of a GPU kernel prints it first
 	$(DELIVERY) quota
 
-wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it ends; fails with Kaggle's message; OUT=dir downloads its output
+wait: setup  ## poll KERNEL's status every EVERY seconds (default 60) until it ends, its log shown as it runs and saved to BUILD_DIR/<kernel>/kaggle-log.txt; fails with Kaggle's message; OUT=dir downloads its output
 	$(DELIVERY) wait $(KERNEL) $(if $(EVERY),--every $(EVERY)) $(if $(OUT),--out $(OUT))
 
 output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, read by local runs as a kernel source)
 	$(DELIVERY) output $(KERNEL) $(if $(OUT),--out $(OUT))
 
-submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional
-	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)")
+submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional; WAIT=<seconds>: wait that long at most for its public score (a read every EVERY s, default 60), or its failure class and what to do
+	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(WAIT),--wait $(WAIT) $(if $(EVERY),--every $(EVERY)))

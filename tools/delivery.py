@@ -10,9 +10,9 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery status KERNEL
   python -m tools.delivery quota
   python -m tools.delivery competition-data [--out DIR]
-  python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]
+  python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]   (its log saved to BUILD/<kernel>/kaggle-log.txt)
   python -m tools.delivery output KERNEL [--out DIR]
-  python -m tools.delivery submit [--version N] [--message TEXT]
+  python -m tools.delivery submit [--version N] [--message TEXT] [--wait SECONDS [--every SECONDS]]
 
 KERNEL is a folder name under the build folder (its kernel-metadata.json gives owner/slug) or owner/slug itself.
 Credentials are the CLI's own: an API token (KAGGLE_API_TOKEN or access_token), KAGGLE_USERNAME + KAGGLE_KEY, or
@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -64,6 +65,35 @@ PUSH_RECORD = "push.json"
 SUBMISSION_FILE = "submission.csv"
 FAILED_STATES = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 RUNNING_STATES = {"QUEUED", "RUNNING", "NEW_SCRIPT"}
+LOG_FILE = "kaggle-log.txt"
+FOLLOW_GRACE = 5.0  # seconds a kernel's log stream may take to end once Kaggle says the run ended
+SCORING_FAILURES = {  # Kaggle's classes of a code submission that failed to score -> what to do next
+    "Notebook Timeout": (
+        "the scoring rerun ran past the competition's limit (2 h on a GPU); read each stage's T4 projection to 70,000 "
+        "rows in timings.json of a local scoring run (`make sample-hidden`, then `make run COMP=data/sample-hidden` "
+        "writes runs/shopee-inference/timings.json; or `make timing`), cut or speed up the slowest stages, push again"
+    ),
+    "Notebook Threw Exception": (
+        "the kernel raised on the hidden test set; read the commit run's log (the one `make wait` saved, or `make "
+        "output KERNEL=shopee-inference`), run the scoring situation locally (`make sample-hidden`, `make run "
+        "COMP=data/sample-hidden`), fix what fails, push again"
+    ),
+    "Notebook Exceeded Allowed Compute": (
+        "the rerun asked for more memory or disk than Kaggle gives, or broke a competition rule on its inputs; run "
+        "`make timing` (70,000 synthetic rows) and watch its peak memory, lower batch sizes or keep fewer arrays "
+        "between stages, check the attached sources, push again"
+    ),
+    "Submission CSV Not Found": (
+        "the rerun ended without submission.csv in /kaggle/working, where the kernel must write it (a fallback first, "
+        "so that a failed stage still leaves one); check that `make run COMP=data/sample-hidden` writes "
+        "runs/shopee-inference/submission.csv and that every input it reads is attached on Kaggle, push again"
+    ),
+    "Submission Scoring Error": (
+        "Kaggle could not score submission.csv (columns posting_id,matches; every test posting once, with known ids "
+        "only): lib.data.submission.validate_submission checks it, as the kernel and `make run "
+        "COMP=data/sample-hidden` do; fix what it reports, push again"
+    ),
+}
 EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 WHEELS_META = DATASETS_META / "wheels"
 
@@ -117,27 +147,46 @@ def token_owner() -> str:
     return found[1]
 
 
-def kaggle(*args: str) -> str:
-    """Run the kaggle CLI, echoing its output as it comes, and return that output; raise if it exits non-zero."""
+def cli_command(*args: str) -> list[str]:
+    """The command line of the kaggle CLI with args; raise when the CLI is not installed."""
     if not KAGGLE_CLI.is_file():
         raise DeliveryError(f"{KAGGLE_CLI}: the kaggle CLI is not installed; run `make setup`")
-    command = [str(KAGGLE_CLI), *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return [str(KAGGLE_CLI), *args]
+
+
+def cli_environment() -> dict[str, str]:
+    """This process's environment, with the CLI's output unbuffered so that it comes line by line."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def kaggle(*args: str, echo: bool = True) -> str:
+    """Run the kaggle CLI, echoing its output as it comes (without `echo`, only when it fails), and return that output;
+    raise if it exits non-zero."""
+    command, env = cli_command(*args), cli_environment()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
         lines = []
         for line in process.stdout:
-            print(line, end="", flush=True)
+            if echo:
+                print(line, end="", flush=True)
             lines.append(line)
     if process.returncode != 0:
+        if not echo:
+            print("".join(lines), end="", flush=True)
         message = f"`kaggle {' '.join(args[:2])}` exited with {process.returncode}; its output is above"
         raise CliFailed(message, "".join(lines))
     return "".join(lines)
 
 
 def push(build_dir: Path) -> int:
-    """`kaggle kernels push` of a built folder; returns the version Kaggle made, recorded in build_dir/push.json."""
+    """`kaggle kernels push` of a built folder (refused while its owner is the placeholder); returns the version Kaggle
+    made, recorded in build_dir/push.json."""
     metadata = json.loads((build_dir / "kernel-metadata.json").read_text())
     ref = metadata["id"]
+    if ref.startswith(build.OWNER_PLACEHOLDER):
+        raise DeliveryError(
+            f"{build_dir.name}: no Kaggle owner known ({ref}); set KAGGLE_USERNAME, or 'owner' in its "
+            f"{build.SETTINGS_FILE}, then push again"
+        )
     if metadata.get("enable_gpu"):
         print(quota())
     output = kaggle("kernels", "push", "-p", str(build_dir))
@@ -372,16 +421,108 @@ def quota() -> str:
     return line
 
 
+class LogFollower:
+    """`kaggle kernels logs --follow` of a kernel in the background: each log line printed as it comes (after "  | ",
+    between the status lines) and saved to a file."""
+
+    def __init__(self, ref: str, path: Path):
+        """Start the CLI on kernel `ref`, its log going to `path` (written afresh)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.lines, self.errors = path, 0, ""
+        command = cli_command("kernels", "logs", ref, "--follow")
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=cli_environment(),
+        )
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        """Print and save each line the CLI prints until the stream ends, then keep what it said on stderr."""
+        with self.path.open("w", encoding="utf-8") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                print(f"  | {line}", end="", flush=True)
+                self.lines += 1
+        self.errors = self.process.stderr.read().strip()
+        self.process.wait()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream ended (the CLI exited and every line it printed is shown)."""
+        return not self.thread.is_alive()
+
+    def how_it_ended(self) -> str:
+        """The end of the stream in words: ended, or failed with the CLI's exit status; the CLI's last error line
+        (it exits 0 also when it gives up reconnecting)."""
+        last = self.errors.splitlines()[-1] if self.errors else ""
+        if self.process.returncode == 0:
+            return f"its stream ended ({last})" if last else "its stream ended"
+        code = self.process.returncode
+        return f"its stream failed (`kaggle kernels logs --follow` exited with {code}: {last or 'no message'})"
+
+    def stop(self, grace: float) -> bool:
+        """Give the stream `grace` seconds to end by itself, else end the CLI; whether it ended by itself."""
+        self.thread.join(grace)
+        if self.ended:
+            return True
+        self.process.terminate()
+        self.thread.join()
+        return False
+
+
+def log_path(kernel: str, build_root: Path) -> Path:
+    """Where `wait` saves the kernel's log: beside its build, build_root/<folder, or slug of owner/slug>/kaggle-log.txt
+    (the build folder is not tracked)."""
+    return build_root / (kernel.split("/")[1] if "/" in kernel else kernel) / LOG_FILE
+
+
+def end_follow(follower: LogFollower, kernel: str) -> None:
+    """Let the log stream end (stopped after FOLLOW_GRACE seconds), then say where the log was saved."""
+    if not follower.stop(FOLLOW_GRACE):
+        how = f" (its stream had not ended {FOLLOW_GRACE:.0f} s after the run, so it was stopped)"
+    elif follower.process.returncode != 0 or follower.errors:
+        how = f" ({follower.how_it_ended()})"
+    else:
+        how = ""
+    print(
+        f"log of {kernel}: {follower.lines} line(s) saved to {follower.path}{how}; "
+        f"the whole log comes with `make output KERNEL={kernel}`",
+        flush=True,
+    )
+
+
 def wait(kernel: str, build_root: Path, every: float, out: Path | None) -> str:
-    """Poll the kernel's status every `every` seconds, one progress line each, until it ends; raise on a failure
-    (with Kaggle's message); download its output into `out` when given."""
+    """Poll the kernel's status every `every` seconds, one progress line each, until it ends, showing its log as it
+    comes from when it runs (`kaggle kernels logs --follow`, saved by `log_path`; a stream that ends or fails leaves
+    the status lines); raise on a failure (with Kaggle's message); download its output into `out` when given."""
     started = time.monotonic()
-    while True:
-        state = status(kernel, build_root)
-        print(f"{kernel}: {state} after {time.monotonic() - started:.0f} s", flush=True)
-        if state not in RUNNING_STATES:
-            break
-        time.sleep(every)
+    follower, fell_back = None, False
+    try:
+        while True:
+            state = status(kernel, build_root)
+            print(f"{kernel}: {state} after {time.monotonic() - started:.0f} s", flush=True)
+            if state not in RUNNING_STATES:
+                break
+            if state == "RUNNING" and follower is None:
+                print(f"log of {kernel}: follows as it comes, saved to {log_path(kernel, build_root)}", flush=True)
+                follower = LogFollower(kernel_ref(kernel, build_root), log_path(kernel, build_root))
+            elif follower is not None and follower.ended and not fell_back:
+                print(
+                    f"log of {kernel}: {follower.how_it_ended()} while it runs; status lines only from now on",
+                    flush=True,
+                )
+                fell_back = True
+            time.sleep(every)
+    finally:
+        if follower is not None:
+            end_follow(follower, kernel)
     if state != "COMPLETE":
         raise DeliveryError(f"{kernel} ended {state}; read its log with `make output KERNEL={kernel}`")
     if out is not None:
@@ -461,9 +602,60 @@ def listed_submission(description: str) -> dict:
     return max(rows, key=lambda row: row["date"])
 
 
-def submit(version: int | None, message: str | None, build_root: Path) -> int:
+def submission_fields(text: str) -> dict[str, str]:
+    """The `Label: value` lines `kaggle competitions submission REF` prints, by label (a value's indented further
+    lines joined to it)."""
+    fields: dict[str, str] = {}
+    label = ""
+    for line in text.splitlines():
+        if line[:1].isspace() and label:
+            fields[label] += "\n" + line.strip()
+        elif ":" in line:
+            label, value = line.split(":", 1)
+            fields[label] = value.strip()
+    return fields
+
+
+def next_step(error: str) -> str:
+    """A scoring error as its class and what to do next (SCORING_FAILURES), or as Kaggle wrote it, and where to read
+    it."""
+    for failure, step in SCORING_FAILURES.items():
+        if failure.lower() in error.lower():
+            return f"{failure}: {step}"
+    return f"{error} (see https://www.kaggle.com/competitions/{COMPETITION}/submissions)"
+
+
+def await_score(ref: int, name: str, wait: float, every: float) -> str:
+    """Read submission `ref` (`kaggle competitions submission REF`) every `every` seconds, a line each, until Kaggle
+    has scored it, and return its public score; raise when scoring failed (its class and next step), or when it is
+    still pending after `wait` seconds. `name` says what was submitted."""
+    started = time.monotonic()
+    while True:
+        output = kaggle("competitions", "submission", str(ref), echo=False)
+        fields = submission_fields(output)
+        state, elapsed = fields.get("Status", ""), time.monotonic() - started
+        if state not in {"PENDING", "COMPLETE", "ERROR"}:
+            print(output, end="")
+            raise DeliveryError(f"could not read the status of submission {ref} in the kaggle CLI's output above")
+        print(f"submission {ref}: {state} after {elapsed:.0f} s", flush=True)
+        if state == "COMPLETE":
+            return fields.get("Public Score") or "(not published)"
+        if state == "ERROR":
+            error = fields.get("Error") or "no error message"
+            raise DeliveryError(f"submission {ref} ({name}) failed to score: {next_step(error)}")
+        if elapsed + every > wait:
+            raise DeliveryError(
+                f"submission {ref} ({name}) is still PENDING after {elapsed:.0f} s (WAIT={wait:g}): Kaggle is still "
+                f"rerunning it; read it later with `{KAGGLE_CLI} competitions submission {ref}` or at "
+                f"https://www.kaggle.com/competitions/{COMPETITION}/submissions"
+            )
+        time.sleep(every)
+
+
+def submit(version: int | None, message: str | None, build_root: Path, wait: float | None, every: float) -> int:
     """Submit a pushed version of the inference kernel (default: the last push) to the code competition and read the
-    submission back; a refusal by the API (403 to some tokens) ends in the browser steps."""
+    submission back; a refusal by the API (403 to some tokens) ends in the browser steps. With `wait` (seconds), then
+    wait that long at most for its score (`await_score`, a read every `every` seconds)."""
     ref, version = last_push(build_root) if version is None else (kernel_ref(INFERENCE, build_root), version)
     description = message or f"{ref} version {version}"
     args = ["-k", ref, "-v", str(version), "-f", SUBMISSION_FILE, "-m", description, "-q"]
@@ -482,6 +674,9 @@ def submit(version: int | None, message: str | None, build_root: Path) -> int:
         f"submitted {ref} version {version}: submission {found['ref']}, {found['status'].split('.')[-1]} "
         f"({found['date']}); Kaggle now reruns it on the hidden test set"
     )
+    if wait is not None:
+        score = await_score(int(found["ref"]), f"{ref} version {version}", wait, every)
+        print(f"submission {found['ref']} ({ref} version {version}) scored: public score {score}")
     return int(found["ref"])
 
 
@@ -527,6 +722,8 @@ def parse_args() -> argparse.Namespace:
     submission = commands.add_parser("submit")
     submission.add_argument("--version", type=int, help="kernel version (default: the last push)")
     submission.add_argument("--message", help="submission description")
+    submission.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long at most for the score")
+    submission.add_argument("--every", type=float, default=60.0, help="seconds between reads of the submission")
     return parser.parse_args()
 
 
@@ -557,7 +754,7 @@ def main() -> int:
         elif args.command == "output":
             output(args.kernel, args.out, args.build)
         else:
-            submit(args.version, args.message, args.build)
+            submit(args.version, args.message, args.build, args.wait, args.every)
     except (DeliveryError, PreflightError, build.BuildError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)
         return 1
