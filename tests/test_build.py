@@ -215,6 +215,28 @@ def test_a_gpu_kernel_asks_for_t4s_unless_its_settings_name_another_shape(tmp_pa
         build.build_kernel(kernel, tmp_path / "refused", repo=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('enable_gpu: "yes"', "enable_gpu is 'yes' (str); it must be bool, e.g. `enable_gpu: true`"),
+        ("is_private: 1", "is_private is 1 (int); it must be bool, e.g. `is_private: true`"),
+        ("machine_shape: [NvidiaTeslaT4]", "machine_shape is ['NvidiaTeslaT4'] (list); it must be str"),
+        ("kernel_sources: bob/their-run", "kernel_sources is 'bob/their-run' (str); it must be a list of names"),
+        ("dataset_sources: [some-weights, 3]", "dataset_sources is ['some-weights', 3] (list); it must be a list"),
+        ("title: 12345", "title is 12345 (int); it must be str, e.g. `title: Shopee inference`"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_refused_naming_the_file_key_value_and_type(tmp_path, line, message):
+    kernel = make_repo(tmp_path, "# %%\nprint(1)\n")
+    key = line.split(":")[0]
+    settings = [setting for setting in SETTINGS.splitlines() if not setting.startswith(f"{key}:")]
+    (kernel / "kernel.yaml").write_text("\n".join(settings + [line]) + "\n")
+    with pytest.raises(build.BuildError) as error:
+        build.build_kernel(kernel, tmp_path / "build", repo=tmp_path)
+    assert str(error.value).startswith(f"{kernel / 'kernel.yaml'}: {message}")
+    assert not (tmp_path / "build").exists()
+
+
 PLANTED = [
     ("!pip install timm", "pip install` without --no-index"),
     ("import subprocess\nsubprocess.run('pip install faiss-cpu', shell=True)", "pip install` without --no-index"),

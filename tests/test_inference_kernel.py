@@ -21,7 +21,7 @@ from lib.data import oof
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.inference import correction
+from lib.inference import correction, timing
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
 from lib.matching import pair_stage, pairs
 from lib.matching.ensemble import MIN_GAIN
@@ -215,7 +215,11 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
 
     out = runs / KERNEL
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
-    assert "unreadable image" in log + notebook_output(out)
+    reports = [line for line in log.splitlines() if "images unreadable" in line]
+    folder = (comp / "test_images").resolve()
+    expected = f"2 of {len(test)} images unreadable in {folder} (grey placeholders stand in): {test.image[0]}: "
+    assert len(reports) == 2 and all(line.startswith(expected) for line in reports), "one line per model's pass"
+    assert f"; {test.image[1]}: FileNotFoundError" in reports[0] and str(folder) + "/" not in log
     assert json.loads((out / "matching_config.json").read_text())["for_the_test_gallery"]["rows"] == len(test)
     assert not (out / "cv_scores.json").exists(), "the scoring rerun only submits"
     validate_submission(out / "submission.csv", test.posting_id)
@@ -224,8 +228,11 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     actual = true_matches(list(solution.index), list(solution.label_group))
     singletons = [{posting_id} for posting_id in test.posting_id]
     assert mean_f1(submission.matches.str.split(), actual) > mean_f1(singletons, actual)
-    stages = {stage["name"]: stage for stage in json.loads((out / "timings.json").read_text())["stages"]}
-    assert stages["test: a: embeddings"]["rows"] == len(test)
+    timings = json.loads((out / "timings.json").read_text())
+    assert len(test) < timing.MIN_TEST_ROWS, "a test too small to project from: the rows of the plan stand in"
+    assert timings["basis"].startswith(f"test.csv's {len(test)} rows are too few to project from")
+    left_out = timings["basis"].split("; left out, with none: ")[1].split(", ")
+    assert {"test: a: embeddings", "test: b: embeddings", "test: candidate pairs"} <= set(left_out)
 
 
 def input_root(folder: Path, competition: Path, runs: Path) -> Path:
@@ -348,8 +355,9 @@ def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_ru
         "tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, check=False
     )
 
-    assert "run failed: shopee-inference.ipynb failed in a cell" in log and "not a readable checkpoint" in log
-    out = runs / KERNEL
+    assert re.search(r"run failed: cell \d+ failed:\n", log) and "not a readable checkpoint" in log
+    out = runs / f"{KERNEL}.failed"
+    assert f"the whole traceback: {out / KERNEL}.ipynb" in log and not (runs / KERNEL).exists()
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the commit run stops here: fix the plan before submitting" in notebook_output(out)
@@ -364,11 +372,149 @@ def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_
     runs = broken_checkpoint(trained_runs, tmp_path)
     log = run("tools/run_kernel.py", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
 
-    assert "a stage failed and the kernel kept its fallback submission" in log and "failed in a cell" not in log
-    out = runs / KERNEL
+    assert "a stage failed and the kernel kept its fallback submission" in log and not re.search(
+        r"cell \d+ failed", log
+    )
+    out = runs / f"{KERNEL}.failed"
     status = json.loads((out / "run_status.json").read_text())
     assert status["fallback"] is True and "model.pt: not a readable checkpoint" in status["error"]
     assert "the fallback submission (TF-IDF and identical titles) is kept" in notebook_output(out)
     assert "Traceback (most recent call last)" in notebook_output(out), "the rerun goes on, so it prints the failure"
     assert (out / "timings.json").is_file(), "the notebook ran to its end"
     validate_submission(out / "submission.csv", pd.read_csv(hidden / "test.csv").posting_id)
+
+
+def previous_outputs(runs: Path) -> dict[str, bytes]:
+    """Stand-in for the last good outputs of the kernel in runs/: a file there, by name and content."""
+    (runs / KERNEL).mkdir(parents=True)
+    (runs / KERNEL / "submission.csv").write_text("posting_id,matches\nlast,good\n")
+    return {"submission.csv": b"posting_id,matches\nlast,good\n"}
+
+
+def kept(runs: Path) -> dict[str, bytes]:
+    """The files of runs/<kernel>/, by name and content."""
+    return {path.name: path.read_bytes() for path in (runs / KERNEL).iterdir()}
+
+
+def bad_competition(source: Path, folder: Path) -> Path:
+    """A copy of a competition folder (its image folders linked) to spoil."""
+    folder.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_dir():
+            (folder / path.name).symlink_to(path.resolve(), target_is_directory=True)
+        else:
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def latin1_title(comp: Path) -> None:
+    """A test.csv row whose title is in latin-1, as a spreadsheet may save it."""
+    with open(comp / "test.csv", "ab") as file:
+        file.write("test_x,x.jpg,ff00ff00ff00ff00,Caf\u00e9 latte\n".encode("latin-1"))
+
+
+def fractional_label(comp: Path) -> None:
+    """A train.csv row whose label_group is 1.5."""
+    with open(comp / "train.csv", "a") as file:
+        file.write("train_x,x.jpg,ff00ff00ff00ff00,Susu,1.5\n")
+
+
+def repeated_posting(comp: Path) -> None:
+    """test.csv's first row again, at its end."""
+    lines = (comp / "test.csv").read_text().splitlines()
+    (comp / "test.csv").write_text("\n".join(lines + lines[1:2]) + "\n")
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (
+            latin1_title,
+            "{comp}/test.csv: read as utf-8, the encoding of the competition's files, but byte 0xe9 on line 5 is not "
+            "utf-8; convert it, e.g. `iconv -f latin1 -t utf-8 {comp}/test.csv -o fixed.csv`",
+        ),
+        (fractional_label, "{comp}/train.csv: line {last} has label_group '1.5'; it must be an integer"),
+        (repeated_posting, "{comp}/test.csv: line 5 repeats posting_id"),
+    ],
+    ids=["latin-1 test.csv", "label_group 1.5", "repeated posting_id"],
+)
+def test_a_bad_competition_file_fails_naming_the_users_file_and_line_and_keeps_the_last_outputs(
+    trained_runs, built, tmp_path, spoil, message
+):
+    comp = bad_competition(trained_runs.competition, tmp_path / "my-comp")
+    spoil(comp)
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    before = previous_outputs(runs)
+    result = subprocess.run(
+        [sys.executable, "tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+    assert result.returncode == 1
+    last = len((comp / "train.csv").read_text().splitlines())
+    expected = message.format(comp=comp, last=last)
+    assert expected in result.stderr, result.stderr
+    assert "kaggle-input-" not in result.stdout + result.stderr, "the user's folder, not the temporary mount"
+    assert re.search(
+        r"where \(the notebook's cells and lib; other libraries folded\):\n  cell \d+ \(kernels/", result.stderr
+    )
+    assert (
+        f"this run's outputs are in {runs / KERNEL}.failed/; the last good outputs stay in {runs / KERNEL}/"
+        in result.stderr
+    )
+    assert kept(runs) == before
+    assert (runs / f"{KERNEL}.failed" / f"{KERNEL}.ipynb").is_file() and not (runs / f"{KERNEL}.running").exists()
+
+
+def test_a_header_only_test_csv_gives_a_header_only_submission(trained_runs, built, tmp_path):
+    comp = bad_competition(trained_runs.competition, tmp_path / "my-comp")
+    (comp / "test.csv").write_text((comp / "test.csv").read_text().splitlines()[0] + "\n")
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
+
+    out = runs / KERNEL
+    assert "test.csv holds no postings (only its header): the submission will hold only its header" in log
+    assert "the commit run (CV): KAGGLE_IS_COMPETITION_RERUN is not set, and test.csv holds 0 rows" in log
+    assert (out / "submission.csv").read_text() == "posting_id,matches\n"
+    assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
+    assert (out / "cv_scores.json").is_file(), "the commit run still evaluates the plan"
+
+
+def test_a_missing_train_images_folder_fails_the_commit_run_naming_it(trained_runs, built, tmp_path):
+    comp = bad_competition(trained_runs.competition, tmp_path / "my-comp")
+    (comp / "train_images").unlink()
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    before = previous_outputs(runs)
+    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+
+    assert f"ImagesUnreadable: {comp}/train_images: no such image folder" in log
+    assert "the commit run stops here" in log and "images unreadable" not in log
+    assert kept(runs) == before
+    status = json.loads((runs / f"{KERNEL}.failed" / "run_status.json").read_text())
+    assert status["fallback"] and status["error"].startswith("ImagesUnreadable: ")
+
+
+def test_a_mostly_unreadable_test_image_folder_keeps_the_fallback_in_the_scoring_rerun_with_one_line(
+    trained_runs, built, hidden, tmp_path
+):
+    comp = bad_competition(hidden, tmp_path / "my-hidden")
+    (comp / "test_images").unlink()
+    (comp / "test_images").mkdir()
+    test = pd.read_csv(comp / "test.csv")
+    for name in test.image[:3]:
+        (comp / "test_images" / name).write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    before = previous_outputs(runs)
+    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+
+    folder = comp / "test_images"
+    line = f"{len(test)} of {len(test)} images unreadable in {folder} (grey placeholders stand in): {test.image[0]}: "
+    assert line in log and all(name not in log for name in test.image[3:]), "one line, not a line per image"
+    assert "the scoring rerun (no CV): KAGGLE_IS_COMPETITION_RERUN is not set, and test.csv holds" in log
+    assert "a stage failed and the kernel kept its fallback submission" in log
+    assert kept(runs) == before
+    failed = runs / f"{KERNEL}.failed"
+    validate_submission(failed / "submission.csv", test.posting_id)
+    assert (failed / "timings.json").is_file(), "the rerun went on to its end"

@@ -1,14 +1,19 @@
 """The local runner: sources mapped by slug, a kernel process without network (end-to-end runs: test_*_kernel.py)."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from lib.data import paths
-from tools.run_kernel import RunError, input_tree, mount_points, network_isolation, source_folders
+from tools.run_kernel import RunError, built_metadata, input_tree, mount_points, network_isolation, source_folders
+
+ROOT = Path(__file__).resolve().parent.parent
 
 METADATA = {
     "competition_sources": ["shopee-product-matching"],
@@ -84,3 +89,67 @@ def test_sources_are_laid_out_as_kaggle_mounts_them_and_lib_paths_finds_them(tmp
         assert {slug: paths.input_dir(slug) for slug in expected} == {s: root / p for s, p in expected.items()}
     finally:
         shutil.rmtree(root)
+
+
+def test_an_unknown_kernel_is_refused_listing_the_kernels_built_and_their_sources(tmp_path):
+    (tmp_path / "shopee-train-demo").mkdir()
+    (tmp_path / "shopee-train-demo" / "kernel-metadata.json").write_text("{}")
+    with pytest.raises(RunError) as error:
+        built_metadata("does-not-exist", tmp_path)
+    sources = ", ".join(sorted(path.parent.name for path in (ROOT / "kernels").glob("*/kernel.yaml")))
+    assert str(error.value) == (
+        f"no kernel 'does-not-exist': built in {tmp_path}: shopee-train-demo; sources in kernels/: {sources} "
+        "(a training experiment runs as `make train EXP=<name>`)"
+    )
+    with pytest.raises(RunError, match=r"shopee-inference/kernel-metadata.json: not built; run `make build`"):
+        built_metadata("shopee-inference", tmp_path)
+
+
+TINY_METADATA = {"competition_sources": [], "dataset_sources": [], "kernel_sources": []}
+
+
+def tiny_kernel(build_root, cells: list[str]) -> None:
+    """A built kernel named tiny (no sources) of these code cells."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    notebook.cells = [nbformat.v4.new_code_cell(cell) for cell in cells]
+    (build_root / "tiny").mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, build_root / "tiny" / "tiny.ipynb")
+    (build_root / "tiny" / "kernel-metadata.json").write_text(json.dumps(TINY_METADATA))
+
+
+def run_tiny(build_root, runs):
+    return subprocess.run(
+        [sys.executable, "tools/run_kernel.py", "tiny", "--build", build_root, "--runs", runs],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_a_run_becomes_the_kernels_outputs_only_when_it_finished_and_a_failed_one_is_kept_beside_them(tmp_path):
+    build_root, runs = tmp_path / "build", tmp_path / "runs"
+    tiny_kernel(build_root, ["open('result.txt', 'w').write('first')"])
+    assert run_tiny(build_root, runs).returncode == 0
+    assert (runs / "tiny" / "result.txt").read_text() == "first" and sorted(p.name for p in runs.iterdir()) == ["tiny"]
+
+    tiny_kernel(build_root, ["open('result.txt', 'w').write('second')", "open('partial.txt', 'w').write('x')\n1 / 0"])
+    failed = run_tiny(build_root, runs)
+    assert failed.returncode == 1
+    assert sorted(p.name for p in (runs / "tiny").iterdir()) == ["result.txt", "tiny.ipynb"]
+    assert (runs / "tiny" / "result.txt").read_text() == "first", "the last good outputs stay"
+    assert (runs / "tiny.failed" / "partial.txt").is_file() and (runs / "tiny.failed" / "tiny.ipynb").is_file()
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny", "tiny.failed"]
+    assert (
+        "run failed: cell 2 failed:\n    open('partial.txt', 'w').write('x')\n    1 / 0\nZeroDivisionError"
+        in failed.stderr
+    )
+    assert (
+        f"this run's outputs are in {runs / 'tiny.failed'}/; the last good outputs stay in {runs / 'tiny'}/"
+        in failed.stderr
+    )
+    assert f"the whole traceback: {runs / 'tiny.failed' / 'tiny.ipynb'}" in failed.stderr
+
+    tiny_kernel(build_root, ["open('result.txt', 'w').write('third')"])
+    assert run_tiny(build_root, runs).returncode == 0
+    assert (runs / "tiny" / "result.txt").read_text() == "third" and (runs / "tiny.failed").is_dir()

@@ -2,9 +2,11 @@
 a real Jupyter kernel on the sample; its output folder is a weights dataset that inference can embed with."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -23,7 +25,7 @@ KERNEL = ROOT / "kernels" / "shopee-train"
 EXPERIMENT = "test-tiny"
 TINY = {
     "folds": {"count": 4, "fold": 1},
-    "train": {"epochs": 1, "batch_size": 32, "workers": 1},
+    "train": {"epochs": 2, "batch_size": 32, "workers": 1},
     "image": {"sizes": [32]},
     "model": {
         "name": "image",
@@ -61,19 +63,35 @@ def test_the_plain_build_and_every_experiment_build_pass_the_offline_checks(tmp_
         assert metadata["id"].endswith(f"/shopee-train-{path.stem}") and metadata["enable_internet"] is False
 
 
-def test_an_experiment_kernel_trains_offline_into_a_weights_dataset(sample, tmp_path):
+def timed_lines(command: list) -> list[tuple[float, str]]:
+    """The lines a command prints (stdout and stderr), each with the seconds since it started; it must succeed."""
+    started = time.monotonic()
+    with subprocess.Popen(
+        [str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    ) as process:
+        lines = [(time.monotonic() - started, line.rstrip("\n")) for line in process.stdout]
+    assert process.returncode == 0, "\n".join(line for _, line in lines)[-3000:]
+    return lines + [(time.monotonic() - started, "")]
+
+
+def test_an_experiment_trains_offline_into_a_weights_dataset_showing_each_epoch_as_it_ends(sample, tmp_path):
     kernels = tmp_path / "kernels"
     shutil.copytree(KERNEL, kernels / "shopee-train")
     (kernels / "shopee-train" / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(TINY))
     name = f"shopee-train-{EXPERIMENT}"
-    build.build_kernel(experiment_kernel(kernels / "shopee-train", EXPERIMENT, tmp_path / "build"), tmp_path / "build")
-    log = run("tools/run_kernel.py", name, "--comp", sample, "--runs", tmp_path / "runs", "--build", tmp_path / "build")
+    options = ["--comp", sample, "--kernels", kernels, "--runs", tmp_path / "runs", "--build", tmp_path / "build"]
+    lines = timed_lines([sys.executable, "-m", "tools.train", EXPERIMENT, *options])  # what `make train` runs
+    first_epoch = next(when for when, line in lines if line.startswith("epoch 1: loss "))
+    assert lines[-1][0] - first_epoch > 3, "the first epoch's line came as it ended, not with the rest at the end"
+    assert any(line.startswith("epoch 2/2 32px: 100%|") for _, line in lines), "the progress bar's last state"
+    assert not any("Kernel is running over TCP" in line or "IProgress" in line for _, line in lines)
+    log = "\n".join(line for _, line in lines)
     out = tmp_path / "runs" / name
     assert "finished in" in log and "model.pt" in log
     executed = nbformat.read(out / f"{name}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for cell in executed["cells"] for o in cell.get("outputs", []))
     assert f"experiment {EXPERIMENT} (kernels/shopee-train/experiments/{EXPERIMENT}.yaml)" in printed
-    assert "best epoch 1 of 1" in printed
+    assert re.search(r"best epoch [12] of 2", printed)
     checkpoint = read_checkpoint(out / "model.pt")
     assert checkpoint["extra"]["experiment"] == EXPERIMENT and checkpoint["config"]["name"] == "image"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -83,3 +101,17 @@ def test_an_experiment_kernel_trains_offline_into_a_weights_dataset(sample, tmp_
     embeddings = posting_embeddings(out / "model.pt", test, sample / "test_images", workers=0)
     assert embeddings["image"].shape == (len(test), 32)
     assert np.allclose(np.linalg.norm(embeddings["image"], axis=1), 1, atol=1e-5)
+
+
+def test_make_train_refuses_an_unknown_experiment_in_one_line_naming_the_known_ones(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.train", "no-such-exp", "--build", tmp_path / "build", "--runs", tmp_path],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    known = sorted(path.stem for path in (KERNEL / "experiments").glob("*.yaml"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        f"train: unknown experiment 'no-such-exp': give EXP=<name> of {KERNEL / 'experiments'}/<name>.yaml: {known}\n"
+    )

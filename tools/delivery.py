@@ -167,7 +167,7 @@ def kaggle(*args: str, echo: bool = True) -> str:
         lines = []
         for line in process.stdout:
             if echo:
-                print(line, end="", flush=True)
+                print(line if line.endswith("\n") else line + "\n", end="", flush=True)
             lines.append(line)
     if process.returncode != 0:
         if not echo:
