@@ -265,8 +265,10 @@ if REQUIREMENTS and REQUIREMENTS.is_file():
     command += ["-r", str(REQUIREMENTS)]
     print("installing offline:", " ".join(command))
     installed = subprocess.run(command, capture_output=True, text=True)
-    quiet = ("Requirement already satisfied", "Looking in links")
-    print("\\n".join(line for line in (installed.stdout + installed.stderr).splitlines() if not line.startswith(quiet)))
+    lines = (installed.stdout + installed.stderr).splitlines()
+    satisfied = [line for line in lines if line.startswith("Requirement already satisfied")]
+    print("\\n".join(line for line in lines if line not in satisfied and not line.startswith("Looking in links")))
+    print(f"{{len(satisfied)}} requirement(s) already satisfied by the image")
     if installed.returncode != 0:
         raise RuntimeError(
             f"pip could not install {{REQUIREMENTS}} offline (its output is above): add what it lacks to "

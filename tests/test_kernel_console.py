@@ -76,7 +76,7 @@ def execute(cells: list, out, tmp_path, **options) -> nbformat.NotebookNode:
     """The notebook of these cells executed by a real kernel with its outputs on a Console writing to `out`."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells
-    client = StreamingClient(notebook, Console(out), tmp_path, kernel_name="python3", timeout=60, **options)
+    client = StreamingClient(notebook, Console(out), kernel_name="python3", timeout=60, **options)
     client.execute()
     return notebook
 

@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from nbclient import NotebookClient
@@ -105,18 +106,19 @@ class Console:
 class StreamingClient(NotebookClient):
     """nbclient's executor that shows each output on a Console as the kernel sends it, the kernel's own Markdown
     headings as they are passed, and a line for a cell silent for HEARTBEAT_S seconds. The cells that write the
-    inlined lib (%%writefile) are shown as one line. The kernel talks over IPC sockets in `sockets` (a folder of the
-    run's own): a local kernel needs no TCP ports, and ipykernel warns at every start about unencrypted ones."""
+    inlined lib (%%writefile) are shown as one line. The kernel talks over IPC sockets in Linux's abstract namespace
+    (no files, so no limit on the length of a temporary folder's path): a local kernel needs no TCP ports, and
+    ipykernel warns at every start about unencrypted ones."""
 
-    def __init__(self, notebook, console: Console, sockets: Path, **options):
+    def __init__(self, notebook, console: Console, **options):
         super().__init__(notebook, **options)
-        self.console, self.sockets = console, sockets
+        self.console = console
         self.on_cell_start = self.cell_started
         self.on_cell_complete = lambda cell, cell_index: console.flush()
 
     def create_kernel_manager(self):
         manager = super().create_kernel_manager()
-        manager.transport, manager.ip = "ipc", str(self.sockets / "kernel")
+        manager.transport, manager.ip = "ipc", f"@kernel-{uuid.uuid4().hex}"
         return manager
 
     def cell_started(self, cell, cell_index: int) -> None:

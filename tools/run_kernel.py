@@ -157,7 +157,7 @@ def path_translator(input_root: Path):
     return translate
 
 
-def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int, input_root: Path, scratch: Path) -> None:
+def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int, input_root: Path) -> None:
     """Execute a notebook in out_dir, its outputs shown as they come (tools.kernel_console), saving the executed copy
     there even when a cell fails; RunError with a short report of the failure."""
     import nbformat
@@ -167,7 +167,7 @@ def execute_notebook(notebook_path: Path, out_dir: Path, timeout: int, input_roo
     translate = path_translator(input_root)
     resources = {"metadata": {"path": str(out_dir)}}
     options = {"kernel_name": "python3", "timeout": timeout, "resources": resources}
-    client = StreamingClient(notebook, Console(translate=translate), scratch, **options)
+    client = StreamingClient(notebook, Console(translate=translate), **options)
     saved = out_dir / notebook_path.name
     try:
         client.execute()
@@ -202,7 +202,7 @@ def run_with_environment(args: argparse.Namespace, out_dir: Path, env: dict[str,
         os.environ.clear()
         os.environ.update(env)
         notebook = args.build / args.kernel / f"{args.kernel}.ipynb"
-        execute_notebook(notebook, out_dir, args.timeout, Path(args.input_root), Path(env["TMPDIR"]))
+        execute_notebook(notebook, out_dir, args.timeout, Path(args.input_root))
 
 
 def fallback_error(out_dir: Path) -> str | None:
