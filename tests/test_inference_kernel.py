@@ -317,7 +317,7 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     owner = json.loads((tmp_path / "build" / kernel.name / "kernel-metadata.json").read_text())["id"].split("/")[0]
     wheels = f"datasets/{owner}/shopee-wheels" if layout == "nested" else "shopee-wheels"
     assert re.search(
-        rf"installing offline: .* --find-links \S+/kaggle-input-[^/]+/{re.escape(wheels)} -r ",
+        rf"packages of \S+/kaggle-input-[^/]+/{re.escape(wheels)}/requirements.txt are installed at their versions",
         notebook_output(out, kernel.name),
     )
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
