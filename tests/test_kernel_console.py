@@ -2,7 +2,9 @@
 the failing cell, the exception and the frames of the notebook and of lib, other libraries folded."""
 
 import io
+import json
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -100,9 +102,9 @@ def test_outputs_are_shown_while_the_cell_runs_and_the_library_cells_as_one_line
 def test_a_silent_cell_is_reported_while_it_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(kernel_console, "HEARTBEAT_S", 1.0)
     out = Timed()
-    execute([nbformat.v4.new_code_cell("import time\ntime.sleep(3.5)")], out, tmp_path)
+    execute([nbformat.v4.new_code_cell("import time\ntime.sleep(5)")], out, tmp_path)
     beats = [line for _, line in out.lines if "running for" in line]
-    assert 2 <= len(beats) <= 4 and beats[0].startswith("  ... cell 1 `import time`: running for")
+    assert 2 <= len(beats) <= 6 and all(line.startswith("  ... cell 1 `import time`: running for") for line in beats)
 
 
 def test_a_failure_is_its_cell_the_exception_and_the_frames_of_the_notebook_and_lib(tmp_path):
@@ -145,3 +147,28 @@ def test_a_failure_is_its_cell_the_exception_and_the_frames_of_the_notebook_and_
     assert report[10] == "  lib/reader.py line 5, in read: return pd.read_csv(path)"
     assert report[11].startswith("  ... ") and report[11].endswith(" frame(s) in pandas")
     assert len(report) == 12 and "Traceback" not in out.getvalue(), "the error is reported once, by the report"
+
+
+def test_a_failure_in_ipython_7_as_in_kaggles_image_is_reported_alike(tmp_path):
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "ipython7_traceback.json").read_text())
+    kernels = tmp_path / "kernels" / "k"
+    kernels.mkdir(parents=True)
+    reading = "def load():\n    return read(PATH)"
+    failing = "x = 1\ny = 2\nz = 3\nw = 4\nframe = load()"
+    (kernels / "notebook.py").write_text(f"# %%\nfrom lib.reader import read\n\n# %%\n{reading}\n\n\n# %%\n{failing}\n")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(source) for source in ["PATH = 'bad.csv'", "from lib.reader import read"]
+    ]
+    notebook.cells += [nbformat.v4.new_code_cell(reading), nbformat.v4.new_code_cell(failing)]
+    notebook.cells[3].outputs = [nbformat.v4.new_output("error", **{k: recorded[k] for k in ("ename", "evalue")})]
+    notebook.cells[3].outputs[0]["traceback"] = recorded["traceback"]
+    report = failure_report(notebook, [kernels / "notebook.py"], tmp_path).splitlines()
+    assert report[6:] == [
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 4: invalid continuation byte",
+        "where (the notebook's cells and lib; other libraries folded):",
+        "  cell 4 (kernels/k/notebook.py line 14): frame = load()",
+        "  cell 3 (kernels/k/notebook.py line 6), in load: return read(PATH)",
+        "  lib/reader.py line 5, in read: return pd.read_csv(path)",
+        "  ... 10 frame(s) in pandas",
+    ]

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from nbclient import NotebookClient
@@ -21,8 +22,11 @@ HEARTBEAT_S = 10.0  # a running cell silent this long gets a line saying so
 PROGRESS_EVERY_S = 5.0  # a progress bar redrawn in place is shown at most this often (and its last state)
 LIB_FOLDER = re.compile(r"\S*/kernel-lib-[^/\s]+/")  # where a built notebook writes the inlined lib (build.py)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-CELL_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+)(?:, in (.*))?")
-FILE_FRAME = re.compile(r"^File (\S+?):(\d+)(?:, in (.*))?")
+CELL_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+)(?:, in (.*))?")  # IPython 8 and later
+FILE_FRAME = re.compile(r"^File (?P<path>\S+?):(?P<line>\d+)(?:, in (?P<function>.*))?")  # IPython 8 and later
+OLD_FRAME = re.compile(r"^(?P<path>\S+) in (?P<function>.+)(?P<line>)$")  # IPython 7 (Kaggle's image)
+KERNEL_CELL_FILE = re.compile(r"/ipykernel_\d+/\d+\.py$|^<ipython-input-")  # where IPython 7 runs a cell's code
+NUMBERED = re.compile(r"^(-*>)?\s*(\d+)\s?(.*)$")  # a shown line of code: arrow (the failing line), number, code
 STANDARD_LIBRARY = re.compile(r"/lib/python3[.\d]*/(\w+)")
 SOURCE_LINES = 4  # lines of the failing cell shown in the report
 
@@ -158,7 +162,7 @@ class StreamingClient(NotebookClient):
             self.console.flush()
 
 
-def library_of(path: str) -> str | None:
+def library_of(path: str, function: str) -> str | None:
     """The package a traceback frame's file belongs to when it is neither the notebook's nor lib's (an installed
     package, the standard library, a compiled module's source), else None."""
     for folder in ("site-packages/", "dist-packages/"):
@@ -167,7 +171,9 @@ def library_of(path: str) -> str | None:
     standard = STANDARD_LIBRARY.search(path)
     if standard:
         return standard[1]
-    return path.split("/")[0] if path.endswith((".pyx", ".pxd")) else None
+    if path.endswith((".pyx", ".pxd")):  # IPython 8 names its folder, IPython 7 only the file and the function
+        return path.split("/")[0] if "/" in path else function.split(".")[0]
+    return None
 
 
 def failed_cell(notebook) -> tuple[int, dict] | None:
@@ -189,11 +195,56 @@ def source_line(cell_source: str, sources: list[Path]) -> tuple[Path, int] | Non
     return None
 
 
+@dataclass
+class Frame:
+    """One frame of a kernel's traceback: its file (None for a notebook cell), line, function, the failing line's code,
+    and the numbered lines it shows."""
+
+    path: str | None
+    line: int
+    function: str
+    code: str
+    shown: list[tuple[int, str]]
+    count: int | None = None  # a cell's execution count, where the traceback gives it
+
+
+def parse_frame(entry: str) -> Frame | None:
+    """A traceback entry as IPython 8 and later write it ("Cell In[3], line 2, in f()", "File path:12, in f(x)") or
+    IPython 7 (Kaggle's image: "path in f(x)", a cell's code in ipykernel's temporary folder); None for other
+    lines."""
+    lines = plain(entry).strip("\n").split("\n")
+    shown = [(int(m[2]), m[3]) for line in lines[1:] if (m := NUMBERED.match(line))]
+    arrow = next(((int(m[2]), m[3].strip()) for line in lines[1:] if (m := NUMBERED.match(line)) and m[1]), (0, ""))
+    if found := CELL_FRAME.match(lines[0]):
+        return Frame(None, int(found[2]), found[3] or "", arrow[1], shown, int(found[1]))
+    if found := FILE_FRAME.match(lines[0]) or OLD_FRAME.match(lines[0]):
+        path, function = found["path"], found["function"] or ""
+        line = int(found["line"]) if found["line"] else arrow[0]
+        return Frame(None if KERNEL_CELL_FILE.search(path) else path, line, function, arrow[1], shown)
+    return None
+
+
+def cell_of(frame: Frame, code_cells: list[tuple[int, dict]]) -> tuple[int, dict] | None:
+    """The notebook cell a cell frame ran in: by its execution count, else the cell whose lines are those the frame
+    shows at their numbers."""
+    for index, cell in code_cells:
+        if frame.count is not None and cell.get("execution_count") == frame.count:
+            return index, cell
+    for index, cell in code_cells:
+        lines = cell.source.split("\n")
+        if (
+            frame.count is None
+            and frame.shown
+            and all(number <= len(lines) and lines[number - 1].strip() == code.strip() for number, code in frame.shown)
+        ):
+            return index, cell
+    return None
+
+
 def frame_lines(traceback: list[str], notebook, sources: list[Path], root: Path) -> list[str]:
     """The frames of a kernel's traceback as one line each: the notebook's cells (with their source file and line)
     and lib's modules, the frames of other libraries folded into a count per library."""
     code_cells = [(index, cell) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
-    by_count = {cell.get("execution_count"): (index, cell) for index, cell in code_cells}
     lines, folded = [], []
 
     def unfold():
@@ -201,31 +252,23 @@ def frame_lines(traceback: list[str], notebook, sources: list[Path], root: Path)
             lines.append(f"  ... {len(folded)} frame(s) in {', '.join(dict.fromkeys(folded))}")
             folded.clear()
 
-    for entry in traceback[2:-1]:  # a rule and the exception's name first, the exception itself last
-        text = plain(entry).strip("\n").split("\n")
-        code = next((line.split(maxsplit=2)[-1] for line in text if re.match(r"^-+> ", line)), "").strip()
-        cell_frame, file_frame = CELL_FRAME.match(text[0]), FILE_FRAME.match(text[0])
-        if cell_frame:
-            number, line, function = int(cell_frame[1]), int(cell_frame[2]), cell_frame[3]
-            index, cell = by_count.get(number, (None, None))
-            where = f"cell {index + 1}" if index is not None else f"cell In[{number}]"
-            found = source_line(cell.source, sources) if cell is not None else None
-            if found:
-                where += f" ({found[0].relative_to(root)} line {found[1] + line - 1})"
-            else:
-                where += f" line {line}"
-        elif file_frame:
-            path, line, function = file_frame[1], file_frame[2], file_frame[3]
-            library = library_of(path)
-            if library and not LIB_FOLDER.match(path):
-                folded.append(library)
-                continue
-            where = f"{LIB_FOLDER.sub('', path)} line {line}"
-        else:
+    for frame in filter(None, map(parse_frame, traceback[2:-1])):  # a rule and a title first, the exception last
+        if frame.path is None:
+            found = cell_of(frame, code_cells)
+            where = f"cell {found[0] + 1}" if found else "a cell"
+            at = source_line(found[1].source, sources) if found else None
+            where += f" ({at[0].relative_to(root)} line {at[1] + frame.line - 1})" if at else f" line {frame.line}"
+        elif (library := library_of(frame.path, frame.function)) and not LIB_FOLDER.match(frame.path):
+            folded.append(library)
             continue
+        else:
+            where = f"{LIB_FOLDER.sub('', frame.path)} line {frame.line}"
         unfold()
-        function = re.sub(r"\(.*", "", function or "")
-        lines.append(f"  {where}" + (f", in {function}" if function else "") + (f": {code}" if code else ""))
+        function = re.sub(r"\(.*", "", frame.function)
+        function = "" if function.startswith("<") else function  # <module>, <cell line: 0>
+        lines.append(
+            f"  {where}" + (f", in {function}" if function else "") + (f": {frame.code}" if frame.code else "")
+        )
     unfold()
     return lines
 

@@ -122,6 +122,7 @@ def kernel_environment(input_root: Path, scratch: Path) -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         # tqdm.auto asks for ipywidgets in a Jupyter kernel; a kernel run as a batch job shows text bars anyway
         PYTHONWARNINGS="ignore:IProgress not found",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",  # ipykernel 6's debugger warns of frozen modules at every start otherwise
     )
     return env
 
