@@ -288,7 +288,7 @@ def test_submit_with_wait_fails_when_the_submission_is_still_pending_after_wait(
 
 def test_a_submission_accepted_silently_is_read_back_and_a_refused_one_gives_the_browser_steps(tmp_path):
     # today's API answers an accepted code submission without a ref (the CLI then prints nothing), and some tokens
-    # get 403 (../shared/docs/KAGGLE.md)
+    # get 403 (docs/delivery.md)
     with Recorder(replies={"CreateCodeSubmission": {"ref": 0}}) as recorder:
         env = environment(recorder, tmp_path)
         assert deliver(recorder, env, "push-inference", "--force").returncode == 0

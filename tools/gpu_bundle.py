@@ -1,6 +1,6 @@
 """make gpu-bundle: what `make gpu-check` needs on a CUDA machine with no network whose Python already holds torch,
-timm and transformers (the device machine of this workplace: tools/device_image.txt), in .gpu-bundle/ (git-ignored;
-under the 64 MiB such a machine takes along):
+timm and transformers (its packages listed in tools/device_image.txt), in .gpu-bundle/ (git-ignored; about 50 MiB,
+small enough to carry along):
 
 - wheels/: what lib/ and the kernels import that the machine's image lacks, with their dependencies it lacks, at the
   lock's versions, for its Python (tools/wheels.py's derivation; a package the image holds is trusted at any version);

@@ -37,7 +37,7 @@ KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)
 # missing).
 RUN_TIME_NEEDS = ["alembic", "cryptography", "sqlalchemy"]
 # Imported only where a GPU is present (lib/matching/forest.py: cuML's forest inference) and held by Kaggle's GPU
-# image; never installed here (../shared/docs/ENV.md: cuML clashes with the lock's torch and computes nothing without
+# image; never installed here (docs/environments.md: cuML clashes with the lock's torch and computes nothing without
 # a GPU), so these are left to the image and never go into the wheels dataset.
 GPU_IMAGE_ONLY = {"cuml": "cuml-cu12"}
 HEADER = """# Made by `python -m tools.wheels list` (tools/wheels.py): do not edit; change its inputs and regenerate.

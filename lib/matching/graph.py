@@ -1,36 +1,13 @@
 """Pair scores to groups: the second stage's matching, from a pair classifier's probabilities to match lists.
 
-A classifier gives each directed candidate pair (i, j) the probability p that postings i and j are one product; the
-candidate pairs are symmetric. `edge_scores` makes each pair undirected: the mean of p(i, j) and p(j, i), or their
-minimum (mutual edges: an edge passes a threshold only when both directions do, as 2nd place kept them). A posting's
-matches are then itself and either
-
-- its candidates whose edge reaches a threshold t (the base: no transitivity, every t of the grid scored in one pass;
-  a row keeps at most its best MAX_MATCHES - 1, as the match lists do), or
-- the other members of its cluster, from the top teams' groupings of the edges: tiered union-find (5th place: strict
-  to merge two groups, laxer to attach a single posting, laxest to pair two), average-linkage agglomeration cut at a
-  target mean cluster size (3rd place), connected pieces of the thresholded graph split by edge betweenness until
-  none is over a size (2nd place);
-
-and a posting left alone may get its best candidate (`at_least_one`). No clustering makes a cluster over MAX_MATCHES,
-so a clustering's F1 follows from counts per posting (`cluster_counts`, scored by lib.matching.pairs.rows_f1) and is
-the metric on the lists `apply` writes. `search` tunes the steps in that order on CV, keeping each only where it gains
-lib.matching.ensemble.MIN_GAIN over the best so far; the config it returns drives `apply`:
-
-    {"mutual": false, "threshold": 0.55,
-     "grouping": null | {"kind": "tiered", "merge": 0.8, "attach": 0.7, "pair": 0.3}
-                      | {"kind": "agglomerative", "target_size": 2.7},
-     "split_oversized": null | {"max_size": 12}, "at_least_one": null | {"floor": 0.2}}
-
-Costs (tools/bench_graph.py: a synthetic graph of 70,000 postings and 3 million directed candidate pairs, 1.5 million
-edges, measured once on a development machine whose 2 cores were shared): `agglomerative` keeps each cluster's sums
-of edge scores to its neighbouring clusters (the smaller's merged into the larger's) and a heap of linkages checked
-when popped; it took 25-30 s until a mean cluster size of 5 and about 2 minutes to the end (no linkage above 0
-left); a cut then costs milliseconds. Tiered union-find took 0.5 s. `split_oversized` recomputes betweenness after
-each edge it removes, so its cost grows with the square of a part's size: a part over MAX_MATCHES postings is first
-cut to its strongest edges (`splits`), which took 3 s for a component of thousands among 3,000 postings (a part of
-6,000 postings left whole did not finish in 10 minutes). `search` took 10 s on 7,000 postings (700,000 directed
-pairs); on the 300-posting test sample, whose groups average 14.5 postings, 9 s.
+`edge_scores` makes each candidate pair undirected (the mean of p(i, j) and p(j, i), or their minimum: mutual edges).
+A posting's matches are itself and either its candidates whose edge reaches a threshold, or the other members of its
+cluster: tiered union-find (5th place), average-linkage agglomeration cut at a target mean cluster size (3rd place),
+or thresholded components split by edge betweenness (2nd place); a posting left alone may get its best candidate
+(`at_least_one`). No cluster exceeds MAX_MATCHES, so a clustering's F1 follows from counts per posting
+(`cluster_counts`). `search` tunes the steps in that order on CV, keeping each only where it gains
+lib.matching.ensemble.MIN_GAIN; `apply` writes the match lists of the config it returns. Costs: docs/results.md
+(tools/bench_graph.py).
 """
 
 import heapq
@@ -349,7 +326,14 @@ def ranked_columns(c: Candidates, edge: np.ndarray, mask: np.ndarray) -> list[li
 
 def apply(c: Candidates, score: np.ndarray, config: dict) -> list[list[int]]:
     """Each posting's matches under a config: itself, then its kept candidates or its cluster's members (those it
-    has an edge with by decreasing edge score, then the others by index), at most MAX_MATCHES."""
+    has an edge with by decreasing edge score, then the others by index), at most MAX_MATCHES. With the threshold
+    alone a row keeps at most its best MAX_MATCHES - 1 candidates, as the match lists do. The config (`search`):
+
+        {"mutual": false, "threshold": 0.55,
+         "grouping": null | {"kind": "tiered", "merge": 0.8, "attach": 0.7, "pair": 0.3}
+                          | {"kind": "agglomerative", "target_size": 2.7},
+         "split_oversized": null | {"max_size": 12}, "at_least_one": null | {"floor": 0.2}}
+    """
     edge = edge_scores(c, score, config["mutual"])
     cluster = clustering(c, edge, config)
     if cluster is None:

@@ -1,33 +1,12 @@
 """Exact cosine nearest neighbours in chunks: memory bounded by the chunk, never an n x n matrix.
 
-`neighbors` scans strips of similarities (a chunk of rows against all columns) in a low precision (`scan_dtype`:
-float16 on CUDA, on tensor cores; bfloat16 on a CPU that multiplies it in hardware, AMX or AVX512-BF16, about three
-times faster than float32 there; float32 on other CPUs, which only emulate bfloat16) and re-scores in float32
-every pair whose scanned value could, within a proven bound on the rounding error, still reach its row's top k or
-the threshold. A self-search scans each strip only from the diagonal on (x_i . x_j^T for j >= i) and takes its part
-right of the diagonal for the later rows too, so each product is computed once. Strips go from the last to the
-first, so that each row first meets the widest strip it will see. The scan is read in groups of GROUP columns: a
-group is looked into only when its maximum reaches the row's cutoff, which rises with the row's float32 k-th best.
-`sparse_neighbors` does the same search on scipy sparse rows (TF-IDF), exactly, with float32 products of a bounded
-number of rows at a time: scipy's on the CPU, or, when CUDA is available, torch sparse CSR products on the GPU
-(`torch_sparse_neighbors`). torch is in every Kaggle GPU image and its sparse path runs unchanged on the CPU, where
-the tests compare it with the scipy path; cuML is not installable on the development machines, so a cuML path could
-never be tested there. Both paths give the same neighbours up to ties (sums of products in another order can differ
-in the last float32 bit).
-
-Error bound (`scan_error`). For rows a, b let a', b' be their roundings to the scan's precision and r_a = a - a',
-r_b = b - b' (measured: `scan_copy` takes the largest |r| of the actual rows, subnormal float16 values included). Then
-    |a'.b' - a.b| = |a'.(b' - b) + (a' - a).b| <= |a'| |r_b| + |r_a| |b|         (Cauchy-Schwarz);
-the product accumulates in float32 over d terms (error <= gamma_d |a'| |b'|, gamma_d = d 2^-24 / (1 - d 2^-24);
-on CUDA float16 products are kept from reduced-precision reductions, `full_precision_sums`) and is rounded once to
-the scan's precision (error <= u |s~|, s~ the scanned value, u = 2^-8 for bfloat16's 8 significant bits, 2^-11 for
-float16's 11). The float32 re-score s^ is itself within gamma_d |a| |b| of a.b. With N the largest norm of a row or
-its rounding and R the largest |r|:
-    |s~ - s^| <= A + u |s~|,    A = 2 N R + 2 gamma_d N^2 + 2^-20 (the last term covers the cutoff arithmetic).
-A float32 scan (a CPU without fast bfloat16) may still be rounded by TF32 math modes on CUDA, so there R is taken as
-2^-8 N, with no output rounding beyond gamma_d. A column is skipped when hi(s~) = s~ + A + rel |s~| is below the row's
-target: its float32 k-th best so far, lo(L) = L - A - rel |L| for L the k-th largest group maximum of a strip (k
-distinct columns reach it), and the threshold; none of these exceeds the final k-th best (or the threshold).
+`neighbors` scans strips of similarities (a chunk of rows against all columns) in a low precision chosen by device
+(`scan_dtype`: float16 on CUDA, bfloat16 on a CPU that multiplies it in hardware, else float32) and re-scores in
+float32 every pair whose scanned value could, within a proven bound on the rounding error (`scan_error`), still reach
+its row's top k or the threshold. A self-search computes each product once. `sparse_neighbors` does the same search
+exactly on scipy sparse rows (TF-IDF): scipy's products on the CPU, torch sparse CSR products when CUDA is available
+(`torch_sparse_neighbors`). Both paths give the same neighbours up to ties (sums of products in another order can
+differ in the last float32 bit). Benchmarks: docs/results.md (tools/bench_knn.py).
 """
 
 import warnings
@@ -107,7 +86,28 @@ def scan_copy(x: torch.Tensor, rows: int) -> tuple[torch.Tensor, float, float]:
 
 
 def scan_error(depth: int, norm: float, residual: float, dtype: torch.dtype) -> tuple[float, float]:
-    """(A, rel) with |scanned - float32 similarity| <= A + rel |scanned| (module docstring)."""
+    """(A, rel) with |scanned - float32 similarity| <= A + rel |scanned|.
+
+    The scan takes each strip of a self-search only from the diagonal on (x_i . x_j^T for j >= i) and uses its part
+    right of the diagonal for the later rows too. Strips go from the last to the first, so that each row first meets
+    the widest strip it will see. The scan is read in groups of GROUP columns: a group is looked into only when its
+    maximum reaches the row's cutoff, which rises with the row's float32 k-th best.
+
+    The bound. For rows a, b let a', b' be their roundings to the scan's precision and r_a = a - a', r_b = b - b'
+    (measured: `scan_copy` takes the largest |r| of the actual rows, subnormal float16 values included). Then
+        |a'.b' - a.b| = |a'.(b' - b) + (a' - a).b| <= |a'| |r_b| + |r_a| |b|         (Cauchy-Schwarz);
+    the product accumulates in float32 over d terms (error <= gamma_d |a'| |b'|, gamma_d = d 2^-24 / (1 - d 2^-24);
+    on CUDA float16 products are kept from reduced-precision reductions, `full_precision_sums`) and is rounded once to
+    the scan's precision (error <= u |s~|, s~ the scanned value, u = 2^-8 for bfloat16's 8 significant bits, 2^-11
+    for float16's 11). The float32 re-score s^ is itself within gamma_d |a| |b| of a.b. With N the largest norm of a
+    row or its rounding and R the largest |r|:
+        |s~ - s^| <= A + u |s~|,    A = 2 N R + 2 gamma_d N^2 + 2^-20 (the last term covers the cutoff arithmetic).
+    A float32 scan (a CPU without fast bfloat16) may still be rounded by TF32 math modes on CUDA, so there R is taken
+    as 2^-8 N, with no output rounding beyond gamma_d. A column is skipped when hi(s~) = s~ + A + rel |s~| is below the
+    row's target: its float32 k-th best so far, lo(L) = L - A - rel |L| for L the k-th largest group maximum of a
+    strip (k distinct columns reach it), and the threshold; none of these exceeds the final k-th best (or the
+    threshold).
+    """
     gamma = depth * 2.0**-24 / (1 - depth * 2.0**-24)
     if dtype in UNIT_ROUNDOFF:
         return 2 * norm * residual + 2 * gamma * norm**2 + 2.0**-20, UNIT_ROUNDOFF[dtype]
