@@ -167,12 +167,14 @@ def plan_for_test() -> tuple[dict, dict, dict | None, dict | None]:
 
 
 # %%
-def scored_stage(c, vectors, neighbours, rows, titles, labels) -> dict | None:
+def scored_stage(c, vectors, neighbours, outputs, rows, titles, labels) -> dict | None:
     """The plan's second stage scored on the evaluation rows by out-of-fold probabilities, or None without one."""
     if "pair_stage" not in plan:
         return None
     timer = stage_timer(len(rows))
-    scored = pair_stage.cross_validated(vectors, neighbours, c, titles, list(rows.image_phash), labels, timer)
+    image_text = pipeline.image_text_pairs(plan, outputs)
+    phashes = list(rows.image_phash)
+    scored = pair_stage.cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text)
     with timer("graph steps"):
         matches = graph.apply(scored.candidates, scored.scores, plan["pair_stage"]["graph"])
     f1 = metrics.mean_f1(pairs.to_posting_ids(matches, rows.posting_id), metrics.true_matches(rows.posting_id, labels))
@@ -190,7 +192,7 @@ def evaluate() -> dict:
             stage_report = title_tuning["stage"]
         else:
             c, conflicts, vectors, neighbours, outputs = signals(plan, rows, titles, COMPETITION / "train_images")
-            stage_report = scored_stage(c, vectors, neighbours, rows, titles, rows.label_group.to_numpy())
+            stage_report = scored_stage(c, vectors, neighbours, outputs, rows, titles, rows.label_group.to_numpy())
     labels, rules = rows.label_group.to_numpy(), plan["matching"]
     curves = thresholds.component_curves(c, vectors, labels)
     predicted = pairs.to_posting_ids(pairs.to_lists(c, pairs.predict(c, rules, conflicts)), rows.posting_id)
@@ -227,12 +229,14 @@ def match_test() -> list[list[str]]:
         return []
     names = plan["components"] if test_stage else test_rules["components"]
     used = {**plan, "components": {name: plan["components"][name] for name in names}}
-    c, conflicts, vectors, neighbours, _ = signals(used, test, test_titles, COMPETITION / "test_images")
+    c, conflicts, vectors, neighbours, outputs = signals(used, test, test_titles, COMPETITION / "test_images")
     if test_stage:
         folder = Path(paths.input_path(CONFIG["plan"])).parent if CONFIG["plan"] else Path(".")
-        phashes = list(test.image_phash)
+        phashes, image_text = list(test.image_phash), pipeline.image_text_pairs(plan, outputs)
         with stopwatch.stage("pair stage: features", len(test)):  # built and scored a chunk at a time
-            both, scores, scorer = pair_stage.score(vectors, neighbours, c, test_titles, phashes, test_stage, folder)
+            both, scores, scorer = pair_stage.score(
+                vectors, neighbours, c, test_titles, phashes, test_stage, folder, image_text
+            )
         print(f"pair stage: {len(scores)} test pairs scored by {scorer}")
         with stopwatch.stage("pair stage: graph steps", len(test)):
             matches = graph.apply(both, scores, test_stage["graph"])

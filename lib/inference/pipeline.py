@@ -1,8 +1,9 @@
 """Postings to candidate pairs by a plan: model outputs -> component vectors -> neighbours -> pairs and conflicts.
 
-A plan (the inference config of lib.inference.plan) names models (training checkpoints, sentence models), components
-(a weighted ensemble of model outputs, optionally blended by INB or query expansion, or TF-IDF of the titles) and
-the matching rules over the components. Every stage is timed on a lib.inference.timing.Stopwatch.
+A plan (the inference config of lib.inference.plan) names models (training checkpoints, sentence models, frozen
+pretrained image backbones and CLIP / SigLIP models), components (a weighted ensemble of model outputs, optionally
+blended by INB or query expansion, or TF-IDF of the titles) and the matching rules over the components. Every stage is
+timed on a lib.inference.timing.Stopwatch.
 """
 
 from functools import partial
@@ -17,11 +18,13 @@ from lib.data.images import read_image
 from lib.devices import default_device
 from lib.inference.timing import Stopwatch, scan_flops, sparse_products
 from lib.matching import pairs
-from lib.models import embed, sentence
+from lib.models import backbone, embed, image_text, sentence
 from lib.models.checkpoint import read_checkpoint
 from lib.neighbours import combine, expansion, knn
 
 IMAGE_SAMPLE = 32  # images read in the main process to time reading apart from the model
+READS_IMAGES = ("checkpoint", "image", "clip")  # the model kinds whose passes read images (lib.inference.plan)
+SENTENCE_CONVENTION = ("pooling", "prefix")  # a sentence model's keys passed to lib.models.sentence.embed_texts
 
 
 def fitting_batches(embed_with, batch_size: int):
@@ -57,9 +60,12 @@ def time_image_reading(postings, image_dir: Path, workers: int, stopwatch: Stopw
 
 def forward_parts(model: dict) -> list[str]:
     """The parts of a model whose cited rates project its forward passes (lib.inference.timing.cited_rate): an image
-    backbone at its image size, a text model by its folder's name."""
-    if model["kind"] == "sentence":
+    backbone (its architecture, without the pretrained tag) at its image size, a text or CLIP / SigLIP model by its
+    folder's name."""
+    if model["kind"] in ("sentence", "clip"):
         return [Path(model["source"]).name]
+    if model["kind"] == "image":
+        return [f"{model['backbone'].split('.')[0]}@{model['image_size']}"]
     extra = read_checkpoint(checkpoint_path(model))["extra"]
     image, text = extra["config"]["model"].get("image"), extra["config"]["model"].get("text")
     parts = [f"{image['backbone']}@{extra['image_size']}"] if image else []
@@ -68,13 +74,27 @@ def forward_parts(model: dict) -> list[str]:
 
 def embeddings_of(model: dict, postings, titles: list[str], image_dir: Path, settings: dict, batch_size: int) -> dict:
     """One model's outputs ({output: rows x dim}) for the postings."""
+    loading = {"batch_size": batch_size, "workers": settings["workers"]}
     if model["kind"] == "checkpoint":
-        workers = settings["workers"]
-        return embed.posting_embeddings(
-            checkpoint_path(model), postings, image_dir, batch_size=batch_size, workers=workers
-        )
-    folder = paths.input_path(model["source"])
-    return {"text": sentence.embed_texts(titles, folder, batch_size=batch_size, max_length=settings["max_length"])}
+        return embed.posting_embeddings(checkpoint_path(model), postings, image_dir, **loading)
+    folder = Path(paths.input_path(model["source"]))
+    if model["kind"] == "image":
+        weights, name, size = folder / model["file"], model["backbone"], model["image_size"]
+        return backbone.image_embeddings(postings, image_dir, weights, name, size, **loading)
+    if model["kind"] == "clip":
+        return image_text.image_text_embeddings(postings, image_dir, folder, **loading)
+    convention = {key: model[key] for key in SENTENCE_CONVENTION if key in model}
+    vectors = sentence.embed_texts(
+        titles, folder, **convention, batch_size=batch_size, max_length=settings["max_length"]
+    )
+    return {"text": vectors}
+
+
+def image_text_pairs(plan: dict, outputs: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The image and text outputs of each clip model among `outputs` (model_outputs), for the image-title pair feature
+    of the second stage (lib.matching.pair_features)."""
+    kinds = {name: plan["models"][name]["kind"] for name in outputs}
+    return {name: (outputs[name]["image"], outputs[name]["text"]) for name in outputs if kinds[name] == "clip"}
 
 
 def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwatch: Stopwatch) -> dict:
@@ -88,7 +108,7 @@ def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwat
     outputs = {}
     for name in used_models(plan):
         model = plan["models"][name]
-        if model["kind"] == "checkpoint":
+        if model["kind"] in READS_IMAGES:
             time_image_reading(postings, image_dir, settings["workers"], stopwatch, name)
         parts, dtype = forward_parts(model), "float16" if default_device().type == "cuda" else "float32"
         with stopwatch.stage(f"{name}: embeddings", len(postings), "forward", dtype=dtype, parts=parts):

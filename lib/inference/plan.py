@@ -1,7 +1,18 @@
 """The tuned inference config (inference_config.json) that the optimize-ensemble kernel writes and inference reads.
 
-models              name -> {"kind": "checkpoint", "source": <slug>, "file": "model.pt"}
-                             | {"kind": "sentence", "source": <slug of a transformers folder>}
+models              name -> {"kind": "checkpoint", "source": <slug>, "file": "model.pt"}: a training run's model,
+                             outputs "concat", "image", "text" (lib.models.embed)
+                             | {"kind": "sentence", "source": <slug of a transformers folder>, "pooling": "mean" |
+                             "cls" | "pooler", "prefix": <text put before every title>}: a frozen sentence model,
+                             output "text" (lib.models.sentence; pooling and prefix may be left out: "mean" and "",
+                             the masked mean of MiniLM and paraphrase-multilingual; multilingual-e5 takes "mean" and
+                             "query: ", LaBSE "pooler", as their model cards say)
+                             | {"kind": "image", "source": <slug>, "file": "<architecture>.safetensors", "backbone":
+                             <timm name, with its pretrained tag>, "image_size": <pixels>}: a frozen pretrained timm
+                             backbone, output "image", its pooled features (lib.models.backbone)
+                             | {"kind": "clip", "source": <slug of a CLIP or SigLIP folder with its processor>}:
+                             outputs "image" and "text" (lib.models.image_text)
+                             (`make pretrained MODEL=...` prints the entry of each kind but the checkpoint)
 components          name -> {"members": [{"model", "output", "weight"}, ...], "blend": null | {kind, k, alpha,
                              stages}} (lib.neighbours.combine.combine, then lib.neighbours.expansion.blend)
                              | {"tfidf": {"analyzer": a name of lib.data.text.ANALYZERS}}
@@ -10,8 +21,9 @@ matching            a lib.matching.pairs.predict config over the component names
 cv                  {"rows": CV postings, "f1": {name: mean F1}}
 pair_stage          (optional) the second stage, which then matches instead of "matching": {"file": the pair
                     classifier's LightGBM text file next to this one, "features": its feature names (those
-                    lib.matching.pair_features gives for the components, all of "components"), "graph": the graph steps
-                    (lib.matching.graph)}
+                    lib.matching.pair_features gives for the components, all of "components", and for each clip model
+                    the components use its image-title similarity "<model>.image_text": the mean of image_i . text_j
+                    and image_j . text_i), "graph": the graph steps (lib.matching.graph)}
 """
 
 import json
@@ -19,10 +31,23 @@ from pathlib import Path
 
 from lib.data.text import ANALYZERS
 from lib.matching import graph
-from lib.matching.pair_features import component_feature_names
+from lib.matching.pair_features import component_feature_names, image_text_feature_name
 from lib.matching.pairs import NO_MATCH
 
-OUTPUTS = {"checkpoint": ("concat", "image", "text"), "sentence": ("text",)}
+OUTPUTS = {
+    "checkpoint": ("concat", "image", "text"),
+    "sentence": ("text",),
+    "image": ("image",),
+    "clip": ("image", "text"),
+}
+MODEL_KEYS = {  # each kind's keys, and those it may leave out
+    "checkpoint": ({"kind", "source", "file"}, set()),
+    "sentence": ({"kind", "source"}, {"pooling", "prefix"}),
+    "image": ({"kind", "source", "file", "backbone", "image_size"}, set()),
+    "clip": ({"kind", "source"}, set()),
+}
+STRING_KEYS = ("source", "file", "backbone")  # model keys that are non-empty strings
+POOLINGS = ("mean", "cls", "pooler")  # lib.models.sentence.POOLINGS, not imported: the optimiser inlines no model code
 BLENDS = ("inb", "qe")
 GROUPS = ("title", "phash")
 KEYS = {"models", "components", "matching", "cv"}
@@ -65,10 +90,16 @@ def check_model(model, source: str, where: str) -> None:
     kind = mapping(model, source, where).get("kind")
     if kind not in OUTPUTS:
         fail(source, f"{where}.kind", f"{kind!r} is not one of {sorted(OUTPUTS)}")
-    mapping(model, source, where, {"kind", "source", "file"} if kind == "checkpoint" else {"kind", "source"})
-    for key in set(model) - {"kind"}:
+    mapping(model, source, where, *MODEL_KEYS[kind])
+    for key in set(STRING_KEYS) & set(model):
         if not isinstance(model[key], str) or not model[key]:
             fail(source, f"{where}.{key}", f"{model[key]!r} is not a non-empty string")
+    if "pooling" in model and model["pooling"] not in POOLINGS:
+        fail(source, f"{where}.pooling", f"{model['pooling']!r} is not one of {list(POOLINGS)}")
+    if "prefix" in model and not isinstance(model["prefix"], str):
+        fail(source, f"{where}.prefix", f"{model['prefix']!r} is not a string (the text before every title)")
+    if "image_size" in model:
+        integer(model["image_size"], source, f"{where}.image_size", 1)
 
 
 def check_component(component, models: dict, source: str, where: str) -> None:
@@ -124,8 +155,9 @@ def check_matching(matching, components: dict, source: str, where: str) -> None:
             fail(source, f"{where}.{flag}", f"{matching[flag]!r} is not true or false")
 
 
-def check_pair_stage(stage, components: dict, source: str) -> None:
-    """The second stage: its model file's name, the features of every component's pairs, the graph steps."""
+def check_pair_stage(stage, components: dict, models: dict, source: str) -> None:
+    """The second stage: its model file's name, the features of every component's pairs and of every clip model the
+    components use, the graph steps."""
     mapping(stage, source, "pair_stage", {"file", "features", "graph"})
     if not isinstance(stage["file"], str) or not stage["file"] or "/" in stage["file"]:
         fail(source, "pair_stage.file", f"{stage['file']!r} is not the name of a file next to the plan")
@@ -135,6 +167,11 @@ def check_pair_stage(stage, components: dict, source: str) -> None:
     for name in components:
         if not set(component_feature_names(name)) <= set(features):
             fail(source, "pair_stage.features", f"component {name!r} has no features there; the stage takes all")
+    used = {member["model"] for component in components.values() for member in component.get("members", [])}
+    for name in sorted(used):
+        feature = image_text_feature_name(name)
+        if models[name]["kind"] == "clip" and feature not in features:
+            fail(source, "pair_stage.features", f"clip model {name!r} has no {feature!r} there; the stage takes it")
     graph.validate(stage["graph"], f"{source}: pair_stage.graph")
 
 
@@ -153,7 +190,7 @@ def validate_tuned_config(config: dict, source: str) -> None:
     for name, score in mapping(cv["f1"], source, "cv.f1").items():
         number(score, source, f"cv.f1.{name}", 0.0, 1.0)
     if "pair_stage" in config:
-        check_pair_stage(config["pair_stage"], components, source)
+        check_pair_stage(config["pair_stage"], components, models, source)
 
 
 def read_tuned_config(path) -> dict:

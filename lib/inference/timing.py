@@ -10,6 +10,9 @@ rows the same share of the 34,250 training postings). How it is projected depend
 - forward: a model's forward passes. On a T4 by the cited throughput of its parts where one is known (CITED_RATES;
   an image backbone at another size scales by the pixels, as a convolutional net's work does), else by this device's
   measured matrix rate against the T4's (such small models are bound by memory and launches, not products: flagged).
+  A frozen pretrained timm backbone of a plan is the part `<architecture>@<image size>`, as a checkpoint's image branch
+  is; a CLIP or SigLIP model (image and text towers in one pass) has no cited rate here (no public T4 or RTX 3090
+  throughput of the pair of towers was found), so it is projected by the TFLOPS ratio, flagged.
 - matmul: a neighbour scan. Its products (`flops`, growing with rows^2) at the device's measured rate in the scan's
   precision, plus a per-row rest (the measured seconds less the products' share), linear in the rows. On a T4 the scan
   runs in float16 (lib.neighbours.knn.scan_dtype) at T4_TFLOPS["float16"].

@@ -6,8 +6,10 @@ relative to each posting's own neighbourhood: (s - mean) / std of its top 5, 10 
 neighbourhood (its k-th neighbour's similarity, the mean and std of its top 10) is also given as density features,
 standardised over the postings of the same gallery (2nd place: "to handle the distribution difference between train
 and test"): a 70,000-posting test finds closer false neighbours than a 7,000-posting fold, which shifts every raw
-density, and the standardised values keep only each posting's density against the others'. Title features, the image
-phash distance and the rules' own signals (unit conflict, identical title) come from lib.matching.title_pairs.
+density, and the standardised values keep only each posting's density against the others'. For each image-text model
+(CLIP, SigLIP: its image and text outputs) a pair gets its image-title similarity, the mean of image_i . text_j and
+image_j . text_i: how well each posting's image fits the other's title. Title features, the image phash distance and
+the rules' own signals (unit conflict, identical title) come from lib.matching.title_pairs.
 
 `PairFeatures` is built once for the n postings (per-posting tables) and gives the feature matrix of any chunk of
 pairs, so that millions of pairs are scored a chunk at a time with bounded memory.
@@ -96,22 +98,40 @@ def component_feature_names(name: str) -> list[str]:
     return names + [f"{name}.{side}_{density}" for density in DENSITY for side in ("row", "col")]
 
 
-class PairFeatures:
-    """The features of any candidate pairs of n postings, from each component's vectors and neighbours, the titles
-    and the image phashes."""
+def image_text_feature_name(model: str) -> str:
+    """The pair feature of an image-text model's image-title similarity."""
+    return f"{model}.image_text"
 
-    def __init__(self, vectors: dict, neighbours: dict, titles: list[str], phashes: list[str]):
+
+def image_text_similarity(image: np.ndarray, text: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The mean of image[row] . text[col] and image[col] . text[row] of each pair (L2-normalised rows)."""
+    there = np.einsum("ij,ij->i", image[rows], text[cols])
+    back = np.einsum("ij,ij->i", image[cols], text[rows])
+    return ((there + back) / 2).astype(np.float32)
+
+
+class PairFeatures:
+    """The features of any candidate pairs of n postings, from each component's vectors and neighbours, each
+    image-text model's outputs, the titles and the image phashes."""
+
+    def __init__(
+        self, vectors: dict, neighbours: dict, titles: list[str], phashes: list[str], image_text: dict | None = None
+    ):
         """`vectors`: name -> L2-normalised rows (numpy or scipy sparse); `neighbours`: name -> `(sim, idx)` of the
-        same postings; `titles`: normalised (lib.data.text.normalise_title); `phashes`: hex image hashes."""
+        same postings; `titles`: normalised (lib.data.text.normalise_title); `phashes`: hex image hashes;
+        `image_text`: model name -> (image rows, text rows) of an image-text model, L2-normalised
+        (lib.inference.pipeline.image_text_pairs)."""
         missing = set(vectors) ^ set(neighbours)
         if missing:
             raise ValueError(f"pair features: components {sorted(missing)} lack vectors or neighbours; give both")
         self.n = len(titles)
         self.vectors = vectors
+        self.image_text = image_text or {}
         self.hoods = {name: neighbourhood(*neighbours[name]) for name in vectors}
         self.titles = title_pairs.title_tables(titles)
         self.phashes = title_pairs.phash_table(phashes)
         self.names = [feature for name in vectors for feature in component_feature_names(name)]
+        self.names += [image_text_feature_name(model) for model in self.image_text]
         self.names += [*title_pairs.TITLE_FEATURES, "phash_distance"]
 
     def component(self, name: str, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
@@ -127,6 +147,7 @@ class PairFeatures:
     def chunk(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The float32 feature matrix (pairs x `names`) of the pairs (rows[i], cols[i])."""
         columns = [column for name in self.vectors for column in self.component(name, rows, cols)]
+        columns += [image_text_similarity(image, text, rows, cols) for image, text in self.image_text.values()]
         titled = title_pairs.title_pair_features(self.titles, rows, cols)
         columns += [titled[name] for name in title_pairs.TITLE_FEATURES]
         columns.append(title_pairs.phash_distance(self.phashes, rows, cols))

@@ -48,23 +48,28 @@ def untimed(_: str):
     return nullcontext()
 
 
-def cross_validated(vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed):
+def cross_validated(
+    vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed, image_text=None
+):
     """Every candidate pair of `c`, both ways, with its out-of-fold probability (the classifier's group k-fold);
-    `timer(part)` is a context timing each part ("features", "classifier by group k-fold")."""
+    `timer(part)` is a context timing each part ("features", "classifier by group k-fold"); `image_text`: each
+    image-text model's outputs, as lib.matching.pair_features.PairFeatures takes them."""
     both = pairs.both_ways(c)
     with timer("features"):
-        features = PairFeatures(vectors, neighbours, titles, phashes)
+        features = PairFeatures(vectors, neighbours, titles, phashes, image_text)
         matrix = features.chunk(both.rows, both.cols)
     with timer("classifier by group k-fold"):
         scores = pair_model.out_of_fold_scores(matrix, both.rows, both.cols, labels, features.names)
     return Scored(both, matrix, features.names, scores)
 
 
-def fit(vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed) -> Fitted:
+def fit(
+    vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed, image_text=None
+) -> Fitted:
     """The second stage fitted on labelled postings: `vectors` / `neighbours` of the components, candidate pairs `c`
     (lib.matching.pairs.candidates), normalised titles, phashes and label groups; `timer` as cross_validated takes it
-    (also "graph search", "final classifier")."""
-    scored = cross_validated(vectors, neighbours, c, titles, phashes, labels, timer)
+    (also "graph search", "final classifier"), and `image_text`."""
+    scored = cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text)
     with timer("graph search"):
         config, steps = graph.search(scored.candidates, scored.scores, labels)
     f1 = max(step["f1"] for step in steps if step["kept"])
@@ -74,12 +79,14 @@ def fit(vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, l
     return Fitted(scored, config, steps, f1, model)
 
 
-def score(vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, stage: dict, folder: Path):
+def score(
+    vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, stage: dict, folder: Path, image_text=None
+):
     """The candidate pairs both ways, their probabilities under a fitted stage of a plan (its model file in `folder`,
     its feature names) and which scorer scored them ("fil" or "lightgbm"); lib.matching.graph.apply then matches.
-    The features are built and scored a chunk of pairs at a time."""
+    The features (`image_text` as cross_validated takes it) are built and scored a chunk of pairs at a time."""
     both = pairs.both_ways(c)
-    features = PairFeatures(vectors, neighbours, titles, phashes)
+    features = PairFeatures(vectors, neighbours, titles, phashes, image_text)
     if features.names != stage["features"]:
         raise ValueError(
             f"pair_stage.features: the plan's classifier takes {len(stage['features'])} features, its components give "

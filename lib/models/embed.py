@@ -2,7 +2,8 @@
 
 `posting_embeddings` is what an inference kernel calls with a training kernel's model.pt: the L2-normalised
 embeddings of each output ("concat", "image", "text"), computed as in validation (the checkpoint's last image size,
-resized and centre-cropped; normalised titles).
+resized and centre-cropped; normalised titles). `embed_postings` is the same pass for any model with `embed` and
+`text` (the frozen pretrained encoders of lib.models.backbone and lib.models.image_text too).
 """
 
 import functools
@@ -35,7 +36,6 @@ def model_inputs(model, batch: dict) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-@torch.no_grad()
 def posting_embeddings(
     checkpoint: Path,
     frame,
@@ -63,15 +63,28 @@ def posting_embeddings(
     if text_model_dir is None and text is not None:
         text_model_dir = paths.input_path(text["model_dir"])
     model = load_model(checkpoint, text_model_dir, device)
-    if model.image is not None:
+    dataset = eval_dataset(model, frame, image_dir, extra["image_size"])
+    desc = f"embeddings ({Path(checkpoint).parent.name})"
+    return embed_postings(model, dataset, image_dir, batch_size, workers, desc)
+
+
+@torch.no_grad()
+def embed_postings(model, dataset: Postings, image_dir: Path, batch_size: int, workers: int, desc: str) -> dict:
+    """Each output's embeddings of a model (one with `embed` and `text`, as lib.models.ProductModel) of the dataset's
+    postings, read by `workers` loader processes, on the model's device (autocast on CUDA).
+
+    Raises:
+        lib.data.images.ImagesUnreadable: the dataset reads images and their folder is missing or mostly unreadable;
+            a few unreadable images are one printed line, grey placeholders standing in for them.
+    """
+    if dataset.transform is not None:
         images.require_folder(image_dir)
     device = next(model.parameters()).device
-    dataset = eval_dataset(model, frame, image_dir, extra["image_size"])
     loader = data_loader(dataset, workers, batch_size=batch_size, collate_fn=Collate())
     autocast = functools.partial(torch.autocast, device.type, enabled=device.type == "cuda")
     unreadable: list[str] = []
-    outputs = embed_batches(model, loader, autocast, f"embeddings ({Path(checkpoint).parent.name})", unreadable)
-    report = images.unreadable_report(image_dir, unreadable, len(frame))
+    outputs = embed_batches(model, loader, autocast, desc, unreadable)
+    report = images.unreadable_report(image_dir, unreadable, len(dataset))
     if report:
         print(report)
     return outputs

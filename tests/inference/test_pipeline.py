@@ -8,8 +8,11 @@ import scipy.sparse as sp
 import torch
 
 from lib.data import oof
-from lib.inference import pipeline
+from lib.data.text import normalise_title
+from lib.inference import pipeline, timing
 from lib.inference.timing import Stopwatch
+from lib.models.sentence import embed_texts
+from tests.tiny_encoders import backbone_weights, image_text_folder, postings, tiny_bert
 
 
 def test_batch_size_is_halved_after_each_out_of_memory_error():
@@ -105,3 +108,61 @@ def test_candidate_pairs_carry_unit_conflicts():
     c, conflicts = pipeline.candidate_pairs(postings, titles, neighbours, Stopwatch())
     pairs = {(int(r), int(col)): bool(f) for r, col, f in zip(c.rows, c.cols, conflicts)}
     assert pairs[(0, 1)] and pairs[(1, 2)] and not pairs[(0, 2)]
+
+
+def test_pretrained_encoders_project_by_their_cited_rates_where_there_are_some():
+    effnet = {"kind": "image", "source": "s", "file": "f", "backbone": "efficientnet_b3.ra2_in1k", "image_size": 320}
+    assert pipeline.forward_parts(effnet) == ["efficientnet_b3@320"] and timing.cited_rate("efficientnet_b3@320")
+    assert pipeline.forward_parts({"kind": "clip", "source": "clip-vit-base-patch32"}) == ["clip-vit-base-patch32"]
+    assert timing.cited_rate("clip-vit-base-patch32") is None  # the TFLOPS ratio, flagged
+
+
+def test_a_plan_of_pretrained_encoders_gives_every_kinds_outputs(tmp_path, monkeypatch):
+    root = tmp_path / "input"  # each source at its slug, as Kaggle's older layout mounts them
+    tiny_bert(root / "tiny-e5")
+    (root / "test-resnet").mkdir(parents=True)
+    backbone_weights(root / "test-resnet" / "test_resnet.safetensors")
+    image_text_folder(root / "tiny-clip", "clip")
+    image_text_folder(root / "tiny-siglip", "siglip")
+    monkeypatch.setenv("KERNEL_INPUT_DIR", str(root))
+    models = {
+        "e5": {"kind": "sentence", "source": "tiny-e5", "pooling": "mean", "prefix": "query: "},
+        "resnet": {
+            "kind": "image",
+            "source": "test-resnet",
+            "file": "test_resnet.safetensors",
+            "backbone": "test_resnet.r160_in1k",
+            "image_size": 40,
+        },
+        "clip": {"kind": "clip", "source": "tiny-clip"},
+        "siglip": {"kind": "clip", "source": "tiny-siglip"},
+    }
+    members = [("e5", "text"), ("resnet", "image"), ("clip", "image"), ("siglip", "text")]
+    plan = plan_of({"all": [(model, output, 1.0) for model, output in members]}, tfidf=False) | {"models": models}
+    frame, stopwatch = postings(tmp_path / "images"), Stopwatch()
+    settings = {"batch_size": 2, "workers": 0, "max_length": 16}
+    outputs = pipeline.model_outputs(plan, frame, tmp_path / "images", settings, stopwatch)
+
+    assert {name: sorted(out) for name, out in outputs.items()} == {
+        "clip": ["image", "text"],
+        "e5": ["text"],
+        "resnet": ["image"],
+        "siglip": ["image", "text"],
+    }
+    titles = [normalise_title(title) for title in frame.title]
+    e5 = embed_texts(titles, root / "tiny-e5", prefix="query: ", max_length=16)
+    np.testing.assert_allclose(outputs["e5"]["text"], e5, atol=1e-6)  # the plan's prefix reached the model
+    for out in outputs.values():
+        for vectors in out.values():
+            assert vectors.shape[0] == len(frame) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    forward = {s.name: s.parts for s in stopwatch.stages if s.kind == "forward"}
+    assert forward == {
+        "test: clip: embeddings": ["tiny-clip"],
+        "test: e5: embeddings": ["tiny-e5"],
+        "test: resnet: embeddings": ["test_resnet@40"],
+        "test: siglip: embeddings": ["tiny-siglip"],
+    }
+    reads = sorted(s.name for s in stopwatch.stages if s.kind == "decode")
+    assert reads == ["test: clip: read images", "test: resnet: read images", "test: siglip: read images"]
+    pairs = pipeline.image_text_pairs(plan, outputs)
+    assert list(pairs) == ["clip", "siglip"] and pairs["clip"][1] is outputs["clip"]["text"]

@@ -6,10 +6,12 @@ import re
 
 import pytest
 
+from lib.inference import plan
 from lib.inference.plan import read_tuned_config, validate_tuned_config
 from lib.matching.pair_features import component_feature_names
 from lib.matching.pairs import NO_MATCH
 from lib.matching.title_pairs import TITLE_FEATURES
+from lib.models import sentence
 
 MATCHING = {
     "components": {"concat": {"threshold": 0.6, "min2": 0.5}, "tfidf": {"threshold": 0.7}},
@@ -42,9 +44,9 @@ CONFIG = {
 }
 
 
-def changed(path: list, value) -> dict:
-    """CONFIG with the value at a key path replaced (a None value deletes the key)."""
-    config = copy.deepcopy(CONFIG)
+def changed(path: list, value, base: dict = CONFIG) -> dict:
+    """`base` with the value at a key path replaced (a None value deletes the key)."""
+    config = copy.deepcopy(base)
     parent = config
     for key in path[:-1]:
         parent = parent[key]
@@ -153,3 +155,76 @@ def test_a_plan_with_a_pair_stage_validates():
 def test_a_wrong_pair_stage_is_named_with_its_key(change, message):
     with pytest.raises(ValueError, match="inference_config.json: " + re.escape(message)):
         validate_tuned_config({**CONFIG, "pair_stage": {**PAIR_STAGE, **change}}, "inference_config.json")
+
+
+ENCODERS = {  # frozen pretrained encoders of each kind, before any training
+    **CONFIG,
+    "models": {
+        "e5": {"kind": "sentence", "source": "multilingual-e5-small", "pooling": "mean", "prefix": "query: "},
+        "labse": {"kind": "sentence", "source": "labse", "pooling": "pooler"},
+        "effnet": {
+            "kind": "image",
+            "source": "efficientnet-b3-ra2-in1k",
+            "file": "efficientnet_b3.safetensors",
+            "backbone": "efficientnet_b3.ra2_in1k",
+            "image_size": 288,
+        },
+        "clip": {"kind": "clip", "source": "clip-vit-base-patch32"},
+    },
+    "components": {
+        "image": {
+            "members": [
+                {"model": "effnet", "output": "image", "weight": 1.0},
+                {"model": "clip", "output": "image", "weight": 1.0},
+            ],
+            "blend": None,
+        },
+        "text": {
+            "members": [
+                {"model": "e5", "output": "text", "weight": 1.0},
+                {"model": "labse", "output": "text", "weight": 0.5},
+                {"model": "clip", "output": "text", "weight": 0.5},
+            ],
+            "blend": None,
+        },
+        "tfidf": {"tfidf": {"analyzer": "word"}},
+    },
+    "matching": {**MATCHING, "components": {"image": {"threshold": 0.8}, "text": {"threshold": 0.7}}},
+}
+
+
+def test_a_plan_of_pretrained_encoders_of_every_kind_reads_back(tmp_path):
+    assert plan.POOLINGS == sentence.POOLINGS
+    path = tmp_path / "inference_config.json"
+    path.write_text(json.dumps(ENCODERS))
+    assert read_tuned_config(path) == ENCODERS
+    validate_tuned_config(changed(["models", "labse", "pooling"], None, ENCODERS), "the default pooling")
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (["models", "e5", "pooling"], "max", "models.e5.pooling: 'max' is not one of ['mean', 'cls', 'pooler']"),
+        (["models", "e5", "prefix"], 3, "models.e5.prefix: 3 is not a string (the text before every title)"),
+        (["models", "e5", "file"], "x.bin", "models.e5: missing keys [], unknown keys ['file']"),
+        (["models", "effnet", "image_size"], 0, "models.effnet.image_size: 0 is not an integer >= 1"),
+        (["models", "effnet", "backbone"], None, "models.effnet: missing keys ['backbone']"),
+        (["models", "effnet", "backbone"], "", "models.effnet.backbone: '' is not a non-empty string"),
+        (["models", "effnet", "pooling"], "mean", "models.effnet: missing keys [], unknown keys ['pooling']"),
+        (["models", "clip", "prefix"], "a photo of ", "models.clip: missing keys [], unknown keys ['prefix']"),
+        (["components", "image", "members", 0, "output"], "text", "components.image.members[0].output: 'text' is"),
+        (["components", "text", "members", 2, "output"], "concat", "components.text.members[2].output: 'concat'"),
+    ],
+)
+def test_a_wrong_encoder_key_is_named_with_its_path(path, value, message):
+    with pytest.raises(ValueError, match="^inference_config.json: " + re.escape(message)):
+        validate_tuned_config(changed(path, value, ENCODERS), "inference_config.json")
+
+
+def test_a_pair_stage_takes_the_image_title_feature_of_every_clip_model():
+    features = [f for name in ENCODERS["components"] for f in component_feature_names(name)] + list(TITLE_FEATURES)
+    stage = {**PAIR_STAGE, "features": features}
+    with pytest.raises(ValueError, match=re.escape("pair_stage.features: clip model 'clip' has no 'clip.image_text'")):
+        validate_tuned_config({**ENCODERS, "pair_stage": stage}, "inference_config.json")
+    features.insert(-len(TITLE_FEATURES), "clip.image_text")
+    validate_tuned_config({**ENCODERS, "pair_stage": {**stage, "features": features}}, "inference_config.json")

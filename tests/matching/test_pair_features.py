@@ -90,3 +90,22 @@ def test_components_without_neighbours_are_refused():
     del found["tfidf"]
     with pytest.raises(ValueError, match=r"components \['tfidf'\] lack vectors or neighbours"):
         PairFeatures(vectors, found, titles, phashes)
+
+
+def test_the_image_title_similarity_of_an_image_text_model_equals_a_naive_loop():
+    vectors, found, titles, phashes = postings()
+    rng = np.random.default_rng(2)
+    image, text = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in rng.normal(size=(2, N, 8)).astype(np.float32))
+    plain = PairFeatures(vectors, found, titles, phashes)
+    features = PairFeatures(vectors, found, titles, phashes, {"clip": (image, text)})
+    components = [f for name in vectors for f in pair_features.component_feature_names(name)]
+    assert features.names == components + ["clip.image_text"] + plain.names[len(components) :]
+    rows, cols = rng.integers(0, N, 200), rng.integers(0, N, 200)
+    matrix = features.chunk(rows, cols)
+    column = features.names.index(pair_features.image_text_feature_name("clip"))
+    for i, (row, col) in enumerate(zip(rows, cols)):
+        there = sum(float(image[row, d]) * float(text[col, d]) for d in range(8))
+        back = sum(float(image[col, d]) * float(text[row, d]) for d in range(8))
+        assert matrix[i, column] == pytest.approx((there + back) / 2, abs=1e-5)
+    others = [number for number, name in enumerate(features.names) if name != "clip.image_text"]
+    np.testing.assert_array_equal(matrix[:, others], plain.chunk(rows, cols))
