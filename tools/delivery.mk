@@ -13,8 +13,8 @@ competition-data: setup  ## the competition's files through the kaggle CLI into 
 push-inference: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## pre-flight (build, checks, local runs on sample and sample-hidden), push shopee-inference; FORCE=1: no runs
 	$(DELIVERY) push-inference --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(FORCE_FLAG)
 
-push-optimize: setup  ## push the optimiser over RUNS="shopee-train-<exp> ..." (pushed training kernels, attached as sources): on Kaggle it writes the plan shopee-inference attaches
-	$(DELIVERY) push-optimize $(RUNS)
+push-optimize: setup  ## push the optimiser over RUNS="shopee-train-<exp> ..." (pushed training kernels, attached as sources) and ENCODERS="<slug> ..." (uploaded pretrained encoders): on Kaggle it writes the plan shopee-inference attaches
+	$(DELIVERY) push-optimize $(RUNS) $(if $(ENCODERS),--encoders $(ENCODERS))
 
 push-train: setup $(PREFLIGHT_DATA)  ## pre-flight (checks, a smoke run of EXP shrunk to minutes on the sample), push kernels/shopee-train as shopee-train-EXP; FORCE=1: no run
 	$(DELIVERY) push-train $(EXP) --sample $(SAMPLE) $(FORCE_FLAG)

@@ -3,7 +3,7 @@
 Usage (from the repository root; the make targets of tools/delivery.mk wrap these; before the command,
 --build DIR names the folder of builds and push records, default build/):
   python -m tools.delivery push-inference [--sample DIR] [--hidden DIR] [--runs DIR] [--kernels DIR] [--force]
-  python -m tools.delivery push-optimize RUN [RUN ...]
+  python -m tools.delivery push-optimize [RUN ...] [--encoders SLUG ...]
   python -m tools.delivery push-train [EXP] [--sample DIR] [--runs DIR] [--kernels DIR] [--force]
   python -m tools.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
   python -m tools.delivery wheels
@@ -212,10 +212,11 @@ def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, build_
     return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, build_root, force))
 
 
-def push_optimize(runs: list[str], build_root: Path) -> int:
-    """Build the optimiser over training runs (their kernels attached as sources; tools/optimize.py) and push it: on
-    Kaggle it writes the plan that the inference kernel attaches as its `optimize-ensemble` source."""
-    return push(build.build_kernel(optimize.variant(runs, build_root / "variants"), build_root))
+def push_optimize(runs: list[str], encoders: list[str], build_root: Path) -> int:
+    """Build the optimiser over training runs (their kernels attached as sources) and pretrained encoders (their
+    datasets attached; tools/optimize.py) and push it: on Kaggle it writes the plan that the inference kernel attaches
+    as its `optimize-ensemble` source."""
+    return push(build.build_kernel(optimize.variant(runs, build_root / "variants", encoders), build_root))
 
 
 def experiments(kernel_dir: Path) -> list[str]:
@@ -696,7 +697,9 @@ def parse_args() -> argparse.Namespace:
     inference = commands.add_parser("push-inference")
     add_push_arguments(inference)
     inference.add_argument("--hidden", type=Path, default=Path(f"{SAMPLE}-hidden"), help="scoring rerun folder")
-    commands.add_parser("push-optimize").add_argument("runs", nargs="+", help="slugs of pushed training kernels")
+    optimiser = commands.add_parser("push-optimize")
+    optimiser.add_argument("runs", nargs="*", help="slugs of pushed training kernels")
+    optimiser.add_argument("--encoders", nargs="*", default=[], help="slugs of uploaded pretrained encoders")
     train = commands.add_parser("push-train")
     add_push_arguments(train)
     train.add_argument("experiment", nargs="?", default="", help="experiments/<name>.yaml of shopee-train")
@@ -736,7 +739,7 @@ def main() -> int:
         if args.command == "push-inference":
             push_inference(args.kernels, args.sample, args.hidden, args.runs, args.build, args.force)
         elif args.command == "push-optimize":
-            push_optimize(args.runs, args.build)
+            push_optimize(args.runs, args.encoders, args.build)
         elif args.command == "push-train":
             push_train(args.kernels, args.experiment, args.sample, args.runs, args.build, args.force)
         elif args.command == "upload-weights":

@@ -12,7 +12,8 @@ hub), and written as
   loads, lib/models/image.py, and a plan's image model, lib/models/backbone.py); for transformers the model folder
   (config, safetensors, tokenizer; for CLIP / SigLIP the processor too) that `model.text.model_dir` or a plan's
   sentence or clip model names;
-- META/<slug>/dataset-metadata.json, for `make upload-weights DATASET=<slug>`;
+- META/<slug>/dataset-metadata.json, for `make upload-weights DATASET=<slug>`, and META/<slug>/encoder.json, its plan
+  entry, for `make optimize ENCODERS=<slug>`;
 and the lines an experiment and kernels/shopee-train/kernel.yaml need (where the model can be a training branch) and
 the plan's model entry (lib/inference/plan.py) are printed. A sentence model's convention is told by its id:
 multilingual-e5 ("e5" in the id) puts "query: " before every title and mean-pools, LaBSE takes the pooler's output
@@ -25,6 +26,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.optimize import ENCODER_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 KAGGLE_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc0-1.0"}  # the ones Kaggle names as the hubs do; else "other"
@@ -153,6 +156,7 @@ def pretrained(model: str, datasets: Path, meta: Path) -> str:
     fetched = (timm_weights if kind == "timm" else hf_folder)(name, datasets / slug)
     (meta / slug).mkdir(parents=True, exist_ok=True)
     (meta / slug / "dataset-metadata.json").write_text(json.dumps(fetched.metadata, indent=2) + "\n")
+    (meta / slug / ENCODER_FILE).write_text(json.dumps(fetched.plan) + "\n")
     print(f"{datasets / slug}: {model}; {meta / slug / 'dataset-metadata.json'}")
     print(fetched.says)
     if fetched.experiment:
@@ -162,6 +166,7 @@ def pretrained(model: str, datasets: Path, meta: Path) -> str:
     print('in a plan (inference_config.json), under "models":')
     print(f"  {json.dumps(slug)}: {json.dumps(fetched.plan)}")
     print(f"in kernels/shopee-inference/kernel.yaml, under dataset_sources:\n  - {slug}")
+    print(f"the optimiser embeds it as a frozen encoder (its entry in {meta / slug / ENCODER_FILE}): ENCODERS={slug}")
     print(f"then publish it: make upload-weights DATASET={slug}")
     return slug
 

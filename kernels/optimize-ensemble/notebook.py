@@ -1,12 +1,16 @@
 # %% [markdown]
 # # Shopee - Price Match Guarantee: ensemble optimiser
 # Reads the out-of-fold (OOF) embeddings of several training runs (attached kernel outputs, or `RUNS`, which
-# `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and searches on
-# them, maximising CV F1: per model output ("concat", "image", "text") which runs to combine and with what weights
-# (lib.neighbours.combine: concatenation with weights = weighted mean of cosine similarities), a blend (INB / query
-# expansion) of each combined embedding, the union of these components and TF-IDF of the titles (words, character
-# n-grams, model codes) with every threshold, and the matching rules
-# (lib.matching.thresholds.search); the plan is the best of that ensemble and each run alone through the same search.
+# `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and embeds those
+# postings with frozen pretrained encoders (`ENCODERS`, `make optimize ENCODERS="..."`: sentence models, timm
+# backbones, CLIP / SigLIP; lib.inference.plan). With encoders and no run, the rows are all of train: nothing in a
+# frozen encoder was trained on them, so the plan is tuned before any training. Then it searches on the rows,
+# maximising CV F1: per model output ("concat", "image", "text") which runs and encoders to combine and with what
+# weights (lib.neighbours.combine: concatenation with weights = weighted mean of cosine similarities), a blend (INB /
+# query expansion) of each combined embedding, the union of these components and TF-IDF of the titles (words,
+# character n-grams, model codes) with every threshold, and the matching rules
+# (lib.matching.thresholds.search); the plan is the best of that ensemble and each source (run or encoder) alone through
+# the same search.
 # Then the second stage: a LightGBM pair classifier over the plan's candidate pairs and graph steps on its scores
 # (lib.matching.pair_stage), kept where its CV beats the rules'. Writes `inference_config.json` (lib.inference.plan:
 # the inference kernel reads it), `pair_model.txt` when the stage is kept, `correction.npz` (the out-of-fold pairs the
@@ -25,8 +29,11 @@ CONFIG = {
         "char": "char_wb",
         "code": "code",
     },  # TF-IDF components (lib.data.text.ANALYZERS)
-    "compare_runs": True,  # also run the whole search on each run alone (the table's fair comparison)
+    "compare_runs": True,  # also run the whole search on each source alone (the table's fair comparison)
     "pair_stage": True,  # fit the second stage (pair classifier + graph steps); kept where it gains on CV
+    "batch_size": 64,  # the encoders' batches, halved on out-of-memory errors of the device
+    "workers": 2,  # image loader processes
+    "max_length": 64,  # title tokens of sentence models
 }
 
 # %%
@@ -37,34 +44,47 @@ import matplotlib.pyplot as plt
 
 from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
-from lib.inference import correction
+from lib.inference import correction, pipeline, timing
 from lib.inference.plan import validate_tuned_config
 from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
 
 COMPETITION = paths.input_dir(competition.COMPETITION)
-RUNS = globals().get("RUNS") or oof.attached_runs()
-if not RUNS:
+RUNS = globals().get("RUNS", oof.attached_runs())
+ENCODERS = globals().get("ENCODERS", {})
+if not RUNS and not ENCODERS:
     raise FileNotFoundError(
-        f"no training run is attached under {paths.input_root()}; attach shopee-train-<exp> outputs"
+        f"no training run is attached under {paths.input_root()} and no encoder is given: attach shopee-train-<exp> "
+        'outputs, or give pretrained encoders (make optimize ENCODERS="<slug> ...", make pretrained MODEL=...)'
     )
 runs = [oof.read_run(name, paths.input_dir(name)) for name in RUNS]
-oof.check_aligned(runs)
 train = read_postings(COMPETITION / "train.csv", labelled=True)
-postings = oof.oof_postings(runs[0], train, "train.csv")
-labels = runs[0].labels
+if runs:
+    oof.check_aligned(runs)
+    postings, labels, split = oof.oof_postings(runs[0], train, "train.csv"), runs[0].labels, runs[0].split
+else:
+    postings, labels, split = train, train.label_group.to_numpy(), "all of train: no run, frozen encoders only"
 titles = [text.normalise_title(title) for title in postings.title]
-print(f"{len(runs)} runs, {len(labels)} OOF postings ({runs[0].split}): {', '.join(RUNS)}")
+print(f"{len(runs)} runs, {len(ENCODERS)} encoders, {len(labels)} rows ({split}): {', '.join([*RUNS, *ENCODERS])}")
 
 # %% [markdown]
-# ## Each model output alone, and the greedy ensemble of each output over the runs
+# ## The encoders' outputs on the rows (none without encoders)
 
 # %%
-sets = {f"{run.name}/{output}": values for run in runs for output, values in run.outputs.items()}
+encoded = pipeline.outputs_of(ENCODERS, postings, COMPETITION / "train_images", CONFIG, timing.Stopwatch())
+for name, found in encoded.items():
+    print(f"{name}: " + ", ".join(f"{output} {values.shape[1]}-d" for output, values in found.items()))
+
+# %% [markdown]
+# ## Each model output alone, and the greedy ensemble of each output over the runs and encoders
+
+# %%
+sources = {run.name: run.outputs for run in runs} | encoded
+sets = {f"{source}/{output}": values for source, outputs in sources.items() for output, values in outputs.items()}
 cached = ensemble.cached_pairs(sets, CONFIG["k"])
 truth = pairs.pair_truth(cached, labels)
 single = {name: ensemble.step(name, 1.0, thresholds.f1_curve(cached, cached.similarity[name], truth)) for name in sets}
-outputs = sorted({output for run in runs for output in run.outputs})
+outputs = sorted({output for found in sources.values() for output in found})
 selected = {
     output: ensemble.greedy(cached, truth, [name for name in sets if name.endswith(f"/{output}")]) for output in outputs
 }
@@ -73,7 +93,7 @@ for output, (_, steps) in selected.items():
 
 # %% [markdown]
 # ## Components: the combined embeddings (blended where it gains) and the titles' TF-IDF; the union and its rules
-# The same search is run on each run's outputs alone: the plan is the best of the ensemble and each run alone.
+# The same search is run on each source's outputs alone: the plan is the best of the ensemble and each source alone.
 
 # %%
 k = min(CONFIG["k"], len(labels))
@@ -105,8 +125,8 @@ def searched(weights_by_output: dict[str, dict[str, float]]) -> dict:
 
 
 plans = {
-    f"{run.name} alone": searched({output: {f"{run.name}/{output}": 1.0} for output in run.outputs})
-    for run in (runs if CONFIG["compare_runs"] and len(runs) > 1 else [])
+    f"{source} alone": searched({output: {f"{source}/{output}": 1.0} for output in found})
+    for source, found in (sources.items() if CONFIG["compare_runs"] and len(sources) > 1 else [])
 }
 plans["ensemble"] = searched({output: weights for output, (weights, _) in selected.items()})
 chosen = max(plans, key=lambda name: plans[name]["tuning"].f1)  # of equal F1, a run alone (fewer models)
@@ -128,11 +148,19 @@ print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
 
 # %%
 stage, stage_seconds = None, 0.0
+chosen_search = plans[chosen]
+in_search = {name.rsplit("/", 1)[0] for weights in chosen_search["weights"].values() for name in weights}
+image_text = pipeline.image_text_pairs(ENCODERS, {name: encoded[name] for name in in_search if name in ENCODERS})
 if CONFIG["pair_stage"]:
     started = time.perf_counter()
-    chosen_search = plans[chosen]
     stage = pair_stage.fit(
-        chosen_search["vectors"], chosen_search["neighbours"], result.candidates, titles, phashes, labels
+        chosen_search["vectors"],
+        chosen_search["neighbours"],
+        result.candidates,
+        titles,
+        phashes,
+        labels,
+        image_text=image_text,
     )
     stage_seconds = time.perf_counter() - started
     for step in stage.steps:
@@ -159,7 +187,7 @@ for output in [name for name in in_plan if name not in signals]:
     components[output] = {"members": members, "blend": blends[output]}
 models = sorted({member["model"] for part in components.values() for member in part.get("members", [])})
 inference_config = {
-    "models": {name: {"kind": "checkpoint", "source": name, "file": oof.MODEL} for name in models},
+    "models": {name: ENCODERS.get(name, {"kind": "checkpoint", "source": name, "file": oof.MODEL}) for name in models},
     "components": components,
     "matching": tuned,
     "cv": {
@@ -183,6 +211,7 @@ if use_stage:
 correction.write(correction.FILE, correction.kept(out_of_fold, in_plan))
 report = {
     "runs": {run.name: {"split": run.split, "cv": run.metrics["best"]["cv"]} for run in runs},
+    "encoders": ENCODERS,
     "rows": len(labels),
     "candidate_pairs": len(cached.rows),
     "single": single,
@@ -212,7 +241,7 @@ report = {
 }
 with open("report.json", "w") as file:
     json.dump(report, file, indent=2)
-lines = [f"CV on {len(labels)} OOF postings of {len(runs)} runs ({runs[0].split})", ""]
+lines = [f"CV on {len(labels)} rows ({split}) of {len(runs)} runs and {len(ENCODERS)} encoders", ""]
 lines += ["| step | CV F1 | threshold |", "|---|---:|---:|"]
 lines += [f"| {name} alone (cached pairs) | {s['f1']:.4f} | {s['threshold']} |" for name, s in single.items()]
 lines += [f"| {run.name}: its own union (metrics.json) | {run.metrics['best']['cv']:.4f} | |" for run in runs]

@@ -172,7 +172,7 @@ def scored_stage(c, vectors, neighbours, outputs, rows, titles, labels) -> dict 
     if "pair_stage" not in plan:
         return None
     timer = stage_timer(len(rows))
-    image_text = pipeline.image_text_pairs(plan, outputs)
+    image_text = pipeline.image_text_pairs(plan["models"], outputs)
     phashes = list(rows.image_phash)
     scored = pair_stage.cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text)
     with timer("graph steps"):
@@ -232,7 +232,7 @@ def match_test() -> list[list[str]]:
     c, conflicts, vectors, neighbours, outputs = signals(used, test, test_titles, COMPETITION / "test_images")
     if test_stage:
         folder = Path(paths.input_path(CONFIG["plan"])).parent if CONFIG["plan"] else Path(".")
-        phashes, image_text = list(test.image_phash), pipeline.image_text_pairs(plan, outputs)
+        phashes, image_text = list(test.image_phash), pipeline.image_text_pairs(plan["models"], outputs)
         with stopwatch.stage("pair stage: features", len(test)):  # built and scored a chunk at a time
             both, scores, scorer = pair_stage.score(
                 vectors, neighbours, c, test_titles, phashes, test_stage, folder, image_text

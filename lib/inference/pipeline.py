@@ -90,15 +90,22 @@ def embeddings_of(model: dict, postings, titles: list[str], image_dir: Path, set
     return {"text": vectors}
 
 
-def image_text_pairs(plan: dict, outputs: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The image and text outputs of each clip model among `outputs` (model_outputs), for the image-title pair feature
-    of the second stage (lib.matching.pair_features)."""
-    kinds = {name: plan["models"][name]["kind"] for name in outputs}
-    return {name: (outputs[name]["image"], outputs[name]["text"]) for name in outputs if kinds[name] == "clip"}
+def image_text_pairs(models: dict, outputs: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The image and text outputs of each clip model (of `models`, by name) among `outputs` (model_outputs), for the
+    image-title pair feature of the second stage (lib.matching.pair_features)."""
+    return {name: (found["image"], found["text"]) for name, found in outputs.items() if models[name]["kind"] == "clip"}
 
 
 def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwatch: Stopwatch) -> dict:
-    """Each used model's L2-normalised outputs ({model: {output: rows x dim}}) for the postings.
+    """Each model's L2-normalised outputs ({model: {output: rows x dim}}) for the postings, of the models the plan's
+    components use (`outputs_of`)."""
+    used = {name: plan["models"][name] for name in used_models(plan)}
+    return outputs_of(used, postings, image_dir, settings, stopwatch)
+
+
+def outputs_of(models: dict, postings, image_dir: Path, settings: dict, stopwatch: Stopwatch) -> dict:
+    """Each model's L2-normalised outputs ({model: {output: rows x dim}}) for the postings; `models`: name -> a plan's
+    model entry (lib.inference.plan).
 
     Args:
         settings: batch_size (halved on out-of-memory errors), workers (image loader processes), max_length
@@ -106,8 +113,7 @@ def model_outputs(plan: dict, postings, image_dir: Path, settings: dict, stopwat
     """
     titles = [text.normalise_title(title) for title in postings.title]
     outputs = {}
-    for name in used_models(plan):
-        model = plan["models"][name]
+    for name, model in models.items():
         if model["kind"] in READS_IMAGES:
             time_image_reading(postings, image_dir, settings["workers"], stopwatch, name)
         parts, dtype = forward_parts(model), "float16" if default_device().type == "cuda" else "float32"

@@ -164,5 +164,5 @@ def test_a_plan_of_pretrained_encoders_gives_every_kinds_outputs(tmp_path, monke
     }
     reads = sorted(s.name for s in stopwatch.stages if s.kind == "decode")
     assert reads == ["test: clip: read images", "test: resnet: read images", "test: siglip: read images"]
-    pairs = pipeline.image_text_pairs(plan, outputs)
+    pairs = pipeline.image_text_pairs(plan["models"], outputs)
     assert list(pairs) == ["clip", "siglip"] and pairs["clip"][1] is outputs["clip"]["text"]
