@@ -84,6 +84,7 @@ build: setup  ## build every kernel into BUILD_DIR/<name>/ (default build/: note
 	$(PY) build.py --out $(BUILD_DIR)
 
 run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs); LAYOUT=flat: old /kaggle/input layout
+	$(PY) -m tools.variants --build $(BUILD_DIR)
 	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) $(if $(LAYOUT),--layout $(LAYOUT))
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable

@@ -56,6 +56,7 @@ class Cell:
     origin: str
     first_line: int = 1
     hidden: bool = False
+    tags: tuple[str, ...] = ()  # the source cell's tags (a kernel's `parameters` cell: tools/variants.py)
 
 
 def read_settings(kernel_dir: Path) -> dict:
@@ -333,7 +334,8 @@ def kernel_cells(source_path: Path, repo: Path) -> list[Cell]:
         first = cell.source.split("\n")[0]
         found = text.find(first if cell.cell_type == "code" else f"# {first}", position) if first else position
         position = max(found, position)
-        cells.append(Cell(cell.cell_type, cell.source, origin, text[:position].count("\n") + 1))
+        line = text[:position].count("\n") + 1
+        cells.append(Cell(cell.cell_type, cell.source, origin, line, tags=tuple(cell.metadata.get("tags", ()))))
     return cells
 
 
@@ -467,6 +469,7 @@ def to_notebook(cells: list[Cell]) -> nbformat.NotebookNode:
     for number, cell in enumerate(cells):
         make = nbformat.v4.new_code_cell if cell.kind == "code" else nbformat.v4.new_markdown_cell
         metadata = copy.deepcopy(HIDDEN_SOURCE) if cell.hidden else {}
+        metadata |= {"tags": list(cell.tags)} if cell.tags else {}
         notebook.cells.append(make(cell.source, id=f"cell-{number:03d}", metadata=metadata))
     nbformat.validate(notebook)
     return notebook

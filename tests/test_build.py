@@ -113,10 +113,16 @@ def test_a_real_kernel_reads_title_and_config_first_then_one_hidden_library(tmp_
     [heading] = library_headings(notebook)
     leading = notebook.cells[:heading]
     assert leading[0].cell_type == "markdown" and leading[0].source.startswith("# Shopee - Price Match Guarantee: ")
+    parameters = [cell for cell in leading if cell.metadata.get("tags") == ["parameters"]]
+    if kernel == "shopee-inference":
+        assert not parameters
+    else:  # the values a variant sets (tools/variants.py), right after the title
+        assert parameters == [leading[1]] and leading[1].cell_type == "code"
+    configured = leading[len(parameters) + 1 :]
     if kernel == "shopee-train":  # its first code cell imports lib (its config is the experiment's, read there)
-        assert len(leading) == 1
+        assert configured == []
     else:
-        assert len(leading) == 2 and leading[1].cell_type == "code" and leading[1].source.startswith("CONFIG = {")
+        assert len(configured) == 1 and configured[0].cell_type == "code" and configured[0].source.startswith("CONFIG")
     wheels = "shopee-wheels" in (ROOT / "kernels" / kernel / "kernel.yaml").read_text()
     end = heading + 1 + 2 + len(written_modules(notebook)) + wheels  # stamp, package folders, modules, install
     library, own = notebook.cells[heading + 1 : end], notebook.cells[:heading] + notebook.cells[end:]

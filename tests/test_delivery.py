@@ -40,6 +40,10 @@ SENT: list[bytes] = []  # every request body the recorders received
 TRAIN_SOURCE = """# %% [markdown]
 # # A small training kernel for the delivery tests
 
+# %% tags=["parameters"]
+EXPERIMENT_NAME = "default"
+EXPERIMENT = None
+
 # %%
 import json
 

@@ -1,16 +1,22 @@
-"""kernels/optimize-ensemble end to end: built for two trained runs (tools.optimize) and run offline by a real
-Jupyter kernel; the inference config it writes validates, and its CV is at least the best single model's."""
+"""kernels/optimize-ensemble end to end: built for two trained runs, or for frozen pretrained encoders alone
+(tools.optimize), and run offline by a real Jupyter kernel; the inference config it writes validates, its CV is at
+least the best single model's, and the inference kernel attaching what it reads scores it in both runs."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 import build
+from lib.data.submission import validate_submission
 from lib.inference import correction
 from lib.inference.plan import read_tuned_config
 from lib.matching.ensemble import MIN_GAIN
-from tools.optimize import variant
+from tests import tiny_encoders
+from tools.optimize import ENCODER_FILE, variant
+from tools.variants import plan_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "optimize-ensemble"
@@ -77,3 +83,88 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     for plot in ["f1_vs_threshold.png", "greedy_additions.png", "similarity_histograms.png"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert "final CV" in (out / "report.md").read_text()
+
+
+def run_kernel(name: str, comp: Path, folder: Path) -> str:
+    """Run a kernel built in folder/build on comp, its sources in folder/runs and folder/datasets; its output."""
+    command = ["tools/run_kernel.py", name, "--comp", comp, "--runs", folder / "runs", "--build", folder / "build"]
+    command += ["--datasets", folder / "datasets"]
+    result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def samples(folder: Path) -> tuple[Path, Path]:
+    """A 150-row sample in the commit run's situation and in the scoring rerun's."""
+    made = []
+    for name, hidden in [("sample", []), ("hidden", ["--hidden"])]:
+        command = ["tools/make_sample.py", "--out", folder / name, "--rows", "150", "--seed", "5", *hidden]
+        subprocess.run([sys.executable, *map(str, command)], check=True, capture_output=True, cwd=ROOT)
+        made.append(folder / name)
+    return made[0], made[1]
+
+
+ENCODERS = {
+    "all-minilm-l6-v2": {"kind": "sentence", "source": "all-minilm-l6-v2", "pooling": "mean", "prefix": ""},
+    "tiny-clip": {"kind": "clip", "source": "tiny-clip"},
+    "tiny-resnet": {
+        "kind": "image",
+        "source": "tiny-resnet",
+        "file": "test_resnet.safetensors",
+        "backbone": "test_resnet",
+        "image_size": 32,
+    },
+}
+
+
+def encoder_datasets(folder: Path, minilm: Path) -> Path:
+    """folder/datasets with a sentence model, a CLIP model and a timm backbone (tests/tiny_encoders.py) and the wheels
+    stand-in; folder/meta with each encoder's entry as make pretrained writes it."""
+    datasets = folder / "datasets"
+    datasets.mkdir()
+    (datasets / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)
+    (datasets / "shopee-wheels").symlink_to(minilm.parent / "shopee-wheels", target_is_directory=True)
+    tiny_encoders.image_text_folder(datasets / "tiny-clip", "clip")
+    (datasets / "tiny-resnet").mkdir()
+    tiny_encoders.backbone_weights(datasets / "tiny-resnet" / "test_resnet.safetensors")
+    for slug, entry in ENCODERS.items():
+        (folder / "meta" / slug).mkdir(parents=True)
+        (folder / "meta" / slug / ENCODER_FILE).write_text(json.dumps(entry))
+    return datasets
+
+
+def test_a_plan_of_frozen_encoders_alone_is_tuned_on_train_and_scored_in_both_runs(minilm, tmp_path):
+    sample, hidden = samples(tmp_path)
+    encoder_datasets(tmp_path, minilm)
+    optimiser = variant([], tmp_path / "build" / "variants", list(ENCODERS), meta=tmp_path / "meta")
+    build.build_kernel(optimiser, tmp_path / "build")
+    metadata = json.loads((tmp_path / "build" / KERNEL / "kernel-metadata.json").read_text())
+    assert metadata["kernel_sources"] == [] and metadata["enable_gpu"] is True
+    assert {source.split("/")[-1] for source in metadata["dataset_sources"]} >= set(ENCODERS)
+    run_kernel(KERNEL, sample, tmp_path)
+
+    out = tmp_path / "runs" / KERNEL
+    config = read_tuned_config(out / "inference_config.json")
+    report = json.loads((out / "report.json").read_text())
+    train = pd.read_csv(sample / "train.csv")
+    assert report["rows"] == config["cv"]["rows"] == len(train), "no run: the rows are all of train"
+    assert report["runs"] == {} and report["encoders"] == ENCODERS
+    assert set(report["single"]) == {"all-minilm-l6-v2/text", "tiny-clip/image", "tiny-clip/text", "tiny-resnet/image"}
+    assert set(report["same_search"]) == {f"{slug} alone" for slug in ENCODERS} | {"ensemble"}
+    assert config["models"] and config["models"] == {name: ENCODERS[name] for name in config["models"]}
+    assert config["cv"]["f1"]["union"] >= max(report["same_search"].values()) - 1e-12
+    if "tiny-clip" in config["models"] and "pair_stage" in config:
+        assert "tiny-clip.image_text" in config["pair_stage"]["features"]
+
+    build.build_kernel(plan_kernel(ROOT / "kernels", tmp_path / "runs", tmp_path / "build"), tmp_path / "build")
+    inference = json.loads((tmp_path / "build" / "shopee-inference" / "kernel-metadata.json").read_text())
+    assert [source.split("/")[-1] for source in inference["kernel_sources"]] == [KERNEL], "no training run to attach"
+    assert {source.split("/")[-1] for source in inference["dataset_sources"]} >= set(config["models"])
+    scored = tmp_path / "runs" / "shopee-inference"
+    log = run_kernel("shopee-inference", sample, tmp_path)
+    assert json.loads((scored / "cv_scores.json").read_text())["evaluated_on"] == "all of train"
+    assert f"submission.csv by the plan ({'pair stage' if 'pair_stage' in config else 'rules'})" in log
+    log = run_kernel("shopee-inference", hidden, tmp_path)
+    assert "the scoring rerun (no CV)" in log and not (scored / "cv_scores.json").exists()
+    assert json.loads((scored / "run_status.json").read_text()) == {"fallback": False}
+    validate_submission(scored / "submission.csv", pd.read_csv(hidden / "test.csv").posting_id)

@@ -50,6 +50,7 @@ from tools.preflight import (
     smoke_competition,
     smoke_experiment,
 )
+from tools.variants import plan_kernel, write_variant
 
 KERNELS = ROOT / "kernels"
 BUILD = ROOT / "build"
@@ -208,8 +209,9 @@ def push(build_dir: Path) -> int:
 
 
 def push_inference(kernels: Path, sample: Path, hidden: Path, runs: Path, build_root: Path, force: bool) -> int:
-    """Pre-flight the submission kernel (both situations unless forced), then push it."""
-    return push(preflight(kernels / INFERENCE, True, sample, hidden, runs, build_root, force))
+    """Pre-flight the submission kernel, attaching what the local plan reads (tools.variants.plan_kernel), in both
+    situations unless forced, then push it."""
+    return push(preflight(plan_kernel(kernels, runs, build_root), True, sample, hidden, runs, build_root, force))
 
 
 def push_optimize(runs: list[str], encoders: list[str], build_root: Path) -> int:
@@ -225,13 +227,14 @@ def experiments(kernel_dir: Path) -> list[str]:
 
 
 def experiment_kernel(kernel_dir: Path, experiment: str, build_root: Path, smoke: bool = False) -> Path:
-    """Write build_root/experiments/<kernel>-<exp>/: the training kernel with its own slug and an EXPERIMENT cell first.
+    """Write build_root/experiments/<kernel>-<exp>/: the training kernel with its own slug and the experiment's values.
 
-    The notebook gets, before its own cells, `EXPERIMENT_NAME = "<exp>"` and `EXPERIMENT = {...}` (the settings of
-    experiments/<exp>.yaml), and the kernel is pushed as slug `<slug>-<exp>`, titled `<title> <exp>`: one Kaggle
-    kernel per experiment. With `smoke`, the experiment is shrunk for the pre-flight's local run instead
-    (tools.preflight.smoke_experiment; folder and slug end in -smoke), and what was shrunk is printed. Build errors
-    name lines of this generated notebook.py; an input the experiment reads must be attached in kernel.yaml.
+    The notebook's parameters cell gets `EXPERIMENT_NAME = "<exp>"` and `EXPERIMENT = {...}` (the settings of
+    experiments/<exp>.yaml; tools/variants.py), and the kernel is pushed as slug `<slug>-<exp>`, titled
+    `<title> <exp>`: one Kaggle kernel per experiment. With `smoke`, the experiment is shrunk for the pre-flight's
+    local run instead (tools.preflight.smoke_experiment; folder and slug end in -smoke), and what was shrunk is
+    printed. Build errors name lines of this generated notebook.py; an input the experiment reads must be attached in
+    kernel.yaml.
     """
     if not (kernel_dir / build.SETTINGS_FILE).is_file():
         raise DeliveryError(f"no {kernel_dir} yet: the training kernel is not written, so there is nothing to push")
@@ -254,11 +257,7 @@ def experiment_kernel(kernel_dir: Path, experiment: str, build_root: Path, smoke
         suffix = "-smoke"
     settings.update(slug=f"{settings['slug']}-{experiment}{suffix}", title=f"{settings['title']} {experiment}{suffix}")
     target = build_root / "experiments" / f"{kernel_dir.name}-{experiment}{suffix}"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / build.SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
-    header = f"# %%\nEXPERIMENT_NAME = {experiment!r}\nEXPERIMENT = {overrides!r}\n\n"
-    (target / build.SOURCE_FILE).write_text(header + (kernel_dir / build.SOURCE_FILE).read_text())
-    return target
+    return write_variant(kernel_dir, target, settings, {"EXPERIMENT_NAME": experiment, "EXPERIMENT": overrides})
 
 
 def push_train(kernels: Path, experiment: str, sample: Path, runs: Path, build_root: Path, force: bool) -> int:

@@ -2,8 +2,9 @@
 
 Usage: python -m tools.optimize [--build DIR] [--encoders SLUG ...] [RUN ...]   (from the repository root)
 
-Writes DIR/variants/optimize-ensemble/ (DIR: build/ by default): the kernel's source with a first cell `RUNS = [...]`
-and `ENCODERS = {...}` and its settings with the runs as kernel_sources and the encoders' datasets as dataset_sources,
+Writes DIR/variants/optimize-ensemble/ (DIR: build/ by default; tools/variants.py): the kernel's source with
+`RUNS = [...]` and `ENCODERS = {...}` in its parameters cell, and its settings with the runs as kernel_sources and the
+encoders' datasets as dataset_sources,
 and builds it into DIR/optimize-ensemble/, so that `python tools/run_kernel.py optimize-ensemble --build DIR` runs it
 on runs/<RUN>/ and data/datasets/<SLUG>/ and writes runs/optimize-ensemble/. An encoder is a dataset that
 `make pretrained` wrote, with its plan entry in datasets-meta/<SLUG>/encoder.json; with encoders the kernel embeds
@@ -15,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 import build
+from tools.variants import write_variant
 
 KERNEL = build.ROOT / "kernels" / "optimize-ensemble"
 DATASETS_META = build.ROOT / "datasets-meta"
@@ -38,26 +38,23 @@ def encoder_entries(slugs: list[str], meta: Path = DATASETS_META) -> dict[str, d
     return entries
 
 
-def variant(runs: list[str], out: Path, encoders: list[str] = (), kernel_dir: Path = KERNEL) -> Path:
+def variant(
+    runs: list[str], out: Path, encoders: list[str] = (), kernel_dir: Path = KERNEL, meta: Path = DATASETS_META
+) -> Path:
     """The kernel folder of an optimiser over `runs` (slugs of training kernels) and `encoders` (slugs of pretrained
-    encoders' datasets) in `out`: settings and source."""
+    encoders' datasets, their entries in `meta`) in `out`: settings and source."""
     if not (runs or encoders) or len(set(runs)) != len(runs) or len(set(encoders)) != len(encoders):
         raise build.BuildError(
             f"RUNS={' '.join(runs)!r} ENCODERS={' '.join(encoders)!r}: name one or more different training runs or "
             "pretrained encoders (slugs)"
         )
-    entries = encoder_entries(list(encoders))
+    entries = encoder_entries(list(encoders), meta)
     settings = build.read_settings(kernel_dir) | {"kernel_sources": list(runs)}
     datasets = settings.get("dataset_sources", [])
     settings["dataset_sources"] = datasets + [slug for slug in encoders if slug not in datasets]
     if encoders:
         settings["enable_gpu"] = True  # embedding every train posting: Kaggle's T4s, not its CPUs
-    target = out / kernel_dir.name
-    target.mkdir(parents=True, exist_ok=True)
-    (target / build.SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False))
-    header = f"# %%\nRUNS = {list(runs)!r}\nENCODERS = {entries!r}\n\n"
-    (target / build.SOURCE_FILE).write_text(header + (kernel_dir / build.SOURCE_FILE).read_text())
-    return target
+    return write_variant(kernel_dir, out / kernel_dir.name, settings, {"RUNS": list(runs), "ENCODERS": entries})
 
 
 def main() -> int:

@@ -5,8 +5,8 @@ Usage: python tools/run_kernel.py KERNEL [--comp COMP] [--build BUILD] [--runs R
 /kaggle/input is mapped to a temporary folder holding every declared source where today's Kaggle mounts it:
 competitions/<slug>, datasets/<owner>/<slug>, notebooks/<owner>/<slug> (owners from the built kernel-metadata.json),
 or each at <slug> with --layout flat (older images). The competition is COMP (default data/sample), datasets come
-from data/datasets/<slug>, kernel sources from RUNS/<slug> (default runs/). The built kernel is read from
-BUILD/<KERNEL>/ (default build/, where build.py writes by default).
+from data/datasets/<slug> (or --datasets DIR), kernel sources from RUNS/<slug> (default runs/). The built kernel is
+read from BUILD/<KERNEL>/ (default build/, where build.py writes by default).
 Outputs land in RUNS/<KERNEL>/ (or --output; RUNS/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
 as a plain script with lib importable, for comparison with the built notebook). A run writes into <that>.running/,
 which becomes <that>/ when the kernel finished; a failed run is left in <that>.failed/ and the last good outputs stay.
@@ -33,6 +33,7 @@ from tools.kernel_console import LIB_FOLDER, Console, StreamingClient, failure_r
 INSIDE_FLAG = "--inside-namespace"
 STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
 LAYOUTS = ("nested", "flat")
+DATASETS = ROOT / "data" / "datasets"  # the local copy of each dataset a kernel attaches, by slug
 RUNNING, FAILED = ".running", ".failed"  # suffixes of a run's folder while it runs, and once it failed
 
 
@@ -40,7 +41,9 @@ class RunError(Exception):
     """A run that cannot start or that failed; the message says what to do."""
 
 
-def source_folders(metadata: dict, comp: Path, runs: Path, missing_ok: bool = False) -> dict[str, Path]:
+def source_folders(
+    metadata: dict, comp: Path, runs: Path, missing_ok: bool = False, datasets: Path = DATASETS
+) -> dict[str, Path]:
     """The local folder of each source the kernel declares, by the slug it has under /kaggle/input; RunError when one
     is missing (with missing_ok: each missing one is printed and left out), or when comp holds no train.csv."""
     if metadata["competition_sources"] and not (comp / "train.csv").is_file():
@@ -48,7 +51,7 @@ def source_folders(metadata: dict, comp: Path, runs: Path, missing_ok: bool = Fa
     folders = {slug: comp for slug in metadata["competition_sources"]}
     for source in metadata["dataset_sources"]:
         slug = source.split("/")[-1]
-        folders[slug] = ROOT / "data" / "datasets" / slug
+        folders[slug] = datasets / slug
     for source in metadata["kernel_sources"]:
         slug = source.split("/")[-1]
         folders[slug] = runs / slug
@@ -87,11 +90,18 @@ def input_tree(folders: dict[str, Path], places: dict[str, str], root: Path | No
 
 
 def kaggle_input(
-    metadata: dict, comp: Path, runs: Path, layout: str = "nested", root: Path | None = None, missing_ok: bool = False
+    metadata: dict,
+    comp: Path,
+    runs: Path,
+    layout: str = "nested",
+    root: Path | None = None,
+    missing_ok: bool = False,
+    datasets: Path = DATASETS,
 ) -> Path:
     """/kaggle/input for a kernel of this metadata laid out in root (default: a new temporary folder), its sources
     from comp, data/datasets/ and runs: the one layout of `make run` and `make lab`."""
-    return input_tree(source_folders(metadata, comp, runs, missing_ok), mount_points(metadata, layout), root)
+    folders = source_folders(metadata, comp, runs, missing_ok, datasets)
+    return input_tree(folders, mount_points(metadata, layout), root)
 
 
 def network_isolation() -> tuple[list[str], str]:
@@ -292,6 +302,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     parser.add_argument("--build", type=Path, default=ROOT / "build", help="folder of built kernels (build.py --out)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
+    parser.add_argument("--datasets", type=Path, default=DATASETS, help="folder of the local copies of datasets")
     parser.add_argument("--output", type=Path, help="folder for this run's outputs (default: RUNS/KERNEL)")
     parser.add_argument(
         "--layout", choices=LAYOUTS, default="nested", help="where sources are mounted: today's Kaggle, or <slug>"
@@ -305,7 +316,7 @@ def main() -> int:
             run_inside(args)
             return 0
         metadata = built_metadata(args.kernel, args.build)
-        input_root = kaggle_input(metadata, args.comp, args.runs, args.layout)
+        input_root = kaggle_input(metadata, args.comp, args.runs, args.layout, datasets=args.datasets)
         translate = path_translator(input_root)  # made while the input root is there
         out_dir = args.output or args.runs / (args.kernel + ("-source" if args.source else ""))
         staging = out_dir.with_name(out_dir.name + RUNNING)

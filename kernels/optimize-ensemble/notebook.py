@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Shopee - Price Match Guarantee: ensemble optimiser
 # Reads the out-of-fold (OOF) embeddings of several training runs (attached kernel outputs, or `RUNS`, which
-# `make optimize RUNS="..."` puts in a first cell), checks they embed the same validation postings, and embeds those
-# postings with frozen pretrained encoders (`ENCODERS`, `make optimize ENCODERS="..."`: sentence models, timm
+# `make optimize RUNS="..."` sets in the parameters cell), checks they embed the same validation postings, and embeds
+# those postings with frozen pretrained encoders (`ENCODERS`, `make optimize ENCODERS="..."`: sentence models, timm
 # backbones, CLIP / SigLIP; lib.inference.plan). With encoders and no run, the rows are all of train: nothing in a
 # frozen encoder was trained on them, so the plan is tuned before any training. Then it searches on the rows,
 # maximising CV F1: per model output ("concat", "image", "text") which runs and encoders to combine and with what
@@ -16,6 +16,10 @@
 # the inference kernel reads it), `pair_model.txt` when the stage is kept, `correction.npz` (the out-of-fold pairs the
 # inference kernel corrects the plan by for its test's size: lib.inference.correction), `report.json`, `report.md` and
 # plots.
+
+# %% tags=["parameters"]
+RUNS = None  # slugs of training runs (make optimize RUNS="..."); None: every attached run
+ENCODERS = {}  # pretrained encoders' plan entries by dataset slug (make optimize ENCODERS="...")
 
 # %%
 CONFIG = {
@@ -50,8 +54,7 @@ from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
 
 COMPETITION = paths.input_dir(competition.COMPETITION)
-RUNS = globals().get("RUNS", oof.attached_runs())
-ENCODERS = globals().get("ENCODERS", {})
+RUNS = oof.attached_runs() if RUNS is None else RUNS
 if not RUNS and not ENCODERS:
     raise FileNotFoundError(
         f"no training run is attached under {paths.input_root()} and no encoder is given: attach shopee-train-<exp> "

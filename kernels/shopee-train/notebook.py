@@ -1,12 +1,16 @@
 # %% [markdown]
 # # Shopee - Price Match Guarantee: training
 # Trains one experiment: the default config of `lib/training/experiment.py` with the overrides of
-# `kernels/shopee-train/experiments/<name>.yaml`, which `make push-train EXP=<name>` (and `make train`) put in a
-# first cell as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained, once their
-# image backbone's weights are named (`model.image.weights`: a file of an attached dataset, or `random`).
+# `kernels/shopee-train/experiments/<name>.yaml`, which `make push-train EXP=<name>` (and `make train`) set in the
+# parameters cell below as `EXPERIMENT_NAME` and `EXPERIMENT`; without them (a plain build) the defaults are trained,
+# once their image backbone's weights are named (`model.image.weights`: a file of an attached dataset, or `random`).
 # On every GPU (one process each), else on the CPU. The output folder is a weights dataset: `model.pt` (the best
 # epoch, with its config), `metrics.json`, `oof_embeddings.npz`, plots, the MLflow run, `dataset-metadata.json`.
 # A `last.pt` left by a killed run in the output folder (or in the source named by `resume`) is continued from.
+
+# %% tags=["parameters"]
+EXPERIMENT_NAME = "default"  # an experiment's name and settings (make train / make push-train EXP=<name>)
+EXPERIMENT = None  # None: the defaults of lib/training/experiment.py
 
 # %%
 import json
@@ -14,17 +18,16 @@ from pathlib import Path
 
 from lib.training import experiment, train
 
-NAME = globals().get("EXPERIMENT_NAME", "default")
-SOURCE = f"kernels/shopee-train/experiments/{NAME}.yaml" if "EXPERIMENT" in globals() else "the default experiment"
-CONFIG = experiment.resolve(globals().get("EXPERIMENT"), SOURCE)
-print(f"experiment {NAME} ({SOURCE}):")
+SOURCE = "the default experiment" if EXPERIMENT is None else f"kernels/shopee-train/experiments/{EXPERIMENT_NAME}.yaml"
+CONFIG = experiment.resolve(EXPERIMENT, SOURCE)
+print(f"experiment {EXPERIMENT_NAME} ({SOURCE}):")
 print(json.dumps(CONFIG, indent=1))
 
 # %% [markdown]
 # ## Training
 
 # %%
-METRICS = train.run(CONFIG, NAME, Path.cwd())
+METRICS = train.run(CONFIG, EXPERIMENT_NAME, Path.cwd())
 
 # %% [markdown]
 # ## Summary
