@@ -12,9 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from lib.inference.plan import validate_tuned_config
 from lib.training import experiment
+from tests import tiny_encoders
 from tests.hub_server import Hub, tiny_models
 from tests.kaggle_recorder import Recorder, competition_zip
+from tests.wheel_files import write_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "notarealtoken0walkthrough0cafe"
@@ -185,3 +188,92 @@ def test_a_fresh_clone_reaches_a_leaderboard_submission_one_make_target_at_a_tim
     assert {request.rpc for request in recorder.requests if TOKEN.encode() in request.body} == {"IntrospectToken"}
     written = [path for folder in ["build", "runs", "data"] for path in (clone / folder).rglob("*") if path.is_file()]
     assert written and not [path for path in written if TOKEN.encode() in path.read_bytes()]
+
+
+def fake_wheelhouse(folder: Path) -> Path:
+    """A folder of wheels (tests/wheel_files.py) for each pin of tools/wheels.txt, what pip finds in place of PyPI."""
+    folder.mkdir()
+    for line in (ROOT / "tools" / "wheels.txt").read_text().splitlines():
+        requirement = line.split("#")[0].strip()
+        if requirement:
+            name, version = requirement.split("==")
+            write_wheel(folder, name.replace("-", "_"), version, "py3-none-any")
+    return folder
+
+
+def first_plan(clone: Path, encoders: list[str]) -> dict:
+    """A plan over the encoders' entries (as make pretrained wrote them) and word TF-IDF: what the optimiser's run on
+    Kaggle leaves, served by the recorder as its output."""
+    models = {slug: json.loads((clone / "datasets-meta" / slug / "encoder.json").read_text()) for slug in encoders}
+    outputs = {slug: "text" if entry["kind"] == "sentence" else "image" for slug, entry in models.items()}
+    components = {
+        out: {"members": [{"model": s, "output": out, "weight": 1.0}], "blend": None} for s, out in outputs.items()
+    }
+    plan = {
+        "models": models,
+        "components": components | {"tfidf": {"tfidf": {"analyzer": "word"}}},
+        "matching": {
+            "components": {"tfidf": {"threshold": 0.7}, "text": {"threshold": 0.9}},
+            "groups": ["title"],
+            "unit_filter": True,
+            "mutual": False,
+        },
+        "cv": {"rows": 150, "f1": {"union": 0.8}},
+    }
+    validate_tuned_config(plan, "first_plan")
+    return plan
+
+
+def test_make_first_submission_reaches_a_score_without_training_and_goes_on_after_a_refusal(tmp_path, minilm):
+    clone = fresh_clone(tmp_path / "clone")
+    competition = tmp_path / "kaggle" / "competition"
+    command = [sys.executable, "tools/make_sample.py", "--out", competition, "--rows", "150", "--seed", "5"]
+    subprocess.run(list(map(str, command)), check=True, cwd=ROOT, capture_output=True)
+    recorder = Recorder(competition_zip=competition_zip(competition), token_user=USER, lifetime=1200)
+    recorder.gpu_hours = (30.0, 30.0)  # the week's GPU hours are spent: the optimiser's push is refused
+    recorder.scoring = [{"status": "COMPLETE", "publicScore": "0.712"}]
+    models = ["hf:intfloat/tiny-multilingual-e5-small", "hf:someone/tiny-clip"]
+    encoders = ["tiny-multilingual-e5-small", "tiny-clip"]
+    with recorder, Hub(tiny_encoders.hub_repos(tmp_path)) as hub:
+        kaggle, hub_env = environments(recorder, hub, tmp_path)
+        pip = {
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(fake_wheelhouse(tmp_path / "wheelhouse")),
+        }
+        env = (
+            kaggle
+            | {key: hub_env[key] for key in ["HF_ENDPOINT", "HF_HOME"]}
+            | pip
+            | {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+        )
+        target = ["first-submission", f"MODELS={' '.join(models)}", "FORCE=1", "WAIT=30", "EVERY=0.1"]
+        refused = subprocess.run(
+            ["make", "-s", "-o", ".venv/.installed", *target],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=clone,
+            timeout=600,
+        )
+        assert refused.returncode != 0, refused.stdout[-3000:] + refused.stderr[-3000:]
+        assert "[5/9] the optimiser over the encoders, pushed ..." in refused.stdout
+        assert "a GPU kernel would not start" in refused.stderr and "goes on from this step" in refused.stderr
+        assert not recorder.calls("SaveKernel"), "nothing pushed once the quota was spent"
+        created = [(call["ownerSlug"], call["slug"]) for call in recorder.calls("CreateDataset")]
+        assert created == [(USER, slug) for slug in [*encoders, "shopee-wheels"]]
+
+        recorder.gpu_hours = (12.5, 30.0)
+        recorder.outputs = {"inference_config.json": json.dumps(first_plan(clone, encoders)).encode()}
+        made = make(clone, env, *target)
+        for number, step in enumerate(["the competition's data", "the pretrained encoders, fetched here"], start=1):
+            assert f"[{number}/9] {step}: done before" in made.stdout
+        assert len(recorder.calls("DownloadDataFiles")) == 1 and len(recorder.calls("CreateDataset")) == 3
+        optimiser, inference = saved(recorder, "optimize-ensemble"), saved(recorder, "shopee-inference")
+        assert optimiser["enableGpu"] is True and optimiser.get("kernelDataSources", []) == []
+        assert sorted(optimiser["datasetDataSources"]) == sorted(f"{USER}/{slug}" for slug in encoders)
+        assert inference["kernelDataSources"] == [f"{USER}/optimize-ensemble"]
+        assert {f"{USER}/{slug}" for slug in [*encoders, "shopee-wheels"]} <= set(inference["datasetDataSources"])
+        assert recorder.calls("CreateCodeSubmission")[0]["kernelSlug"] == "shopee-inference"
+        assert "public score 0.712" in made.stdout and "first submission made" in made.stdout
+    assert {request.rpc for request in recorder.requests if TOKEN.encode() in request.body} == {"IntrospectToken"}

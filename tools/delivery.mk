@@ -5,7 +5,7 @@ DELIVERY := $(PY) -m tools.delivery --build $(BUILD_DIR)
 FORCE_FLAG := $(if $(FORCE),--force)
 PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 
-.PHONY: competition-data push-inference push-optimize push-train upload-weights wheels status quota wait output submit
+.PHONY: first-submission competition-data push-inference push-optimize push-train upload-weights wheels status quota wait output submit
 
 competition-data: setup  ## the competition's files through the kaggle CLI into data/shopee-product-matching (OUT=folder), unzipped and checked; use it as COMP=
 	$(DELIVERY) competition-data $(if $(OUT),--out $(OUT))
@@ -39,3 +39,6 @@ output: setup  ## download KERNEL's output files into OUT (default runs/<slug>, 
 
 submit: setup  ## submit the last pushed shopee-inference version (or VERSION=n) to the competition; MESSAGE= optional; WAIT=<seconds>: wait that long at most for its public score (a read every EVERY s, default 60), or its failure class and what to do
 	$(DELIVERY) submit $(if $(VERSION),--version $(VERSION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(WAIT),--wait $(WAIT) $(if $(EVERY),--every $(EVERY)))
+
+first-submission: setup $(PREFLIGHT_DATA) $(if $(FORCE),,sample-hidden)  ## from credentials to a scored submission without training: the data, MODELS="hf:... timm:..." as frozen encoders (default multilingual-e5 and SigLIP), their datasets, the optimiser and the inference kernel on Kaggle, the submission (WAIT=seconds for its score; FORCE=1: no local runs); again: goes on from the last finished step
+	$(PY) -m tools.first_submission --build $(BUILD_DIR) --sample $(SAMPLE) --hidden $(SAMPLE)-hidden $(if $(MODELS),--models $(MODELS)) $(if $(WAIT),--wait $(WAIT)) $(if $(EVERY),--every $(EVERY)) $(FORCE_FLAG)
