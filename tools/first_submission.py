@@ -99,9 +99,7 @@ def optimiser_run(steps: Steps) -> None:
 
 def push_inference(steps: Steps) -> None:
     """The inference kernel attaching what the plan reads, pre-flighted (unless forced) and pushed."""
-    delivery.push_inference(
-        delivery.KERNELS, steps.sample, steps.hidden, delivery.RUNS, steps.build_root, steps.force
-    )
+    delivery.push_inference(delivery.KERNELS, steps.sample, steps.hidden, delivery.RUNS, steps.build_root, steps.force)
 
 
 def inference_run(steps: Steps) -> None:
