@@ -30,6 +30,7 @@ SETTINGS_TYPES = {  # each key of kernel.yaml: its type, and what a value looks 
     "competition_sources": (list, "[shopee-product-matching]"),
     "dataset_sources": (list, "[all-minilm-l6-v2]"),
     "kernel_sources": (list, "[optimize-ensemble]"),
+    "model_sources": (list, "[google/siglip/transformers/base-patch16-256-multilingual/1]"),
     "machine_shape": (str, "NvidiaTeslaT4"),
 }
 GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
@@ -37,7 +38,13 @@ OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
 WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`make wheels`)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 # the folder under /kaggle/input of each kind of source in Kaggle's current layout (its owner/slug below it)
-MOUNT_FOLDERS = {"competition_sources": "competitions", "dataset_sources": "datasets", "kernel_sources": "notebooks"}
+MOUNT_FOLDERS = {
+    "competition_sources": "competitions",
+    "dataset_sources": "datasets",
+    "kernel_sources": "notebooks",
+    "model_sources": "models",
+}
+MODEL_HANDLE = re.compile(r"[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+/\d+")  # a Kaggle model: owner/model/framework/instance/N
 LIBRARY_HEADING = "## The inlined library (lib/, written by build.py)"
 # a cell whose code is folded on opening: in JupyterLab (nbformat's jupyter.source_hidden) and Kaggle's viewer
 HIDDEN_SOURCE = {"jupyter": {"source_hidden": True}, "_kg_hide-input": True}
@@ -81,6 +88,12 @@ def read_settings(kernel_dir: Path) -> dict:
     for key in ["slug", "title"]:
         if len(str(settings.get(key, ""))) < 5:
             raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
+    for source in settings.get("model_sources", []):
+        if not MODEL_HANDLE.fullmatch(source):
+            raise BuildError(
+                f"{path}: model_sources has {source!r}; a Kaggle model is attached by owner/model/framework/instance/"
+                "version, e.g. `google/siglip/transformers/base-patch16-256-multilingual/1`"
+            )
     if "machine_shape" in settings and not settings.get("enable_gpu", True):
         raise BuildError(f"{path}: machine_shape is the GPU's; remove it, or set enable_gpu: true")
     return settings
@@ -129,6 +142,7 @@ def kernel_metadata(name: str, settings: dict, owner: str) -> dict:
         "competition_sources": list(settings.get("competition_sources", [])),
         "dataset_sources": [with_owner(s, owner) for s in settings.get("dataset_sources", [])],
         "kernel_sources": [with_owner(s, owner) for s in settings.get("kernel_sources", [])],
+        "model_sources": list(settings.get("model_sources", [])),
     }
     if metadata["enable_gpu"]:
         metadata["machine_shape"] = settings.get("machine_shape", GPU_SHAPE)
@@ -141,17 +155,23 @@ def kernel_dir_metadata(kernel_dir: Path) -> dict:
     return kernel_metadata(kernel_dir.name, settings, kaggle_owner(settings))
 
 
+def source_slug(key: str, source: str) -> str:
+    """The name lib.data.paths.input_dir finds a declared source by: its slug, or a Kaggle model's instance."""
+    return source.split("/")[3] if key == "model_sources" else source.split("/")[-1]
+
+
 def declared_slugs(metadata: dict) -> set[str]:
     """The slugs of the declared sources (what lib.data.paths.input_dir finds them by)."""
-    sources = metadata["competition_sources"] + metadata["dataset_sources"] + metadata["kernel_sources"]
-    return {source.split("/")[-1] for source in sources}
+    return set(mount_places(metadata))
 
 
 def mount_places(metadata: dict) -> dict[str, str]:
     """Where Kaggle's current layout mounts each declared source under /kaggle/input, by slug: competitions/<slug>,
-    datasets/<owner>/<slug> or notebooks/<owner>/<slug>."""
+    datasets/<owner>/<slug>, notebooks/<owner>/<slug> or models/<owner>/<model>/<framework>/<instance>/<version>."""
     return {
-        source.split("/")[-1]: f"{folder}/{source}" for key, folder in MOUNT_FOLDERS.items() for source in metadata[key]
+        source_slug(key, source): f"{folder}/{source}"
+        for key, folder in MOUNT_FOLDERS.items()
+        for source in metadata.get(key, [])
     }
 
 
@@ -385,7 +405,9 @@ CREDENTIAL_PATTERNS = [
 ]
 HUB_DOWNLOADS = {"hf_hub_download", "snapshot_download", "kagglehub"}
 SLUG = r"[A-Za-z0-9_.-]+"
-INPUT_PATH = re.compile(rf"/kaggle/input/((?:competitions/|(?:datasets|notebooks)/{SLUG}/)?{SLUG})")
+INPUT_PATH = re.compile(
+    rf"/kaggle/input/((?:competitions/|(?:datasets|notebooks)/{SLUG}/|models/{SLUG}/{SLUG}/{SLUG}/{SLUG}/)?{SLUG})"
+)
 
 
 def live_secrets() -> list[str]:

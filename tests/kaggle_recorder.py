@@ -50,6 +50,7 @@ class Recorder:
             turn (the last repeated).
         gpu_hours: (used, allowed) this week, what GetAcceleratorQuotaStatistics answers.
         competition_zip: the competition's data as a zip: DownloadDataFiles redirects to it (404 when None).
+        model_tar: a Kaggle model instance version's files as a tar.gz: DownloadModelInstanceVersion redirects to it.
         token_user: the username IntrospectToken gives an API token.
         existing_datasets: `owner/slug` refs for which GetDatasetStatus answers 200 (404 for the others).
         outputs: file name -> bytes that ListKernelSessionOutput lists and that the download URLs serve.
@@ -66,6 +67,7 @@ class Recorder:
     kernel_status: str | list[str] = "COMPLETE"
     gpu_hours: tuple[float, float] = (12.5, 30.0)
     competition_zip: bytes | None = None
+    model_tar: bytes | None = None
     token_user: str = "token-user"
     existing_datasets: set[str] = field(default_factory=set)
     outputs: dict[str, bytes] = field(default_factory=dict)
@@ -213,6 +215,12 @@ class Recorder:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if request.rpc == "DownloadModelInstanceVersion" and recorder.model_tar is not None:
+                    self.send_response(302)
+                    self.send_header("Location", f"{HOST}/models/{request.json()['instanceSlug']}.tar.gz")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, reply = recorder.reply(request.rpc, request.json() if request.body else {})
                 self._send(status, json.dumps(reply).encode(), "application/json")
 
@@ -263,6 +271,13 @@ class Recorder:
                     self.send_header("Last-Modified", "Fri, 04 Dec 2026 10:00:00 GMT")
                     self.end_headers()
                     self.wfile.write(recorder.competition_zip)
+                elif request.path.startswith("/models/") and recorder.model_tar is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/gzip")
+                    self.send_header("Content-Length", str(len(recorder.model_tar)))
+                    self.send_header("Last-Modified", "Fri, 04 Dec 2026 10:00:00 GMT")
+                    self.end_headers()
+                    self.wfile.write(recorder.model_tar)
                 elif name in recorder.outputs:
                     self._send(200, recorder.outputs[name], "application/octet-stream")
                 else:

@@ -243,6 +243,21 @@ def test_a_setting_of_the_wrong_type_is_refused_naming_the_file_key_value_and_ty
     assert not (tmp_path / "build").exists()
 
 
+def test_a_kaggle_model_is_attached_by_its_handle_and_read_by_its_instance(tmp_path):
+    source = """# %%\nfrom lib import alpha\n\n# %%\nprint(alpha.VALUE, input_dir("base-multilingual"))\n"""
+    source += "# /kaggle/input/models/google/siglip/transformers/base-multilingual/1/config.json\n"
+    kernel = make_repo(tmp_path, source)
+    handle = "google/siglip/transformers/base-multilingual/1"
+    (kernel / "kernel.yaml").write_text(SETTINGS + f"model_sources: [{handle}]\n")
+    out = build.build_kernel(kernel, tmp_path / "build", repo=tmp_path)
+    metadata = json.loads((out / "kernel-metadata.json").read_text())
+    assert metadata["model_sources"] == [handle]
+    assert build.mount_places(metadata)["base-multilingual"] == f"models/{handle}"
+    (kernel / "kernel.yaml").write_text(SETTINGS + "model_sources: [google/siglip/transformers/base-multilingual]\n")
+    with pytest.raises(build.BuildError, match="model_sources has 'google/siglip/transformers/base-multilingual'"):
+        build.build_kernel(kernel, tmp_path / "refused", repo=tmp_path)
+
+
 PLANTED = [
     ("!pip install timm", "pip install` without --no-index"),
     ("import subprocess\nsubprocess.run('pip install faiss-cpu', shell=True)", "pip install` without --no-index"),

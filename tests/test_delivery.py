@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -914,3 +915,37 @@ def test_an_experiment_reading_an_unattached_source_or_refused_by_lib_experiment
     )
     with pytest.raises(preflight.PreflightError, match="bad.yaml: train.epochs: 'ten' is not"):
         preflight.check_experiment({"train": {"epochs": "ten"}}, "bad.yaml", settings, path)
+
+
+def model_tar(files: dict[str, bytes]) -> bytes:
+    """A Kaggle model instance version's files as the tar.gz Kaggle serves."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_a_kaggle_model_is_downloaded_as_the_local_copy_make_run_mounts(tmp_path):
+    handle = "google/siglip/transformers/base-patch16-256-multilingual/1"
+    files = {"config.json": b'{"model_type": "siglip"}', "model.safetensors": b"weights"}
+    with Recorder(model_tar=model_tar(files)) as recorder:
+        env = environment(recorder, tmp_path)
+        result = deliver(recorder, env, "model-source", handle, "--models", tmp_path / "models")
+        refused = deliver(recorder, env, "model-source", "google/siglip/transformers/base", "--models", tmp_path)
+    assert result.returncode == 0, result.stderr
+    [call] = recorder.calls("DownloadModelInstanceVersion")
+    assert (call["ownerSlug"], call["modelSlug"], call["instanceSlug"], call["versionNumber"]) == (
+        "google",
+        "siglip",
+        "base-patch16-256-multilingual",
+        1,
+    )
+    folder = tmp_path / "models" / handle
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == files
+    assert f"under model_sources:\n  - {handle}" in result.stdout
+    assert "reads it by its instance: source 'base-patch16-256-multilingual'" in result.stdout
+    assert refused.returncode == 1 and "give a Kaggle model as owner/model/framework/instance/version" in refused.stderr
+    assert len(recorder.calls("DownloadModelInstanceVersion")) == 1, "a malformed handle sends nothing"

@@ -153,3 +153,17 @@ def test_a_run_becomes_the_kernels_outputs_only_when_it_finished_and_a_failed_on
     tiny_kernel(build_root, ["open('result.txt', 'w').write('third')"])
     assert run_tiny(build_root, runs).returncode == 0
     assert (runs / "tiny" / "result.txt").read_text() == "third" and (runs / "tiny.failed").is_dir()
+
+
+def test_a_kaggle_model_is_mounted_from_its_local_copy_or_named_with_the_command_that_makes_it(tmp_path):
+    from tools import run_kernel
+
+    handle = "google/siglip/transformers/base-multilingual/1"
+    metadata = {"competition_sources": [], "dataset_sources": [], "kernel_sources": [], "model_sources": [handle]}
+    with pytest.raises(
+        RunError, match=rf"missing local copy of source 'base-multilingual'; run `make model-source MODEL={handle}`"
+    ):
+        source_folders(metadata, tmp_path, tmp_path)
+    assert source_folders(metadata, tmp_path, tmp_path, missing_ok=True) == {}
+    assert run_kernel.MODELS == ROOT / "data" / "models"
+    assert mount_points(metadata, "nested") == {"base-multilingual": f"models/{handle}"}

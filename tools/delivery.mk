@@ -5,7 +5,7 @@ DELIVERY := $(PY) -m tools.delivery --build $(BUILD_DIR)
 FORCE_FLAG := $(if $(FORCE),--force)
 PREFLIGHT_DATA := $(if $(FORCE),,sample datasets)
 
-.PHONY: first-submission competition-data push-inference push-optimize push-train upload-weights wheels status quota wait output submit
+.PHONY: first-submission model-source competition-data push-inference push-optimize push-train upload-weights wheels status quota wait output submit
 
 competition-data: setup  ## the competition's files through the kaggle CLI into data/shopee-product-matching (OUT=folder), unzipped and checked; use it as COMP=
 	$(DELIVERY) competition-data $(if $(OUT),--out $(OUT))
@@ -27,6 +27,9 @@ wheels: setup  ## download tools/wheels.txt for Kaggle's image (its Python, many
 
 status: setup  ## status of KERNEL (folder name under BUILD_DIR or owner/slug) on Kaggle; fails on ERROR or a cancelled run
 	$(DELIVERY) status $(KERNEL)
+
+model-source: setup  ## MODEL=owner/model/framework/instance/version: a Kaggle model's files into data/models/<MODEL> (what make run mounts), for model_sources in kernel.yaml
+	$(DELIVERY) model-source $(MODEL)
 
 quota: setup  ## the weekly Kaggle GPU hours left (kaggle quota); every push of a GPU kernel prints it first
 	$(DELIVERY) quota

@@ -9,6 +9,7 @@ Usage (from the repository root; the make targets of tools/delivery.mk wrap thes
   python -m tools.delivery wheels
   python -m tools.delivery status KERNEL
   python -m tools.delivery quota
+  python -m tools.delivery model-source OWNER/MODEL/FRAMEWORK/INSTANCE/VERSION [--models DIR]
   python -m tools.delivery competition-data [--out DIR]
   python -m tools.delivery wait KERNEL [--every SECONDS] [--out DIR]   (its log saved to BUILD/<kernel>/kaggle-log.txt)
   python -m tools.delivery output KERNEL [--out DIR]
@@ -58,6 +59,7 @@ RUNS = ROOT / "runs"
 SAMPLE = ROOT / "data" / "sample"
 COMPETITION_DATA = ROOT / "data" / COMPETITION
 LOCAL_DATASETS = ROOT / "data" / "datasets"
+MODELS = ROOT / "data" / "models"  # local copies of Kaggle models, by owner/model/framework/instance/version
 INFERENCE = "shopee-inference"
 TRAIN = "shopee-train"
 KAGGLE_CLI = Path(sys.executable).with_name("kaggle")
@@ -359,6 +361,26 @@ def wheels() -> list[Path]:
     print(f"{len(found)} wheel(s) in {LOCAL_DATASETS / slug}; upload with `make upload-weights DATASET=wheels`")
     print(f"kernels attaching {slug} install its requirements.txt with pip --no-index in build.py's wheels cell")
     return found
+
+
+def model_source(handle: str, models: Path) -> Path:
+    """Download a Kaggle model's instance version (owner/model/framework/instance/version) into models/<handle>, the
+    local copy that `make run` mounts where Kaggle mounts a model source; return that folder."""
+    if not build.MODEL_HANDLE.fullmatch(handle or ""):
+        raise DeliveryError(
+            f"MODEL={handle!r}: give a Kaggle model as owner/model/framework/instance/version, e.g. "
+            "google/siglip/transformers/base-patch16-256-multilingual/1 (the model's page, Variations)"
+        )
+    folder = models / handle
+    kaggle("models", "instances", "versions", "download", handle, "-p", str(folder), "--untar", "-q")
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    if not files:
+        raise DeliveryError(f"Kaggle gave no files of the model {handle}; look at https://www.kaggle.com/models")
+    instance = build.source_slug("model_sources", handle)
+    print(f"{handle}: {len(files)} file(s) in {folder}")
+    print(f"attach it in a kernel.yaml, under model_sources:\n  - {handle}")
+    print(f"a plan's model or an experiment reads it by its instance: source '{instance}'")
+    return folder
 
 
 def kernel_ref(kernel: str, build_root: Path) -> str:
@@ -711,6 +733,9 @@ def parse_args() -> argparse.Namespace:
     commands.add_parser("wheels")
     commands.add_parser("status").add_argument("kernel", help="folder name under the build folder, or owner/slug")
     commands.add_parser("quota")
+    model = commands.add_parser("model-source")
+    model.add_argument("handle", nargs="?", default="", help="owner/model/framework/instance/version")
+    model.add_argument("--models", type=Path, default=MODELS, help="folder of the local copies of Kaggle models")
     commands.add_parser("competition-data").add_argument(
         "--out", type=Path, default=COMPETITION_DATA, help="folder for the competition's files"
     )
@@ -749,6 +774,8 @@ def main() -> int:
             print(f"{args.kernel}: {status(args.kernel, args.build)}")
         elif args.command == "quota":
             print(quota())
+        elif args.command == "model-source":
+            model_source(args.handle, args.models)
         elif args.command == "competition-data":
             competition_data(args.out)
         elif args.command == "wait":

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # build.py knows where Kaggle mounts sources; the kernel process never sees this path
 
-from build import SETTINGS_FILE, mount_places  # noqa: E402
+from build import SETTINGS_FILE, mount_places, source_slug  # noqa: E402
 from lib.data.competition import RERUN_VARIABLE  # noqa: E402
 from tools.kernel_console import LIB_FOLDER, Console, StreamingClient, failure_report  # noqa: E402
 
@@ -34,6 +34,7 @@ INSIDE_FLAG = "--inside-namespace"
 STATUS = "run_status.json"  # written by the inference kernel: whether it kept its fallback submission
 LAYOUTS = ("nested", "flat")
 DATASETS = ROOT / "data" / "datasets"  # the local copy of each dataset a kernel attaches, by slug
+MODELS = ROOT / "data" / "models"  # the local copy of each Kaggle model, by owner/model/framework/instance/version
 RUNNING, FAILED = ".running", ".failed"  # suffixes of a run's folder while it runs, and once it failed
 
 
@@ -55,9 +56,13 @@ def source_folders(
     for source in metadata["kernel_sources"]:
         slug = source.split("/")[-1]
         folders[slug] = runs / slug
+    for source in metadata.get("model_sources", []):
+        folders[source_slug("model_sources", source)] = MODELS / source
     for slug, folder in list(folders.items()):
         if not folder.is_dir():
             made_by = "`make sample` / `make datasets`"
+            if folder.is_relative_to(MODELS):
+                made_by = f"`make model-source MODEL={folder.relative_to(MODELS)}`"
             if folder.parent == runs:
                 made_by = (
                     "the kernel whose output it is (`make train EXP=<exp>` for shopee-train-<exp>, `make optimize`)"

@@ -1,8 +1,9 @@
 """Where a kernel's inputs are: under /kaggle/input on Kaggle ($KERNEL_INPUT_DIR elsewhere), in any of its layouts.
 
 Kaggle mounts an attached source, under the input root, at competitions/<slug> (the competition), at
-datasets/<owner>/<slug> (a dataset) or notebooks/<owner>/<slug> (a kernel's output) on current workers, and at
-<slug> on older images and for some attachments. A source is found by its slug in whichever layout holds it.
+datasets/<owner>/<slug> (a dataset), notebooks/<owner>/<slug> (a kernel's output) or
+models/<owner>/<model>/<framework>/<instance>/<version> (a Kaggle model) on current workers, and at <slug> on older
+images and for some attachments. A source is found by its slug (a model by its instance) in whichever layout holds it.
 """
 
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 from lib.data.competition import COMPETITION
 
 KAGGLE_INPUT = "/kaggle/input"
-PATTERNS = ("competitions/*", "datasets/*/*", "notebooks/*/*")  # where the current layout puts a source
+PATTERNS = ("competitions/*", "datasets/*/*", "notebooks/*/*", "models/*/*/*/*/*")  # where today's layout puts one
 LAYOUTS = {pattern.split("/")[0] for pattern in PATTERNS}  # folders of the current layout, never sources themselves
 SHOWN = 20  # entries listed per folder when a source is missing
 
@@ -28,7 +29,13 @@ def mounts() -> list[tuple[str, Path]]:
         return []
     found = [path for pattern in PATTERNS for path in sorted(root.glob(pattern))]
     found += sorted(path for path in root.iterdir() if path.name not in LAYOUTS)
-    return [(folder.name, folder) for folder in found if folder.is_dir()]
+    return [(name_of(folder, root), folder) for folder in found if folder.is_dir()]
+
+
+def name_of(folder: Path, root: Path) -> str:
+    """What a mounted source is found by: its slug, or for a Kaggle model (models/.../<instance>/<version>) its
+    instance."""
+    return folder.parent.name if folder.relative_to(root).parts[0] == "models" else folder.name
 
 
 def input_dir(slug: str) -> Path:
@@ -54,8 +61,8 @@ def not_attached(slug: str) -> str:
     """Why a source is missing, what the input root holds two levels deep, and how to attach it."""
     root = input_root()
     message = (
-        f"source '{slug}' is not attached: none of competitions/{slug}, datasets/*/{slug}, notebooks/*/{slug} or "
-        f"{slug} is under {root}, which holds:\n{listing(root)}\n"
+        f"source '{slug}' is not attached: none of competitions/{slug}, datasets/*/{slug}, notebooks/*/{slug}, "
+        f"models/*/*/*/{slug}/* or {slug} is under {root}, which holds:\n{listing(root)}\n"
         "On Kaggle, add it to the kernel's data sources (its kernel.yaml in kernels/); locally, run the kernel with "
         "`make run` or set KERNEL_INPUT_DIR."
     )

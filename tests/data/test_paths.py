@@ -22,6 +22,7 @@ def root(tmp_path, monkeypatch):
         ("datasets/alice/all-minilm-l6-v2", "all-minilm-l6-v2"),
         ("notebooks/bob/shopee-train-demo", "shopee-train-demo"),
         ("shopee-train-demo", "shopee-train-demo"),
+        ("models/google/siglip/transformers/base-patch16-256-multilingual/1", "base-patch16-256-multilingual"),
     ],
 )
 def test_a_source_is_found_in_each_layout(root, place, slug):
