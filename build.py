@@ -1,6 +1,11 @@
 """Build kernels/<name>/ into build/<name>/<name>.ipynb + kernel-metadata.json, with the lib modules it uses inlined.
 
 Usage: python build.py [NAME ...]   (every kernel when no name is given)
+
+One file, a section per job in the order a build takes them: kernel.yaml to kernel-metadata.json, the import
+closure, composing the cells, the offline checks, writing. It stays one file (not a package) because `build/` is the
+builds' folder and `import build` is what the tools and tests use; the wheels cell is a Python file of its own
+(kernels/wheels_install.py).
 """
 
 import argparse
@@ -36,6 +41,7 @@ SETTINGS_TYPES = {  # each key of kernel.yaml: its type, and what a value looks 
 GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
 WHEELS_SLUG = "shopee-wheels"  # the wheels dataset of datasets-meta/wheels (`make wheels`)
+WHEELS_CELL = ROOT / "kernels" / "wheels_install.py"  # the cell installing it, added to every kernel attaching it
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 # the folder under /kaggle/input of each kind of source in Kaggle's current layout (its owner/slug below it)
 MOUNT_FOLDERS = {
@@ -64,6 +70,9 @@ class Cell:
     first_line: int = 1
     hidden: bool = False
     tags: tuple[str, ...] = ()  # the source cell's tags (a kernel's `parameters` cell: tools/variants.py)
+
+
+# === kernel.yaml: the settings, the owner, kernel-metadata.json and where Kaggle mounts each source
 
 
 def read_settings(kernel_dir: Path) -> dict:
@@ -181,6 +190,9 @@ def declared_paths(metadata: dict) -> set[str]:
     return set(mount_places(metadata).values()) | declared_slugs(metadata)
 
 
+# === The import closure: the lib modules a kernel's cells import, directly or through each other
+
+
 def python_text(source: str) -> str:
     """Cell text with IPython magics and shell lines blanked, so that it parses and keeps its line numbers."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
@@ -250,6 +262,9 @@ def module_name(path: Path, repo: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+# === Composing the built notebook: the kernel's own cells, the library's (stamp, modules, wheels install) between them
+
+
 def git_stamp(repo: Path) -> str:
     """The source of the stamp cell: the commit built and whether the tree had uncommitted changes."""
 
@@ -265,55 +280,15 @@ def git_stamp(repo: Path) -> str:
 
 
 def wheels_install() -> str:
-    """The source of the cell that installs the attached wheels dataset offline, or says the image's packages serve.
+    """The source of the cell that installs the attached wheels dataset offline, or says the image's packages serve:
+    WHEELS_CELL, a Python file of its own (linted and tested as code).
 
     It comes after the lib cells, which only write the modules, and finds the dataset with lib.data.paths in whichever
     layout Kaggle mounted it; the kernel's own cells import the modules, and the packages, after it. Where every
     requirement is installed at its version already (a local run), pip is not started. pip's failure stops the
     kernel, naming the fix.
     """
-    return f"""# Offline packages (build.py): the wheels of the attached {WHEELS_SLUG} dataset unless installed.
-import subprocess
-import sys
-from importlib import metadata
-
-from lib.data import paths
-
-
-def wheel_installed(requirement: str) -> bool:
-    \"\"\"Whether a `name==version` line of the wheels' requirements.txt is installed at that version.\"\"\"
-    name, _, version = requirement.partition("==")
-    try:
-        return metadata.version(name.strip()) == version.strip()
-    except metadata.PackageNotFoundError:
-        return False
-
-
-try:
-    REQUIREMENTS = paths.input_dir("{WHEELS_SLUG}") / "requirements.txt"
-except FileNotFoundError:
-    REQUIREMENTS = None
-if REQUIREMENTS and REQUIREMENTS.is_file():
-    wanted = [line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines()]
-    wanted = [line for line in wanted if line]
-    if all(wheel_installed(requirement) for requirement in wanted):
-        print(f"the {{len(wanted)}} packages of {{REQUIREMENTS}} are installed at their versions: nothing to install")
-    else:
-        command = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(REQUIREMENTS.parent)]
-        command += ["-r", str(REQUIREMENTS)]
-        print("installing offline:", " ".join(command))
-        pip = subprocess.run(command, capture_output=True, text=True)
-        lines = (pip.stdout + pip.stderr).splitlines()
-        satisfied = [line for line in lines if line.startswith("Requirement already satisfied")]
-        print("\\n".join(line for line in lines if line not in satisfied and not line.startswith("Looking in links")))
-        print(f"{{len(satisfied)}} requirement(s) already satisfied by the image")
-        if pip.returncode != 0:
-            raise RuntimeError(
-                f"pip could not install {{REQUIREMENTS}} offline (its output is above): add what it lacks to "
-                "tools/wheels.txt, then `make wheels` and `make upload-weights DATASET=wheels`"
-            )
-else:
-    print(f"no {WHEELS_SLUG}/requirements.txt under {{paths.input_root()}}: the packages of the image are used")"""
+    return WHEELS_CELL.read_text().rstrip("\n")
 
 
 def lib_cells(modules: list[str], repo: Path) -> list[Cell]:
@@ -395,6 +370,9 @@ def parse_cell(cell: Cell) -> ast.AST:
         raise BuildError(
             f"{cell.origin} line {cell.first_line + error.lineno - 1}: syntax error: {error.msg}"
         ) from error
+
+
+# === The offline checks: what an offline Kaggle kernel cannot do, named by cell, source file and line
 
 
 CREDENTIAL_PATTERNS = [
@@ -482,6 +460,9 @@ def offline_problems(cells: list[Cell], metadata: dict, repo: Path) -> list[str]
             source_line = cell.first_line + line - 1
             problems.append(f"{where} line {source_line}, cell line {line}): {problem}")
     return problems
+
+
+# === Writing a build, and the command line
 
 
 def to_notebook(cells: list[Cell]) -> nbformat.NotebookNode:

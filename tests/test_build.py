@@ -365,6 +365,7 @@ def test_the_wheels_install_cell_follows_the_lib_cells_with_lib_paths_iff_the_wh
     attached = build_with_sources(tmp_path / "own", ["some-weights", "shopee-wheels"])
     theirs = build_with_sources(tmp_path / "theirs", ["someone/shopee-wheels"])
     install = build.wheels_install()
+    assert install == build.WHEELS_CELL.read_text().rstrip("\n") and f'input_dir("{build.WHEELS_SLUG}")' in install
     assert [cell.source for cell in plain.cells].count(install) == 0
     assert "lib/data/paths.py" not in written_modules(plain)
     for notebook in (attached, theirs):
