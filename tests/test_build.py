@@ -204,6 +204,7 @@ def test_kernel_metadata_is_explicit_about_internet_and_sources(tmp_path, monkey
         "competition_sources": ["shopee-product-matching"],
         "dataset_sources": ["someone/some-weights", "other/their-model"],
         "kernel_sources": ["bob/their-run"],
+        "model_sources": [],
         "machine_shape": "NvidiaTeslaT4",
     }
 
