@@ -15,7 +15,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup browser lock test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
+.PHONY: help setup browser lock test-unit test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -136,6 +136,10 @@ test: setup browser  ## lint, format check and the test suite (2 pytest-xdist wo
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -n 2
+
+test-unit: setup  ## the fast tier for the edit loop: ruff and the unit tests of each module, no end-to-end run
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2 -m "not e2e"
 
 lint: setup  ## ruff lint only
 	$(PY) -m ruff check .

@@ -83,6 +83,33 @@ def pytest_configure(config):
         os.sched_setaffinity(0, {cpus[int(worker.removeprefix("gw")) % len(cpus)]})
 
 
+# The end-to-end tier: files whose tests run kernels, the kaggle CLI, make targets, a browser or a model hub; the rest
+# are unit tests of one module each (`make test-unit`, the edit loop's tier; `make test` runs both).
+END_TO_END = {
+    "test_delivery.py",
+    "test_gpu_check.py",
+    "test_inference_kernel.py",
+    "test_kernel_console.py",
+    "test_lab.py",
+    "test_loader_kernel.py",
+    "test_local_datasets.py",
+    "test_optimize_kernel.py",
+    "test_pretrained.py",
+    "test_real_data.py",
+    "test_run_kernel.py",
+    "test_title_report.py",
+    "test_train_kernel.py",
+    "test_walkthrough.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of END_TO_END's files `e2e` (`pytest -m "not e2e"`: the unit tier)."""
+    for item in items:
+        if item.path.name in END_TO_END:
+            item.add_marker(pytest.mark.e2e)
+
+
 def shared_folder(tmp_path_factory) -> Path:
     """A folder every pytest-xdist worker of this session sees (the session's base temporary folder when alone)."""
     base = tmp_path_factory.getbasetemp()
