@@ -21,7 +21,7 @@ from lib.data import oof
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.inference import correction, timing
+from lib.inference import correction, timing, title_plan
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
 from lib.matching import pair_stage, pairs
 from lib.matching.ensemble import MIN_GAIN
@@ -322,8 +322,13 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     )
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
     report = json.loads((out / "cv_scores.json").read_text())
-    assert report["evaluated_on"] == "all of train"
+    assert report["evaluated_on"] == "all of train", "a train within title_plan.SAMPLE_ROWS is taken whole"
     assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
+    on_kaggle = {
+        stage["name"]: stage["target_rows"] for stage in json.loads((out / "timings.json").read_text())["stages"]
+    }
+    assert on_kaggle["title plan: threshold search"] == title_plan.KAGGLE_ROWS, "the sample's rows on Kaggle's train"
+    assert on_kaggle["plan: fit to the test gallery"] == title_plan.KAGGLE_ROWS
     stage = report["pair_stage"]  # the title plan's second stage, fitted on train, used where it gains
     if with_stage:
         assert stage["pairs"] > report["rows"] and (out / "pair_model.txt").is_file()
