@@ -13,7 +13,8 @@
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
 # printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
 # seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by
-# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py).
+# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py), and a plan projected over timing.BUDGET_SHARE
+# of the 2-hour limit stops the commit run.
 
 # %%
 CONFIG = {
@@ -290,7 +291,8 @@ plt.show()
 # Each stage's time here, projected by its kind to its rows on the hidden rerun (70,000 test postings; the plan's rows
 # of the full train), on this device and on a T4 (lib/inference/timing.py says how, with its sources). The commit run's
 # 3 test rows (or any test of fewer than 100) are too few to project from, so there the stages on the plan's rows stand
-# for the test stages.
+# for the test stages. A plan projected over timing.BUDGET_SHARE of the limit on a T4 stops the commit run, naming its
+# largest stages; the scoring rerun prints it.
 
 # %%
 device = default_device()
@@ -301,3 +303,4 @@ print(BASIS)
 print(timing.table(PROJECTED, RATES))
 timing.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
 print(f"peak memory so far (GB): {timing.peak_memory_gb(device)}")
+timing.refuse_over_budget(PROJECTED, RATES, CV_MODE)
