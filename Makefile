@@ -15,7 +15,7 @@ KAGGLE_PY := $(KAGGLE_VENV)/bin/python
 KAGGLE_WHEELS := data/kaggle-image-wheels
 KAGGLE_IMAGE_TESTS := tests/test_train_kernel.py tests/test_optimize_kernel.py tests/test_inference_kernel.py
 
-.PHONY: help setup browser lock test-unit test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs gpu-check gpu-bundle pretrained test lint format clean
+.PHONY: help setup browser lock test-unit test-kaggle-image sample sample-hidden datasets real-data title-report build run run-source lab demo timing bench bench-pairs bench-title-plan gpu-check gpu-bundle pretrained test lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -111,6 +111,9 @@ bench-pairs: setup  ## the second stage at 70,000 synthetic postings: pair featu
 
 pretrained: setup  ## MODEL=timm:<name>.<tag> | hf:<model id>: fetch it here (internet) into data/datasets/<slug>/ with datasets-meta/<slug>/, print the experiment and kernel.yaml lines (tools/pretrained.py)
 	$(PY) -m tools.pretrained $(MODEL)
+
+bench-title-plan: setup datasets  ## the title plan's tuning bounded (lib/inference/title_plan.py) against all of train, at 34,250 synthetic train and 70,000 test postings: each stage's T4 projection, both plans' test F1
+	$(PY) -m tools.bench_title_plan
 
 gpu-check: setup sample datasets  ## on a CUDA machine, offline: CUDA tests, the float16 scan, a training epoch, inference at 70,000 rows measured against its projection (tools/gpu_check.py)
 	$(PY) tools/gpu_check.py

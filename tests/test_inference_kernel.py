@@ -21,7 +21,7 @@ from lib.data import oof
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.inference import correction, timing
+from lib.inference import correction, timing, title_plan
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
 from lib.matching import pair_stage, pairs
 from lib.matching.ensemble import MIN_GAIN
@@ -322,8 +322,13 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     )
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
     report = json.loads((out / "cv_scores.json").read_text())
-    assert report["evaluated_on"] == "all of train"
+    assert report["evaluated_on"] == "all of train", "a train within title_plan.SAMPLE_ROWS is taken whole"
     assert report["rows"] == len(pd.read_csv(comp / "train.csv"))
+    on_kaggle = {
+        stage["name"]: stage["target_rows"] for stage in json.loads((out / "timings.json").read_text())["stages"]
+    }
+    assert on_kaggle["title plan: threshold search"] == title_plan.KAGGLE_ROWS, "the sample's rows on Kaggle's train"
+    assert on_kaggle["plan: fit to the test gallery"] == title_plan.KAGGLE_ROWS
     stage = report["pair_stage"]  # the title plan's second stage, fitted on train, used where it gains
     if with_stage:
         assert stage["pairs"] > report["rows"] and (out / "pair_model.txt").is_file()
@@ -336,6 +341,33 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
         "posting_id,matches",
         f"{test.posting_id[0]},{test.posting_id[0]}",
     ]
+
+
+@pytest.mark.parametrize("scoring_rerun", [False, True], ids=["commit run", "scoring rerun"])
+def test_a_plan_projected_over_the_budget_stops_the_commit_run_and_is_only_printed_in_the_scoring_rerun(
+    trained_runs, hidden, tmp_path, scoring_rerun
+):
+    kernel = tmp_path / "kernels" / f"{KERNEL}-budget"
+    shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
+    forced = "device = default_device()\ntiming.GPU_LIMIT_SECONDS = 1  # every plan is over it\n"
+    edit_settings(kernel / "notebook.py", {"device = default_device()\n": forced})
+    build.build_kernel(kernel, tmp_path / "build")
+    runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
+    comp = hidden if scoring_rerun else trained_runs.competition
+    log = run(
+        "tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs, "--build", tmp_path / "build", check=False
+    )
+
+    out = runs / (kernel.name if scoring_rerun else f"{kernel.name}.failed")
+    timings = json.loads((out / "timings.json").read_text())
+    largest = max(timings["stages"], key=lambda stage: stage["t4_seconds"])
+    line = f"the plan's hidden rerun is projected at {timings['t4_seconds_at_hidden_rows']:,.0f} s on a T4, over 80% of"
+    assert line in log and f": {largest['name']} ({largest['t4_seconds']:,.0f} s)" in log
+    assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}, "the plan's submission is written"
+    if scoring_rerun:
+        assert f"WARNING: {line}" in notebook_output(out, kernel.name) and "run failed" not in log
+    else:
+        assert re.search(r"run failed: cell \d+ failed:\n", log) and f"OverBudget: {line}" in log
 
 
 def broken_checkpoint(trained_runs, folder: Path) -> Path:

@@ -41,11 +41,16 @@ def test_the_report_puts_the_searched_plan_above_every_baseline_it_lists(competi
         postings.labels
     )
 
+    bounded = title_report.bounded_run(postings)  # 120 rows, within title_plan.SAMPLE_ROWS: the same rules
+    assert bounded["rows"] == len(postings.labels) and bounded["plan f1"] == commit["plan f1"]
+    assert commit["ablation"]["every posting alone"] < bounded["pair stage f1"] <= 1
+
     rerun = title_report.rerun_on_fold(postings)
     assert rerun["fold rows"] < rerun["rows"] == len(postings.labels)
     assert set(rerun["thresholds"]) == set(TITLE_PLAN["components"])
     for name in ["tuned on the fold, raw", "tuned on the fold, corrected", "searched on all rows"]:
         assert rerun["every posting alone"] < rerun[name] <= 1
-    report = title_report.markdown("titles", commit, rerun)
+    report = title_report.markdown("titles", commit, bounded, rerun)
     assert "| plain word TF-IDF, one tuned threshold |" in report and "| tfidf |" in report
     assert "| **second stage** (" in report and "| second stage: threshold |" in report
+    assert "| bounded: **second stage** |" in report

@@ -2,18 +2,19 @@
 # # Shopee - Price Match Guarantee: inference
 # Matches every test posting by a plan: the models, ensembles, thresholds and rules that `kernels/optimize-ensemble`
 # tuned on out-of-fold rows (attached as a kernel source), or, without one, title signals only (TF-IDF of words,
-# character n-grams and model codes, MiniLM; lib.inference.plan.TITLE_PLAN) tuned here on train. When `test.csv` holds
-# only the 3 visible rows and Kaggle does not set KAGGLE_IS_COMPETITION_RERUN (its commit run) this is the CV run: the
-# plan is also evaluated on the rows it was tuned on. The scoring rerun only submits: it embeds each test posting once
-# per model, and fits the plan's thresholds to its test's size from the out-of-fold pairs the optimiser left beside the
-# plan (lib.inference.correction). Where the plan
+# character n-grams and model codes, MiniLM; lib.inference.plan.TITLE_PLAN) tuned here on a sample of train's whole
+# label groups (lib.inference.title_plan). When `test.csv` holds only the 3 visible rows and Kaggle does not set
+# KAGGLE_IS_COMPETITION_RERUN (its commit run) this is the CV run: the plan is also evaluated on the rows it was tuned
+# on. The scoring rerun only submits: it embeds each test posting once per model, and fits the plan's thresholds to its
+# test's size from the out-of-fold pairs the optimiser left beside the plan (lib.inference.correction). Where the plan
 # has a second stage (a pair classifier and graph steps, lib.matching.pair_stage) it matches instead of the rules; the
 # title plan fits one here on train and uses it where it beats the rules on CV.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
 # printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
 # seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by
-# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py).
+# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py), and a plan projected over timing.BUDGET_SHARE
+# of the 2-hour limit stops the commit run.
 
 # %%
 CONFIG = {
@@ -37,7 +38,7 @@ from lib.data import competition, paths, text
 from lib.data.postings import read_postings
 from lib.data.submission import MAX_MATCHES, validate_submission, write_submission
 from lib.devices import default_device
-from lib.inference import correction, pipeline, timing
+from lib.inference import correction, pipeline, timing, title_plan
 from lib.inference.plan import TITLE_PLAN, read_tuned_config
 from lib.matching import cv, ensemble, graph, metrics, pair_stage, pairs, plots, thresholds
 from lib.neighbours import knn
@@ -85,9 +86,10 @@ print(f"fallback submission.csv written ({len(test)} rows)")
 # %% [markdown]
 # ## The plan, and its fit to the test gallery
 # A tuned plan comes with the out-of-fold pairs it was tuned on (correction.npz, from the optimiser). The default
-# title plan is tuned here on all of train (nothing is trained on it) by the optimiser's search, which may switch a
-# component or rule off, and fits its second stage there. Either way the thresholds (and the stage's graph steps) are
-# then searched again for the size of the test gallery: a gallery ten times larger holds more close false neighbours.
+# title plan is tuned here on train (nothing is trained on it), on a seeded sample of whole label groups that bounds
+# its time (lib.inference.title_plan), by the optimiser's search, which may switch a component or rule off, and fits
+# its second stage there. Either way the thresholds (and the stage's graph steps) are then searched again for the size
+# of the test gallery: a gallery ten times larger holds more close false neighbours.
 
 
 # %%
@@ -107,29 +109,30 @@ def stage_timer(rows: int):
 
 
 def tuned_title_plan() -> tuple[dict, correction.OutOfFold, dict]:
-    """TITLE_PLAN tuned on train: its rules, and its second stage (classifier saved as pair_stage.MODEL_FILE) where it
-    beats them by ensemble.MIN_GAIN; the out-of-fold parts its correction needs; what the evaluation reports of it."""
-    labels = train.label_group.to_numpy()
-    with stopwatch.phase("title plan", timing.KAGGLE_TRAIN_ROWS):
-        c, conflicts, vectors, neighbours, outputs = signals(
-            TITLE_PLAN, train, train_titles, COMPETITION / "train_images"
-        )
-        with stopwatch.stage("threshold search", len(train)):
-            rules, union = thresholds.search(c, TITLE_PLAN["matching"], labels, conflicts)
-        plan, out_of_fold = {**TITLE_PLAN, "matching": rules}, correction.OutOfFold(c, conflicts, labels)
-        stage_report = None
-        if CONFIG["pair_stage"]:
-            phashes = list(train.image_phash)
-            fitted = pair_stage.fit(vectors, neighbours, c, train_titles, phashes, labels, stage_timer(len(train)))
-            used = fitted.f1 >= union + ensemble.MIN_GAIN
-            stage_report = {"f1": fitted.f1, "used": used, "pairs": len(fitted.scored.scores), "graph": fitted.config}
-            stage_report["steps"] = fitted.steps
-            if used:
-                fitted.model.save_model(pair_stage.MODEL_FILE)
-                plan["pair_stage"] = {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}
-                plan["pair_stage"]["graph"] = fitted.config
-                out_of_fold.stage_pairs, out_of_fold.stage_scores = fitted.scored.candidates, fitted.scored.scores
-    evaluated = {"rows": train, "titles": train_titles, "signals": (c, conflicts, vectors, outputs)}
+    """TITLE_PLAN tuned on train's sample of whole label groups (lib.inference.title_plan): its rules, and its second
+    stage (classifier saved as pair_stage.MODEL_FILE) where it beats them by ensemble.MIN_GAIN; the out-of-fold parts
+    its correction needs; what the evaluation reports of it."""
+    rows = title_plan.sample(train.label_group.to_numpy())
+    sample = train.iloc[rows].reset_index(drop=True)
+    titles, labels = [train_titles[row] for row in rows], sample.label_group.to_numpy()
+    print(f"the title plan is tuned on {len(sample)} of the {len(train)} train postings (whole label groups)")
+    with stopwatch.phase("title plan", title_plan.KAGGLE_ROWS):
+        c, conflicts, vectors, neighbours, outputs = signals(TITLE_PLAN, sample, titles, COMPETITION / "train_images")
+        phashes, found = list(sample.image_phash), (c, conflicts, vectors, neighbours)
+        tuned = title_plan.tune(found, titles, phashes, labels, stopwatch, CONFIG["pair_stage"])
+    plan, out_of_fold = {**TITLE_PLAN, "matching": tuned.rules}, correction.OutOfFold(c, conflicts, labels)
+    stage_report, fitted = None, tuned.stage
+    if fitted:
+        used = fitted.f1 >= tuned.f1 + ensemble.MIN_GAIN
+        stage_report = {"f1": fitted.f1, "used": used, "pairs": len(fitted.scored.scores), "graph": fitted.config}
+        stage_report["steps"] = fitted.steps
+        if used:
+            fitted.model.save_model(pair_stage.MODEL_FILE)
+            plan["pair_stage"] = {"file": pair_stage.MODEL_FILE, "features": fitted.scored.names}
+            plan["pair_stage"]["graph"] = fitted.config
+            out_of_fold.stage_pairs, out_of_fold.stage_scores = fitted.scored.candidates, fitted.scored.scores
+    on = "all of train" if len(sample) == len(train) else f"train's sample of whole label groups ({len(sample)} rows)"
+    evaluated = {"rows": sample, "titles": titles, "signals": (c, conflicts, vectors, outputs), "evaluated_on": on}
     return plan, out_of_fold, evaluated | {"stage": stage_report}
 
 
@@ -145,10 +148,11 @@ def read_plan() -> tuple[dict, correction.OutOfFold]:
 def plan_for_test() -> tuple[dict, dict, dict | None, dict | None]:
     """The plan, its rules and second stage fitted to the test gallery (written to matching_config.json), and what
     the evaluation takes from the title plan's tuning (None for a tuned plan). Stages on the rows the plan was tuned
-    on keep their rows in the rerun: the same share of Kaggle's train."""
+    on keep their rows in the rerun: the same share of Kaggle's train, or the title plan's sample of it."""
     plan, out_of_fold, tuning = (*read_plan(), None) if CONFIG["plan"] else tuned_title_plan()
     rows = len(out_of_fold.labels)
-    with stopwatch.phase("plan", round(timing.KAGGLE_TRAIN_ROWS * rows / len(train))):
+    on_kaggle = round(timing.KAGGLE_TRAIN_ROWS * rows / len(train)) if CONFIG["plan"] else title_plan.KAGGLE_ROWS
+    with stopwatch.phase("plan", on_kaggle):
         with stopwatch.stage("fit to the test gallery", rows):
             rules, stage = correction.for_test(out_of_fold, plan, TARGET_ROWS)
     with open("matching_config.json", "w") as file:
@@ -181,11 +185,19 @@ def scored_stage(c, vectors, neighbours, outputs, rows, titles, labels) -> dict 
     return {"f1": f1, "used": True, "pairs": len(scored.scores), "graph": plan["pair_stage"]["graph"]}
 
 
+def evaluated_on(rows) -> str:
+    """What the evaluation's rows are."""
+    if title_tuning:
+        return title_tuning["evaluated_on"]
+    return "all of train" if rows is train else "the models' out-of-fold rows"
+
+
 def evaluate() -> dict:
     """The plan's CV on the rows it was tuned on, each component's and model's, the ablation; writes plots."""
     rows = title_tuning["rows"] if title_tuning else pipeline.evaluation_rows(plan, train)
     titles = title_tuning["titles"] if title_tuning else [text.normalise_title(title) for title in rows.title]
-    with stopwatch.phase("evaluation", round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))):
+    on_kaggle = title_plan.KAGGLE_ROWS if title_tuning else round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))
+    with stopwatch.phase("evaluation", on_kaggle):
         fallback_matches(titles)  # its time at a size, for the projection
         if title_tuning:
             c, conflicts, vectors, outputs = title_tuning["signals"]
@@ -206,7 +218,7 @@ def evaluate() -> dict:
         ablation |= {f"pair stage: {s['step']}": s["f1"] for s in stage_report.get("steps", [])}
     return {
         "rows": len(rows),
-        "evaluated_on": "all of train" if rows is train else "the models' out-of-fold rows",
+        "evaluated_on": evaluated_on(rows),
         "f1": {**{name: float(curve.max()) for name, curve in curves.items()}, "union": union}
         | ({"pair stage": stage_report["f1"]} if stage_report else {}),
         "models": {  # each model's outputs alone and their union, as its training measured them
@@ -283,7 +295,8 @@ plt.show()
 # Each stage's time here, projected by its kind to its rows on the hidden rerun (70,000 test postings; the plan's rows
 # of the full train), on this device and on a T4 (lib/inference/timing.py says how, with its sources). The commit run's
 # 3 test rows (or any test of fewer than 100) are too few to project from, so there the stages on the plan's rows stand
-# for the test stages.
+# for the test stages. A plan projected over timing.BUDGET_SHARE of the limit on a T4 stops the commit run, naming its
+# largest stages; the scoring rerun prints it.
 
 # %%
 device = default_device()
@@ -294,3 +307,4 @@ print(BASIS)
 print(timing.table(PROJECTED, RATES))
 timing.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
 print(f"peak memory so far (GB): {timing.peak_memory_gb(device)}")
+timing.refuse_over_budget(PROJECTED, RATES, CV_MODE)

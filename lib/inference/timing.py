@@ -17,8 +17,12 @@ rows the same share of the 34,250 training postings). How it is projected depend
   precision, plus a per-row rest (the measured seconds less the products' share), linear in the rows. On a T4 the scan
   runs in float16 (lib.neighbours.knn.scan_dtype) at T4_TFLOPS["float16"].
 - sparse: a TF-IDF neighbour search. Likewise: its sparse products (`flops`: the sum over terms of their document
-  frequency squared, which grows with rows^2 as each frequency grows with the rows) at the rate this machine measures
-  for a sparse product (`sparse_rate`), plus a per-row rest; as fast on Kaggle as here.
+  frequency squared, which grows with rows^2 as each frequency grows with the rows, but never past
+  lib.data.text.PRODUCT_BUDGET: the vocabulary is cut to it) at the rate this machine measures for a sparse product
+  (`sparse_rate`), plus a per-row rest; as fast on Kaggle as here.
+
+The commit run refuses a plan whose hidden rerun projects over BUDGET_SHARE of the GPU limit on a T4 (`over_budget`,
+`refuse_over_budget`), naming the largest stages; the scoring rerun only prints it, as its submission is written.
 
 Cited figures:
 - T4 matrix products: about 24 TFLOPS sustained in float16 (NVIDIA's forum, cuBLAS 4096^3 on a power-capped T4:
@@ -45,10 +49,13 @@ import scipy.sparse as sp
 import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
+from lib.data.text import PRODUCT_BUDGET
 
 KAGGLE_TRAIN_ROWS = 34250
 KAGGLE_CPUS = 4
 GPU_LIMIT_SECONDS = 2 * 3600
+BUDGET_SHARE = 0.8  # of GPU_LIMIT_SECONDS: the most a plan's hidden rerun may be projected to take on a T4; the rest
+# is left for the projection's error (host stages are taken as fast on Kaggle as here)
 T4_TFLOPS = {"float16": 24.0, "float32": 428 * 8.2e9 / 1e12}
 T4_SCAN_DTYPE = "float16"
 T4_PER_RTX3090 = 1165 / 3219.06
@@ -239,11 +246,18 @@ def products_and_rest(stage: Stage, tflops: float) -> tuple[float, float]:
     return products, max(stage.seconds - products, 0.0)
 
 
+def product_growth(stage: Stage) -> float:
+    """How many times its products a matmul or sparse stage computes at its rerun rows: the rows' ratio squared, for a
+    sparse stage at most up to PRODUCT_BUDGET products."""
+    growth = stage.scale**2
+    return min(growth, PRODUCT_BUDGET / stage.flops) if stage.kind == "sparse" and stage.flops > 0 else growth
+
+
 def projected(stage: Stage, rates: dict[str, float], cpus: int = os.cpu_count() or 1) -> float:
     """Seconds of the stage at its rerun rows on this machine (`rates`: measured_rates)."""
     if stage.kind in ("matmul", "sparse"):
         products, rest = products_and_rest(stage, rates[stage.dtype if stage.kind == "matmul" else "sparse"])
-        return rest * stage.scale + products * stage.scale**2
+        return rest * stage.scale + products * product_growth(stage)
     if stage.kind == "decode":
         return stage.seconds / min(stage.workers, cpus) * stage.scale
     return stage.seconds * stage.scale ** (stage.growth if stage.kind == "host" else 1)
@@ -302,6 +316,41 @@ def table(stages: list[Stage], rates: dict[str, float]) -> str:
     measured = measured or "none needed"
     lines.append(f"(this device's rates, 10^12 per second: {measured}; a T4's: float16 24, float32 3.5)")
     return "\n".join(lines)
+
+
+class OverBudget(RuntimeError):
+    """A plan whose hidden rerun is projected over BUDGET_SHARE of the GPU limit on a T4 (`over_budget`)."""
+
+
+def over_budget(stages: list[Stage], rates: dict[str, float]) -> str | None:
+    """None when the stages' T4 total is within BUDGET_SHARE of GPU_LIMIT_SECONDS; else a line giving the total and
+    naming the largest stages, as many as cutting would bring it within, with their T4 seconds."""
+    seconds = {stage.name: t4_projection(stage, rates)[0] for stage in stages}
+    total, allowed = sum(seconds.values()), BUDGET_SHARE * GPU_LIMIT_SECONDS
+    if total <= allowed:
+        return None
+    largest, cut = [], 0.0
+    for name in sorted(seconds, key=seconds.get, reverse=True):
+        if total - cut <= allowed:
+            break
+        largest.append(f"{name} ({seconds[name]:,.0f} s)")
+        cut += seconds[name]
+    return (
+        f"the plan's hidden rerun is projected at {total:,.0f} s on a T4, over {BUDGET_SHARE:.0%} of the "
+        f"{GPU_LIMIT_SECONDS:,} s limit ({allowed:,.0f} s; lib/inference/timing.py, timings.json); shrink these "
+        f"largest stages, whose cut would bring it within (fewer or smaller models and components; a title plan "
+        f"tunes on at most lib.inference.title_plan.SAMPLE_ROWS train postings): {'; '.join(largest)}"
+    )
+
+
+def refuse_over_budget(stages: list[Stage], rates: dict[str, float], commit_run: bool) -> None:
+    """Raise OverBudget with `over_budget`'s line in the commit run, so that the plan is changed before it is
+    submitted; the scoring rerun, whose submission is written by now, prints the line and goes on."""
+    line = over_budget(stages, rates)
+    if line and commit_run:
+        raise OverBudget(line)
+    if line:
+        print(f"WARNING: {line}")
 
 
 def peak_memory_gb(device: torch.device) -> dict[str, float]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from lib.data.folds import group_folds
 from lib.matching import forest, graph, pair_model, pairs
 from lib.matching.pair_features import PairFeatures
 
@@ -49,27 +50,44 @@ def untimed(_: str):
 
 
 def cross_validated(
-    vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed, image_text=None
+    vectors: dict,
+    neighbours: dict,
+    c: pairs.Candidates,
+    titles,
+    phashes,
+    labels,
+    timer=untimed,
+    image_text=None,
+    folds=pair_model.FOLDS,
 ):
-    """Every candidate pair of `c`, both ways, with its out-of-fold probability (the classifier's group k-fold);
-    `timer(part)` is a context timing each part ("features", "classifier by group k-fold"); `image_text`: each
-    image-text model's outputs, as lib.matching.pair_features.PairFeatures takes them."""
+    """Every candidate pair of `c`, both ways, with its out-of-fold probability (the classifier's group k-fold of
+    `folds` folds); `timer(part)` is a context timing each part ("features", "classifier by group k-fold");
+    `image_text`: each image-text model's outputs, as lib.matching.pair_features.PairFeatures takes them."""
     both = pairs.both_ways(c)
     with timer("features"):
         features = PairFeatures(vectors, neighbours, titles, phashes, image_text)
         matrix = features.chunk(both.rows, both.cols)
     with timer("classifier by group k-fold"):
-        scores = pair_model.out_of_fold_scores(matrix, both.rows, both.cols, labels, features.names)
+        fold = group_folds(labels, folds, 0)
+        scores = pair_model.out_of_fold_scores(matrix, both.rows, both.cols, labels, features.names, fold)
     return Scored(both, matrix, features.names, scores)
 
 
 def fit(
-    vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, labels, timer=untimed, image_text=None
+    vectors: dict,
+    neighbours: dict,
+    c: pairs.Candidates,
+    titles,
+    phashes,
+    labels,
+    timer=untimed,
+    image_text=None,
+    folds=pair_model.FOLDS,
 ) -> Fitted:
     """The second stage fitted on labelled postings: `vectors` / `neighbours` of the components, candidate pairs `c`
-    (lib.matching.pairs.candidates), normalised titles, phashes and label groups; `timer` as cross_validated takes it
-    (also "graph search", "final classifier"), and `image_text`."""
-    scored = cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text)
+    (lib.matching.pairs.candidates), normalised titles, phashes and label groups; `timer`, `image_text` and `folds`
+    as cross_validated takes them (`timer` also times "graph search", "final classifier")."""
+    scored = cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text, folds)
     with timer("graph search"):
         config, steps = graph.search(scored.candidates, scored.scores, labels)
     f1 = max(step["f1"] for step in steps if step["kept"])

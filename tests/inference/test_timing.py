@@ -6,6 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
+from lib.data.text import PRODUCT_BUDGET
 from lib.inference import timing
 from lib.inference.timing import Stage, Stopwatch
 
@@ -143,3 +144,36 @@ def test_device_rates_are_measured_per_precision_used():
     stages = [Stage("test: x: neighbours", "matmul", 10, 1.0, 10, dtype="float32"), Stage("test: y", "host", 1, 1, 1)]
     rates = timing.measured_rates(stages, torch.device("cpu"))
     assert list(rates) == ["float32"] and 1e-4 < rates["float32"] < 100
+
+
+def test_a_sparse_search_projects_its_products_at_most_to_the_vocabulary_budget():
+    # 1e8 products on 1,000 rows: 70 times the rows would make 4.9e11, over the budget; the vocabulary is cut to it
+    search = Stage("test: char: neighbours", "sparse", 1000, 1.5, 70_000, flops=1e8)
+    rates = {"sparse": 1e8 / 1e12}  # 1 s of the 1.5 s are products
+    assert timing.product_growth(search) == PRODUCT_BUDGET / 1e8
+    assert timing.projected(search, rates) == pytest.approx(0.5 * 70 + PRODUCT_BUDGET / 1e8)
+    small = Stage("test: char: neighbours", "sparse", 1000, 1.5, 2000, flops=1e8)
+    assert timing.product_growth(small) == 4, "under the budget: the rows' ratio squared"
+    scan = Stage("test: text: neighbours", "matmul", 1000, 1.5, 70_000, flops=1e12)
+    assert timing.product_growth(scan) == 70**2, "a dense scan has no such budget"
+
+
+def budget_stages(seconds: list[float]) -> list[Stage]:
+    """Host stages measured at their rerun rows, of the given seconds (their T4 projection)."""
+    return [Stage(f"test: stage {i}", "host", 10, s, 10) for i, s in enumerate(seconds)]
+
+
+def test_a_plan_within_the_budget_share_passes_and_one_over_it_names_the_stages_to_cut(capsys):
+    allowed = timing.BUDGET_SHARE * timing.GPU_LIMIT_SECONDS
+    assert timing.over_budget(budget_stages([allowed / 2, allowed / 2]), RATES) is None
+    timing.refuse_over_budget(budget_stages([allowed]), RATES, commit_run=True)  # at the share exactly: within
+
+    over = budget_stages([300.0] * 19 + [310.0, 320.0])  # 570 s over allowed (5,760 s): the two largest make it up
+    line = timing.over_budget(over, RATES)
+    assert f"projected at 6,330 s on a T4, over {timing.BUDGET_SHARE:.0%} of the 7,200 s limit (5,760 s;" in line
+    assert line.endswith(": test: stage 20 (320 s); test: stage 19 (310 s)")
+    with pytest.raises(timing.OverBudget) as refused:
+        timing.refuse_over_budget(over, RATES, commit_run=True)
+    assert str(refused.value) == line
+    timing.refuse_over_budget(over, RATES, commit_run=False)  # the scoring rerun goes on
+    assert capsys.readouterr().out == f"WARNING: {line}\n"
