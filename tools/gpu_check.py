@@ -11,6 +11,7 @@ Usage: python tools/gpu_check.py [--sample data/sample] [--text-model data/datas
 4. The demo's inference stages (lib.inference.pipeline) with that checkpoint, TF-IDF and the blend, on --from-rows and
    on --rows synthetic test postings (the sample's rows repeated, each with its own title code and id): each stage's
    time at --rows measured next to its projection from --from-rows (lib.inference.timing), and on a T4.
+5. Where the pair classifier trains (lib.matching.booster): LightGBM's GPU learner when it runs and agrees with the CPU.
 
 Inputs: the sample competition folder and a transformers text model folder (the offline MiniLM, or the tiny one of
 `make gpu-bundle` where 88 MB cannot travel). --allow-cpu runs it all on the CPU (the smoke test does, small).
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from lib.data import competition, text  # noqa: E402
 from lib.inference import pipeline, timing  # noqa: E402
-from lib.matching import pairs  # noqa: E402
+from lib.matching import booster, pair_model, pairs  # noqa: E402
 from lib.neighbours import knn  # noqa: E402
 
 CUDA_TESTS = ["tests/neighbours/test_knn.py", "tests/models/test_models.py"]
@@ -186,6 +187,7 @@ def report(checks: dict, small: list[timing.Stage], large: list[timing.Stage], r
         f"exact answer: {scan['wrong_rows']} of {min(EXACT_ROWS, scan['rows'])}",
         f"one training epoch on the sample: {checks['epoch_seconds']:.1f} s on {checks['processes']} process(es)",
         f"CUDA tests: {checks['tests']}",
+        f"the pair classifier's training (lib/matching/booster.py): LightGBM {checks['booster']}",
     ]
     return "\n".join(lines)
 
@@ -211,6 +213,7 @@ def main() -> int:
             return 1
     started = time.perf_counter()
     checks = {"tests": cuda_tests(), "scan": scan_check(args.rows, device)}
+    checks["booster"] = booster.device(tuple(pair_model.PARAMS.items())).why
     os.environ["KERNEL_INPUT_DIR"] = str(
         input_root(args.out / "input", args.sample, args.text_model, args.out / TRAINED)
     )

@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 
 from lib.data.folds import group_folds
+from lib.matching import booster
 
 FOLDS = 5
 ROUNDS = 300
@@ -62,9 +63,10 @@ def pair_weights(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def train(features: np.ndarray, truth: np.ndarray, weights: np.ndarray, names: list[str]) -> lgb.Booster:
-    """A LightGBM classifier of the pairs' truth, with PARAMS for ROUNDS rounds."""
+    """A LightGBM classifier of the pairs' truth, with PARAMS for ROUNDS rounds, on the device lib.matching.booster
+    chooses."""
     data = lgb.Dataset(features, label=truth.astype(np.float32), weight=weights, feature_name=names, free_raw_data=True)
-    return lgb.train(PARAMS, data, num_boost_round=ROUNDS)
+    return lgb.train(PARAMS | booster.device(tuple(PARAMS.items())).params, data, num_boost_round=ROUNDS)
 
 
 def out_of_fold_scores(
