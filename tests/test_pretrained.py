@@ -125,8 +125,13 @@ def embedded(name: str, entry: dict, datasets: Path, tmp_path: Path, monkeypatch
             "siglip image-text model: outputs image and text (titles padded to 64 tokens)",
             {"kind": "clip", "source": "tiny-siglip"},
         ),
+        (
+            "hf:someone/tiny-siglip-multilingual",
+            "siglip image-text model: outputs image and text (titles padded to 64 tokens)",
+            {"kind": "clip", "source": "tiny-siglip-multilingual"},
+        ),
     ],
-    ids=["e5", "labse", "clip", "siglip"],
+    ids=["e5", "labse", "clip", "siglip", "siglip-sentencepiece"],
 )
 def test_each_transformers_family_is_a_plan_model(tmp_path, monkeypatch, model, says, entry):
     with Hub(hub_repos(tmp_path)) as hub:

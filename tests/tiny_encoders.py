@@ -1,8 +1,10 @@
 """Tiny random encoders of each family saved in their real formats (tests only): a BERT with MiniLM's WordPiece
 tokenizer, a DistilBERT (no pooler), a CLIP model with a byte-level BPE tokenizer, a SigLIP model with a Gemma
-tokenizer (as SigLIP 2's fixed-resolution checkpoints have), timm's test_resnet as a safetensors state dict; posting
-images to embed, one of them unreadable; and the families as repositories of the local hub (tests/hub_server.py)."""
+tokenizer (as SigLIP 2's fixed-resolution checkpoints have) or a SentencePiece one (as SigLIP's multilingual
+checkpoints have), timm's test_resnet as a safetensors state dict; posting images to embed, one of them unreadable;
+and the families as repositories of the local hub (tests/hub_server.py)."""
 
+import io
 import shutil
 from pathlib import Path
 
@@ -54,28 +56,49 @@ def clip_parts():
     return model, images, tokenizer
 
 
-def siglip_parts():
-    """A tiny SigLIP model, its image processor (32 x 32, bilinear) and a Gemma tokenizer."""
+def sentencepiece_tokenizer(folder: Path):
+    """SigLIP's SentencePiece tokenizer of a unigram model trained on TITLES and CHARACTERS, its file in `folder`."""
+    import sentencepiece
+    from transformers import SiglipTokenizer
+
+    model = io.BytesIO()
+    lines = [title.lower() for title in TITLES if title] + [CHARACTERS]
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines * 20), model_writer=model, vocab_size=60, hard_vocab_limit=False,
+        character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", minloglevel=2,
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    return SiglipTokenizer(vocab_file=str(folder / "spiece.model"))
+
+
+def siglip_parts(folder: Path, tokenizer_kind: str):
+    """A tiny SigLIP model, its image processor (32 x 32, bilinear) and a "gemma" or "sentencepiece" tokenizer (its
+    model file made in `folder`)."""
     from transformers import GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipModel
 
-    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4, "▁": 5}
-    for character in CHARACTERS:
-        vocab[character] = len(vocab)
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=[])
-    text = TINY | {"vocab_size": len(vocab), "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2}
+    if tokenizer_kind == "sentencepiece":
+        tokenizer = sentencepiece_tokenizer(folder)
+    else:
+        vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4, "▁": 5}
+        for character in CHARACTERS:
+            vocab[character] = len(vocab)
+        tokenizer = GemmaTokenizer(vocab=vocab, merges=[])
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, "bos_token_id": 2}
+    text = TINY | {"vocab_size": len(tokenizer)} | ids
     torch.manual_seed(0)
     model = SiglipModel(SiglipConfig(text_config=text, vision_config=VISION))
     images = SiglipImageProcessor(size={"height": 32, "width": 32}, resample=2)
     return model, images, tokenizer
 
 
-def image_text_folder(folder: Path, family: str, hub_layout: bool = False) -> Path:
-    """A tiny CLIP or SigLIP model and its processor saved in `folder` by save_pretrained: the processor as one
-    (processor_config.json, as transformers 5 saves it), or with `hub_layout` its image processor and tokenizer each
-    (preprocessor_config.json, as the hub's repositories hold them)."""
+def image_text_folder(folder: Path, family: str, hub_layout: bool = False, tokenizer: str = "gemma") -> Path:
+    """A tiny CLIP or SigLIP model (with the `tokenizer` kind siglip_parts takes) and its processor saved in `folder`
+    by save_pretrained: the processor as one (processor_config.json, as transformers 5 saves it), or with `hub_layout`
+    its image processor and tokenizer each (preprocessor_config.json, as the hub's repositories hold them)."""
     from transformers import CLIPProcessor, SiglipProcessor
 
-    model, images, tokenizer = clip_parts() if family == "clip" else siglip_parts()
+    model, images, tokenizer = clip_parts() if family == "clip" else siglip_parts(folder, tokenizer)
     model.save_pretrained(folder)
     if hub_layout:
         images.save_pretrained(folder)
@@ -110,10 +133,15 @@ def postings(folder: Path) -> pd.DataFrame:
 
 def hub_repos(folder: Path) -> dict[str, dict[str, bytes]]:
     """The families as hub repositories (repo id -> file name -> bytes, for tests/hub_server.py): the tiny BERT under
-    an e5 and a LaBSE id, the CLIP and SigLIP models with their processors in the hub's layout."""
+    an e5 and a LaBSE id, the CLIP and SigLIP models (SigLIP with each tokenizer) with their processors in the hub's
+    layout."""
     bert = tiny_bert(folder / "hub-bert")
     repos = {repo: {path.name: path.read_bytes() for path in bert.iterdir()} for repo in E5_AND_LABSE}
-    for family in ["clip", "siglip"]:
-        saved = image_text_folder(folder / f"hub-{family}", family, hub_layout=True)
-        repos[f"someone/tiny-{family}"] = {path.name: path.read_bytes() for path in saved.iterdir()}
+    for name, family, tokenizer in [
+        ("tiny-clip", "clip", ""),
+        ("tiny-siglip", "siglip", "gemma"),
+        ("tiny-siglip-multilingual", "siglip", "sentencepiece"),
+    ]:
+        saved = image_text_folder(folder / f"hub-{name}", family, hub_layout=True, tokenizer=tokenizer)
+        repos[f"someone/{name}"] = {path.name: path.read_bytes() for path in saved.iterdir()}
     return repos
