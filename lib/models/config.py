@@ -40,7 +40,7 @@ from lib.models.text import TextEncoder
 
 ENCODERS = {"image": ImageEncoder, "text": TextEncoder}
 FUSIONS = {"concat": ConcatFusion, "transformer": TransformerFusion}
-OUTPUTS = ("concat", "image", "text")  # a joint model's, of which a one-branch model has its branch's
+OUTPUTS = ("concat", "image", "text")  # a joint model's outputs; a one-branch model has its branch's alone
 TYPES = {bool: "bool", int: "int", float: "number", str: "str"}
 
 
@@ -66,15 +66,19 @@ def arguments(target, section: dict) -> dict:
     return {key: value for key, value in section.items() if key in inspect.signature(target).parameters}
 
 
-def section(keys: dict, **more) -> dict:
+def section(keys: dict) -> dict:
     """The schema node of an optional section with these keys."""
-    return {"type": "mapping", "keys": keys, "optional": True, **more}
+    return {"type": "mapping", "keys": keys, "optional": True}
 
 
 HEAD = {
     "type": "mapping",
-    "keys": {"kind": option(HeadKind), "loss": option(LossKind, "ce"), "weight": option(float, 1.0)}
-    | {"margin_end": option(float | None, None)},
+    "keys": {
+        "kind": option(HeadKind),
+        "loss": option(LossKind, "ce"),
+        "weight": option(float, 1.0),
+        "margin_end": option(float | None, None),
+    },
     "select": {
         "kind": {kind: options(head, ("in_features", "num_classes")) for kind, head in HEADS.items()},
         "loss": {name: options(loss, ("logits", "labels")) for name, loss in LOSSES.items()},
@@ -112,9 +116,11 @@ def validate_config(config: dict, branches: tuple[str, ...], source: str = "mode
     name, joint = complete["name"], len(branches) == 2
     for branch in ENCODERS:
         if branch in branches and branch not in complete:
-            raise schema.error(source, where, f"the {name!r} model needs an {branch!r} section")
+            raise schema.error(source, (*where, branch), f"missing; the {name!r} model needs an {branch!r} section")
         if branch not in branches and branch in complete:
-            raise schema.error(source, where, f"the {name!r} model has no {branch} branch; drop the {branch!r} section")
+            raise schema.error(
+                source, (*where, branch), f"the {name!r} model has no {branch} branch; drop the {branch!r} section"
+            )
     if not joint:
         if "fusion" in given:
             raise schema.error(
