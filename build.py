@@ -23,20 +23,50 @@ import jupytext
 import nbformat
 import yaml
 
+from lib import schema
+
 ROOT = Path(__file__).resolve().parent
 SETTINGS_FILE = "kernel.yaml"
 SOURCE_FILE = "notebook.py"
-SETTINGS_TYPES = {  # each key of kernel.yaml: its type, and what a value looks like
-    "owner": (str, "your Kaggle username"),
-    "slug": (str, "shopee-inference"),
-    "title": (str, "Shopee inference"),
-    "is_private": (bool, "true"),
-    "enable_gpu": (bool, "true"),
-    "competition_sources": (list, "[shopee-product-matching]"),
-    "dataset_sources": (list, "[all-minilm-l6-v2]"),
-    "kernel_sources": (list, "[optimize-ensemble]"),
-    "model_sources": (list, "[google/siglip/transformers/base-patch16-256-multilingual/1]"),
-    "machine_shape": (str, "NvidiaTeslaT4"),
+SETTINGS_SCHEMA = {  # kernel.yaml (lib.schema); every key but slug and title may be left out
+    "type": "mapping",
+    "keys": {
+        "owner": {"type": "str", "optional": True, "fix": "e.g. `owner: your Kaggle username`"},
+        "slug": {"type": "str", "min_length": 5, "fix": "e.g. `slug: shopee-inference`; Kaggle refuses shorter ones"},
+        "title": {"type": "str", "min_length": 5, "fix": "e.g. `title: Shopee inference`; Kaggle refuses shorter ones"},
+        "is_private": {"type": "bool", "optional": True, "fix": "e.g. `is_private: true`"},
+        "enable_gpu": {"type": "bool", "optional": True, "fix": "e.g. `enable_gpu: true`"},
+        "competition_sources": {
+            "type": "list",
+            "items": {"type": "str"},
+            "optional": True,
+            "fix": "e.g. `competition_sources: [shopee-product-matching]`",
+        },
+        "dataset_sources": {
+            "type": "list",
+            "items": {"type": "str"},
+            "optional": True,
+            "fix": "e.g. `dataset_sources: [all-minilm-l6-v2]`",
+        },
+        "kernel_sources": {
+            "type": "list",
+            "items": {"type": "str"},
+            "optional": True,
+            "fix": "e.g. `kernel_sources: [optimize-ensemble]`",
+        },
+        "model_sources": {
+            "type": "list",
+            "items": {
+                "type": "str",
+                "pattern": r"[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+/\d+",
+                "expected": "a Kaggle model's handle owner/model/framework/instance/version",
+                "fix": "e.g. `google/siglip/transformers/base-patch16-256-multilingual/1`",
+            },
+            "optional": True,
+            "fix": "e.g. `model_sources: [google/siglip/transformers/base-patch16-256-multilingual/1]`",
+        },
+        "machine_shape": {"type": "str", "optional": True, "fix": "e.g. `machine_shape: NvidiaTeslaT4`"},
+    },
 }
 GPU_SHAPE = "NvidiaTeslaT4"  # 2 x T4, written out: the CLI's docs still name the P100, which torch 2.10 cannot use
 OWNER_PLACEHOLDER = "set-KAGGLE_USERNAME"
@@ -50,7 +80,6 @@ MOUNT_FOLDERS = {
     "kernel_sources": "notebooks",
     "model_sources": "models",
 }
-MODEL_HANDLE = re.compile(r"[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+/\d+")  # a Kaggle model: owner/model/framework/instance/N
 LIBRARY_HEADING = "## The inlined library (lib/, written by build.py)"
 # a cell whose code is folded on opening: in JupyterLab (nbformat's jupyter.source_hidden) and Kaggle's viewer
 HIDDEN_SOURCE = {"jupyter": {"source_hidden": True}, "_kg_hide-input": True}
@@ -76,33 +105,14 @@ class Cell:
 
 
 def read_settings(kernel_dir: Path) -> dict:
-    """The kernel's settings file, with unknown keys refused."""
+    """The kernel's settings file, checked against SETTINGS_SCHEMA."""
     path = kernel_dir / SETTINGS_FILE
     if not path.is_file():
         raise BuildError(f"{path}: missing; every kernel folder needs {SETTINGS_FILE} (slug, title, sources)")
-    settings = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(settings, dict):
-        raise BuildError(f"{path}: must hold `key: value` settings, not a {type(settings).__name__}")
-    unknown = sorted(set(settings) - set(SETTINGS_TYPES))
-    if unknown:
-        raise BuildError(f"{path}: unknown keys {unknown}; allowed: {sorted(SETTINGS_TYPES)}")
-    for key, value in settings.items():
-        expected, example = SETTINGS_TYPES[key]
-        wrong = not isinstance(value, expected) or (expected is list and not all(isinstance(v, str) for v in value))
-        if wrong:
-            kind = "a list of names" if expected is list else expected.__name__
-            raise BuildError(
-                f"{path}: {key} is {value!r} ({type(value).__name__}); it must be {kind}, e.g. `{key}: {example}`"
-            )
-    for key in ["slug", "title"]:
-        if len(str(settings.get(key, ""))) < 5:
-            raise BuildError(f"{path}: '{key}' must have at least 5 characters (Kaggle refuses shorter ones)")
-    for source in settings.get("model_sources", []):
-        if not MODEL_HANDLE.fullmatch(source):
-            raise BuildError(
-                f"{path}: model_sources has {source!r}; a Kaggle model is attached by owner/model/framework/instance/"
-                "version, e.g. `google/siglip/transformers/base-patch16-256-multilingual/1`"
-            )
+    try:
+        settings = schema.check(yaml.safe_load(path.read_text()) or {}, SETTINGS_SCHEMA, str(path))
+    except ValueError as error:
+        raise BuildError(str(error)) from error
     if "machine_shape" in settings and not settings.get("enable_gpu", True):
         raise BuildError(f"{path}: machine_shape is the GPU's; remove it, or set enable_gpu: true")
     return settings

@@ -225,12 +225,18 @@ def test_a_gpu_kernel_asks_for_t4s_unless_its_settings_name_another_shape(tmp_pa
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('enable_gpu: "yes"', "enable_gpu is 'yes' (str); it must be bool, e.g. `enable_gpu: true`"),
-        ("is_private: 1", "is_private is 1 (int); it must be bool, e.g. `is_private: true`"),
-        ("machine_shape: [NvidiaTeslaT4]", "machine_shape is ['NvidiaTeslaT4'] (list); it must be str"),
-        ("kernel_sources: bob/their-run", "kernel_sources is 'bob/their-run' (str); it must be a list of names"),
-        ("dataset_sources: [some-weights, 3]", "dataset_sources is ['some-weights', 3] (list); it must be a list"),
-        ("title: 12345", "title is 12345 (int); it must be str, e.g. `title: Shopee inference`"),
+        ('enable_gpu: "yes"', "enable_gpu: 'yes' is not true or false; e.g. `enable_gpu: true`"),
+        ("is_private: 1", "is_private: 1 is not true or false; e.g. `is_private: true`"),
+        (
+            "machine_shape: [NvidiaTeslaT4]",
+            "machine_shape: ['NvidiaTeslaT4'] is not a string; e.g. `machine_shape: NvidiaTeslaT4`",
+        ),
+        (
+            "kernel_sources: bob/their-run",
+            "kernel_sources: 'bob/their-run' is not a list of strings; e.g. `kernel_sources: [optimize-ensemble]`",
+        ),
+        ("dataset_sources: [some-weights, 3]", "dataset_sources.1: 3 is not a string"),
+        ("title: 12345", "title: 12345 is not a string of at least 5 characters; e.g. `title: Shopee inference`"),
     ],
 )
 def test_a_setting_of_the_wrong_type_is_refused_naming_the_file_key_value_and_type(tmp_path, line, message):
@@ -255,7 +261,10 @@ def test_a_kaggle_model_is_attached_by_its_handle_and_read_by_its_instance(tmp_p
     assert metadata["model_sources"] == [handle]
     assert build.mount_places(metadata)["base-multilingual"] == f"models/{handle}"
     (kernel / "kernel.yaml").write_text(SETTINGS + "model_sources: [google/siglip/transformers/base-multilingual]\n")
-    with pytest.raises(build.BuildError, match="model_sources has 'google/siglip/transformers/base-multilingual'"):
+    with pytest.raises(
+        build.BuildError,
+        match="model_sources.0: 'google/siglip/transformers/base-multilingual' is not a Kaggle model's handle",
+    ):
         build.build_kernel(kernel, tmp_path / "refused", repo=tmp_path)
 
 

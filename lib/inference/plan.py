@@ -29,6 +29,7 @@ pair_stage          (optional) the second stage, which then matches instead of "
 import json
 from pathlib import Path
 
+from lib import schema
 from lib.data.text import ANALYZERS
 from lib.matching import graph
 from lib.matching.pair_features import component_feature_names, image_text_feature_name
@@ -40,155 +41,137 @@ OUTPUTS = {
     "image": ("image",),
     "clip": ("image", "text"),
 }
-MODEL_KEYS = {  # each kind's keys, and those it may leave out
-    "checkpoint": ({"kind", "source", "file"}, set()),
-    "sentence": ({"kind", "source"}, {"pooling", "prefix"}),
-    "image": ({"kind", "source", "file", "backbone", "image_size"}, set()),
-    "clip": ({"kind", "source"}, set()),
-}
-STRING_KEYS = ("source", "file", "backbone")  # model keys that are non-empty strings
 POOLINGS = ("mean", "cls", "pooler")  # lib.models.sentence.POOLINGS, not imported: the optimiser inlines no model code
-BLENDS = ("inb", "qe")
-GROUPS = ("title", "phash")
-KEYS = {"models", "components", "matching", "cv"}
+NAME = {"type": "str", "min_length": 1}
+INTEGER = {"type": "int", "low": 1}
+MODEL = {
+    "type": "mapping",
+    "keys": {"kind": {"type": "choice", "of": sorted(OUTPUTS)}, "source": NAME},
+    "select": {
+        "kind": {
+            "checkpoint": {"file": NAME},
+            "sentence": {
+                "pooling": {"type": "choice", "of": list(POOLINGS), "optional": True},
+                "prefix": {"type": "str", "optional": True, "expected": "a string (the text before every title)"},
+            },
+            "image": {"file": NAME, "backbone": NAME, "image_size": INTEGER},
+            "clip": {},
+        }
+    },
+}
+EMBEDDINGS = {
+    "type": "mapping",
+    "keys": {
+        "members": {
+            "type": "list",
+            "non_empty": True,
+            "items": {
+                "type": "mapping",
+                "keys": {"model": NAME, "output": NAME, "weight": {"type": "number", "low": 1e-9}},
+            },
+        },
+        "blend": {
+            "type": "mapping",
+            "null": True,
+            "keys": {
+                "kind": {"type": "choice", "of": ["inb", "qe"]},
+                "k": INTEGER,
+                "alpha": {"type": "number", "low": 0.0},
+                "stages": INTEGER,
+            },
+        },
+    },
+}
+TFIDF = {
+    "type": "mapping",
+    "keys": {"tfidf": {"type": "mapping", "keys": {"analyzer": {"type": "choice", "of": list(ANALYZERS)}}}},
+}
+RULE = {
+    "type": "mapping",
+    "keys": {
+        "threshold": {"type": "number", "low": -1.0, "high": NO_MATCH},
+        "min2": {"type": "number", "low": -1.0, "high": 1.0, "null": True, "optional": True},
+    },
+}
+FLAG = {"type": "bool"}
+SCHEMA = {
+    "type": "mapping",
+    "keys": {
+        "models": {"type": "mapping", "values": MODEL},  # none where TF-IDF alone is the plan
+        "components": {"type": "mapping", "values": {"type": "either", "of": [EMBEDDINGS, TFIDF]}},
+        "matching": {
+            "type": "mapping",
+            "keys": {
+                "components": {"type": "mapping", "values": RULE},
+                "groups": {"type": "list", "items": {"type": "choice", "of": ["title", "phash"]}},
+                "unit_filter": FLAG,
+                "mutual": FLAG,
+            },
+        },
+        "cv": {
+            "type": "mapping",
+            "keys": {"rows": INTEGER, "f1": {"type": "mapping", "values": {"type": "number", "low": 0.0, "high": 1.0}}},
+        },
+        "pair_stage": {
+            "type": "mapping",
+            "optional": True,
+            "keys": {
+                "file": {"type": "str", "pattern": "[^/]+", "expected": "the name of a file next to the plan"},
+                "features": {"type": "list", "items": {"type": "str"}, "expected": "a list of feature names"},
+                "graph": graph.SCHEMA,
+            },
+        },
+    },
+}
 
 
-def fail(source: str, where: str, problem: str) -> None:
-    """Raise the error of one key."""
-    raise ValueError(f"{source}: {where}: {problem}")
+def check_members(components: dict, models: dict, source: str) -> None:
+    """Each member of an embedding component is an output of a model of the file."""
+    for name, component in components.items():
+        for number, member in enumerate(component.get("members", [])):
+            where = ("components", name, "members", number)
+            if member["model"] not in models:
+                raise schema.error(
+                    source, (*where, "model"), f'{member["model"]!r} is not a model of "models" ({sorted(models)})'
+                )
+            outputs = OUTPUTS[models[member["model"]]["kind"]]
+            if member["output"] not in outputs:
+                raise schema.error(
+                    source, (*where, "output"), f"{member['output']!r} is not an output of that model ({list(outputs)})"
+                )
 
 
-def mapping(value, source: str, where: str, keys: set[str] | None = None, optional: set[str] = frozenset()) -> dict:
-    """`value` checked to be a mapping with exactly `keys` (plus any of `optional`) when given."""
-    if not isinstance(value, dict):
-        fail(source, where, f"{value!r} is not a mapping")
-    if keys is not None:
-        missing, unknown = keys - set(value), set(value) - keys - optional
-        if missing or unknown:
-            fail(
-                source,
-                where,
-                f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; expected {sorted(keys)}",
-            )
-    return value
-
-
-def number(value, source: str, where: str, low: float, high: float = float("inf")) -> None:
-    """`value` checked to be a number in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        fail(source, where, f"{value!r} is not a number in [{low}, {high}]")
-
-
-def integer(value, source: str, where: str, low: int) -> None:
-    """`value` checked to be an integer of at least `low`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        fail(source, where, f"{value!r} is not an integer >= {low}")
-
-
-def check_model(model, source: str, where: str) -> None:
-    """One entry of "models"."""
-    kind = mapping(model, source, where).get("kind")
-    if kind not in OUTPUTS:
-        fail(source, f"{where}.kind", f"{kind!r} is not one of {sorted(OUTPUTS)}")
-    mapping(model, source, where, *MODEL_KEYS[kind])
-    for key in set(STRING_KEYS) & set(model):
-        if not isinstance(model[key], str) or not model[key]:
-            fail(source, f"{where}.{key}", f"{model[key]!r} is not a non-empty string")
-    if "pooling" in model and model["pooling"] not in POOLINGS:
-        fail(source, f"{where}.pooling", f"{model['pooling']!r} is not one of {list(POOLINGS)}")
-    if "prefix" in model and not isinstance(model["prefix"], str):
-        fail(source, f"{where}.prefix", f"{model['prefix']!r} is not a string (the text before every title)")
-    if "image_size" in model:
-        integer(model["image_size"], source, f"{where}.image_size", 1)
-
-
-def check_component(component, models: dict, source: str, where: str) -> None:
-    """One entry of "components": embedding members (and a blend) or TF-IDF."""
-    if "tfidf" in mapping(component, source, where):
-        analyzer = mapping(
-            mapping(component, source, where, {"tfidf"})["tfidf"], source, f"{where}.tfidf", {"analyzer"}
-        )
-        if analyzer["analyzer"] not in ANALYZERS:
-            fail(source, f"{where}.tfidf.analyzer", f"{analyzer['analyzer']!r} is not one of {list(ANALYZERS)}")
-        return
-    mapping(component, source, where, {"members", "blend"})
-    members = component["members"]
-    if not isinstance(members, list) or not members:
-        fail(source, f"{where}.members", f"{members!r} is not a non-empty list")
-    for number_, member in enumerate(members):
-        at = f"{where}.members[{number_}]"
-        mapping(member, source, at, {"model", "output", "weight"})
-        if member["model"] not in models:
-            fail(source, f"{at}.model", f'{member["model"]!r} is not a model of "models" ({sorted(models)})')
-        outputs = OUTPUTS[models[member["model"]]["kind"]]
-        if member["output"] not in outputs:
-            fail(source, f"{at}.output", f"{member['output']!r} is not an output of that model ({list(outputs)})")
-        number(member["weight"], source, f"{at}.weight", 1e-9)
-    if component["blend"] is not None:
-        blend = mapping(component["blend"], source, f"{where}.blend", {"kind", "k", "alpha", "stages"})
-        if blend["kind"] not in BLENDS:
-            fail(source, f"{where}.blend.kind", f"{blend['kind']!r} is not one of {list(BLENDS)}")
-        integer(blend["k"], source, f"{where}.blend.k", 1)
-        number(blend["alpha"], source, f"{where}.blend.alpha", 0.0)
-        integer(blend["stages"], source, f"{where}.blend.stages", 1)
-
-
-def check_matching(matching, components: dict, source: str, where: str) -> None:
-    """A lib.matching.pairs.predict config whose components are components of the file."""
-    mapping(matching, source, where, {"components", "groups", "unit_filter", "mutual"})
-    rules = mapping(matching["components"], source, f"{where}.components")
-    if not rules:
-        fail(source, f"{where}.components", "no component: the union needs at least one")
-    for name, rule in rules.items():
-        at = f"{where}.components.{name}"
-        if name not in components:
-            fail(source, at, f'{name!r} is not a component of "components" ({sorted(components)})')
-        mapping(rule, source, at, {"threshold"}, {"min2"})
-        number(rule["threshold"], source, f"{at}.threshold", -1.0, NO_MATCH)
-        if rule.get("min2") is not None:
-            number(rule["min2"], source, f"{at}.min2", -1.0, 1.0)
-    groups = matching["groups"]
-    if not isinstance(groups, list) or not set(groups) <= set(GROUPS):
-        fail(source, f"{where}.groups", f"{groups!r} is not a list of {list(GROUPS)}")
-    for flag in ["unit_filter", "mutual"]:
-        if not isinstance(matching[flag], bool):
-            fail(source, f"{where}.{flag}", f"{matching[flag]!r} is not true or false")
-
-
-def check_pair_stage(stage, components: dict, models: dict, source: str) -> None:
-    """The second stage: its model file's name, the features of every component's pairs and of every clip model the
-    components use, the graph steps."""
-    mapping(stage, source, "pair_stage", {"file", "features", "graph"})
-    if not isinstance(stage["file"], str) or not stage["file"] or "/" in stage["file"]:
-        fail(source, "pair_stage.file", f"{stage['file']!r} is not the name of a file next to the plan")
+def check_pair_stage(stage: dict, components: dict, models: dict, source: str) -> None:
+    """The second stage takes the features of every component's pairs and of every clip model the components use."""
     features = stage["features"]
-    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
-        fail(source, "pair_stage.features", f"{features!r} is not a list of feature names")
     for name in components:
         if not set(component_feature_names(name)) <= set(features):
-            fail(source, "pair_stage.features", f"component {name!r} has no features there; the stage takes all")
+            raise schema.error(
+                source, ("pair_stage", "features"), f"component {name!r} has no features there; the stage takes all"
+            )
     used = {member["model"] for component in components.values() for member in component.get("members", [])}
     for name in sorted(used):
         feature = image_text_feature_name(name)
         if models[name]["kind"] == "clip" and feature not in features:
-            fail(source, "pair_stage.features", f"clip model {name!r} has no {feature!r} there; the stage takes it")
-    graph.validate(stage["graph"], f"{source}: pair_stage.graph")
+            raise schema.error(
+                source, ("pair_stage", "features"), f"clip model {name!r} has no {feature!r} there; the stage takes it"
+            )
 
 
 def validate_tuned_config(config: dict, source: str) -> None:
     """Raise ValueError naming `source` and the key path of the first problem of a tuned inference config."""
-    mapping(config, source, "the file", KEYS, {"pair_stage"})
-    models = mapping(config["models"], source, "models")  # none where TF-IDF alone is the plan
-    for name, model in models.items():
-        check_model(model, source, f"models.{name}")
-    components = mapping(config["components"], source, "components")
-    for name, component in components.items():
-        check_component(component, models, source, f"components.{name}")
-    check_matching(config["matching"], components, source, "matching")
-    cv = mapping(config["cv"], source, "cv", {"rows", "f1"})
-    integer(cv["rows"], source, "cv.rows", 1)
-    for name, score in mapping(cv["f1"], source, "cv.f1").items():
-        number(score, source, f"cv.f1.{name}", 0.0, 1.0)
+    schema.check(config, SCHEMA, source)
+    models, components, rules = config["models"], config["components"], config["matching"]["components"]
+    check_members(components, models, source)
+    if not rules:
+        raise schema.error(source, ("matching", "components"), "no component: the union needs at least one")
+    for name in rules:
+        if name not in components:
+            raise schema.error(
+                source,
+                ("matching", "components", name),
+                f'{name!r} is not a component of "components" ({sorted(components)})',
+            )
     if "pair_stage" in config:
         check_pair_stage(config["pair_stage"], components, models, source)
 

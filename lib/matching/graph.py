@@ -31,17 +31,6 @@ SCORE_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # pair probabilities: with
 TIERED_GRID = SCORE_GRID[4::5]  # 0.05, 0.10, ..., 0.95: each tiered clustering is a pass over the edges in Python
 PEEL_SIZE = MAX_MATCHES  # the largest part whose edges betweenness ranks (`splits`)
 SPLIT_SIZES = (6, 10, 15, 20, 30, MAX_MATCHES)
-GROUPINGS = {"tiered": TIERS, "agglomerative": ("target_size",)}
-SECTIONS = {"split_oversized": ("max_size",), "at_least_one": ("floor",)}
-LIMITS = {  # each config number's range; max_size alone is an integer
-    "threshold": (0.0, 1.0),
-    "merge": (0.0, NO_MATCH),
-    "attach": (0.0, NO_MATCH),
-    "pair": (0.0, NO_MATCH),
-    "target_size": (1.0, float(MAX_MATCHES)),
-    "max_size": (1, MAX_MATCHES),
-    "floor": (0.0, 1.0),
-}
 
 
 def target_sizes(labels: np.ndarray) -> np.ndarray:
@@ -446,37 +435,29 @@ def search(c: Candidates, score: np.ndarray, labels: np.ndarray, expected_false=
     return config, steps
 
 
-def check_number(value, source: str, where: str) -> None:
-    """A config number within the LIMITS of its key (the last part of `where`); max_size an integer."""
-    low, high = LIMITS[where.split(".")[-1]]
-    integer = isinstance(low, int)
-    if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or not low <= value <= high:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{source}: {where}: {value!r} is not {kind} in [{low}, {high}]")
-
-
-def check_keys(value, source: str, where: str, keys: tuple) -> None:
-    """A config mapping with exactly `keys`."""
-    if not isinstance(value, dict) or set(value) != set(keys):
-        raise ValueError(f"{source}: {where}: {value!r} is not a mapping of exactly the keys {list(keys)}")
-
-
-def validate(config, source: str) -> None:
-    """Raise ValueError naming `source` and the key of the first problem of a graph matching config."""
-    check_keys(config, source, "the graph config", ("mutual", "threshold", "grouping", *SECTIONS))
-    if not isinstance(config["mutual"], bool):
-        raise ValueError(f"{source}: mutual: {config['mutual']!r} is not true or false")
-    check_number(config["threshold"], source, "threshold")
-    grouping = config["grouping"]
-    if grouping is not None:
-        kind = grouping.get("kind") if isinstance(grouping, dict) else None
-        if kind not in GROUPINGS:
-            raise ValueError(f"{source}: grouping.kind: {kind!r} is not one of {list(GROUPINGS)}")
-        check_keys(grouping, source, "grouping", ("kind", *GROUPINGS[kind]))
-        for key in GROUPINGS[kind]:
-            check_number(grouping[key], source, f"grouping.{key}")
-    for section, keys in SECTIONS.items():
-        if config[section] is not None:
-            check_keys(config[section], source, section, keys)
-            for key in keys:
-                check_number(config[section][key], source, f"{section}.{key}")
+UNIT = {"type": "number", "low": 0.0, "high": 1.0}
+TIER = {"type": "number", "low": 0.0, "high": NO_MATCH}
+SCHEMA = {  # a graph matching config (lib.schema)
+    "type": "mapping",
+    "keys": {
+        "mutual": {"type": "bool"},
+        "threshold": UNIT,
+        "grouping": {
+            "type": "mapping",
+            "null": True,
+            "keys": {"kind": {"type": "choice", "of": ["tiered", "agglomerative"]}},
+            "select": {
+                "kind": {
+                    "tiered": dict.fromkeys(TIERS, TIER),
+                    "agglomerative": {"target_size": {"type": "number", "low": 1.0, "high": float(MAX_MATCHES)}},
+                }
+            },
+        },
+        "split_oversized": {
+            "type": "mapping",
+            "null": True,
+            "keys": {"max_size": {"type": "int", "low": 1, "high": MAX_MATCHES}},
+        },
+        "at_least_one": {"type": "mapping", "null": True, "keys": {"floor": UNIT}},
+    },
+}

@@ -3,6 +3,7 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lib import schema
 from lib.models.config import FUSIONS, arguments, validate_config
 from lib.models.fusion import ConcatFusion, TransformerFusion
 from lib.models.heads import HEADS, margin_at
@@ -41,9 +42,11 @@ class ProductModel(nn.Module):
             head = HEADS[spec["kind"]]
             self.heads[output] = head(widths[output], config["num_classes"], **arguments(head, spec))
         if "contrastive" in config and widths["image"] != widths["text"]:
-            raise ValueError(
-                f"model config contrastive: the image and text embeddings are {widths['image']} and {widths['text']}"
-                " wide; give image.embedding and text.embedding one width"
+            raise schema.error(
+                "model config",
+                ("contrastive",),
+                f"the image and text embeddings are {widths['image']} and {widths['text']} wide; give image.embedding "
+                "and text.embedding one width",
             )
         self.loss_weights = {output: spec["weight"] for output, spec in config["heads"].items()}
         self.loss_weights |= {term: config[term]["weight"] for term in ("triplet", "contrastive") if term in config}

@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from lib import schema
+
 MODELS: dict[str, Callable[[dict, bool], nn.Module]] = {}
 
 
@@ -28,5 +30,7 @@ def create_model(config: dict, load_weights: bool = True) -> nn.Module:
     """
     name = config.get("name") if isinstance(config, dict) else None
     if name not in MODELS:
-        raise ValueError(f"model config name: {name!r} is not a registered model; choose one of {sorted(MODELS)}")
+        raise schema.error(
+            "model config", ("name",), f"{name!r} is not a registered model; choose one of {sorted(MODELS)}"
+        )
     return MODELS[name](config, load_weights)
