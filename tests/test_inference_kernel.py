@@ -278,7 +278,7 @@ def test_the_scoring_rerun_embeds_each_test_posting_once_per_model_and_no_train_
     assert sorted(source for source, _ in embedded) == ["shopee-train-demo", "shopee-train-demo2"]
     assert all(ids == test_ids for _, ids in embedded), "each test posting once per model, no train posting"
     assert sentences == [], "the plan has no sentence model"
-    assert namespace["test_stage"] is not None and not Path("cv_scores.json").exists()
+    assert namespace["fitted"].stage is not None and not Path("cv_scores.json").exists()
     validate_submission("submission.csv", test_ids)
 
 

@@ -48,8 +48,7 @@ import matplotlib.pyplot as plt
 
 from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
-from lib.inference import correction, pipeline, timing
-from lib.inference.plan import validate_tuned_config
+from lib.inference import optimiser_report, pipeline, timing, tuned_plan
 from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
 from lib.neighbours import combine, knn
 
@@ -136,7 +135,6 @@ chosen = max(plans, key=lambda name: plans[name]["tuning"].f1)  # of equal F1, a
 for name, plan in plans.items():
     print(f"{name}, through the search: {plan['tuning'].f1:.4f}")
 result, blends = plans[chosen]["tuning"], plans[chosen]["blends"]
-alone = tuning.best_thresholds(result.curves)
 tuned, used = result.config, list(result.config["components"])
 ablation = thresholds.ablation(result.candidates, tuned, labels, result.conflicts)
 print(f"the plan: {chosen} ({result.f1:.4f}): {tuned}")
@@ -181,95 +179,29 @@ print("pair stage" if use_stage else "rules")
 
 # %%
 in_plan = list(plans[chosen]["vectors"]) if use_stage else used  # the stage takes every component's features
-components = {name: {"tfidf": {"analyzer": signals[name]}} for name in in_plan if name in signals}
-for output in [name for name in in_plan if name not in signals]:
-    members = [
-        {"model": name.rsplit("/", 1)[0], "output": output, "weight": round(weight, 4)}
-        for name, weight in plans[chosen]["weights"][output].items()
-    ]
-    components[output] = {"members": members, "blend": blends[output]}
-models = sorted({member["model"] for part in components.values() for member in part.get("members", [])})
-inference_config = {
-    "models": {name: ENCODERS.get(name, {"kind": "checkpoint", "source": name, "file": oof.MODEL}) for name in models},
-    "components": components,
-    "matching": tuned,
-    "cv": {
-        "rows": len(labels),
-        "f1": {**{name: float(result.curves[name].max()) for name in used}, "union": result.f1}
-        | ({"pair stage": stage.f1} if use_stage else {}),
-    },
-}
-if use_stage:
-    inference_config["pair_stage"] = {
-        "file": pair_stage.MODEL_FILE,
-        "features": stage.scored.names,
-        "graph": stage.config,
-    }
-validate_tuned_config(inference_config, "inference_config.json")
-with open("inference_config.json", "w") as file:
-    json.dump(inference_config, file, indent=2)
-out_of_fold = correction.OutOfFold(result.candidates, result.conflicts, labels)
-if use_stage:
-    out_of_fold.stage_pairs, out_of_fold.stage_scores = stage.scored.candidates, stage.scored.scores
-correction.write(correction.FILE, correction.kept(out_of_fold, in_plan))
-report = {
-    "runs": {run.name: {"split": run.split, "cv": run.metrics["best"]["cv"]} for run in runs},
-    "encoders": ENCODERS,
-    "rows": len(labels),
-    "candidate_pairs": len(cached.rows),
-    "single": single,
-    "greedy": {output: steps for output, (_, steps) in selected.items()},
-    "components": {name: {"f1": float(result.curves[name].max()), "threshold": alone[name]} for name in alone},
-    "blends": blends,
-    "same_search": {name: plan["tuning"].f1 for name, plan in plans.items()},
-    "search_seconds": {name: round(plan["search_seconds"], 1) for name, plan in plans.items()},
-    "ablation": ablation,
-    "pair_stage": None
-    if stage is None
-    else {
-        "pairs": len(stage.scored.scores),
-        "features": len(stage.scored.names),
-        "seconds": round(stage_seconds, 1),
-        "rules_cv": result.f1,
-        "cv": stage.f1,
-        "used": use_stage,
-        "steps": stage.steps,
-    },
-    "final": {
-        "plan": chosen,
-        "cv": stage.f1 if use_stage else result.f1,
-        "matching": tuned,
-        "pair_stage": inference_config.get("pair_stage", {}).get("graph"),
-    },
-}
+entries = tuned_plan.components(in_plan, signals, plans[chosen]["weights"], blends)
+plan_stage = stage if use_stage else None
+inference_config = tuned_plan.plan(result, entries, ENCODERS, len(labels), plan_stage)
+tuned_plan.write(inference_config, result, labels, plan_stage)
+report = optimiser_report.report(
+    runs=runs,
+    encoders=ENCODERS,
+    rows=len(labels),
+    candidate_pairs=len(cached.rows),
+    single=single,
+    greedy={output: steps for output, (_, steps) in selected.items()},
+    searches=plans,
+    chosen=chosen,
+    ablation=ablation,
+    stage=stage,
+    stage_seconds=stage_seconds,
+    plan=inference_config,
+)
 with open("report.json", "w") as file:
     json.dump(report, file, indent=2)
-lines = [f"CV on {len(labels)} rows ({split}) of {len(runs)} runs and {len(ENCODERS)} encoders", ""]
-lines += ["| step | CV F1 | threshold |", "|---|---:|---:|"]
-lines += [f"| {name} alone (cached pairs) | {s['f1']:.4f} | {s['threshold']} |" for name, s in single.items()]
-lines += [f"| {run.name}: its own union (metrics.json) | {run.metrics['best']['cv']:.4f} | |" for run in runs]
-for output, (_, steps) in selected.items():
-    lines += [f"| {output}: + {s['added']} (share {s['share']}) | {s['f1']:.4f} | {s['threshold']} |" for s in steps]
-lines += [
-    f"| {name} through the whole search ({plan['search_seconds']:.0f} s) | {plan['tuning'].f1:.4f} | |"
-    for name, plan in plans.items()
-]
-for name in alone:
-    lines += [f"| {chosen}: component {name} alone (blend {blends.get(name)}) | {result.curves[name].max():.4f} |"]
-    lines[-1] += f" {alone[name]} |"
-lines += [f"| {chosen}: {name} | {score:.4f} | |" for name, score in ablation.items() if name != "tuned"]
-if stage is not None:
-    lines += [f"| rules only: the plan's union | {result.f1:.4f} | |"]
-    lines += [
-        f"| pair stage ({len(stage.scored.scores)} pairs, {stage_seconds:.0f} s): {s['step']}"
-        f"{'' if s['kept'] else ' (not kept)'} | {s['f1']:.4f} | {s.get('threshold', '')} |"
-        for s in stage.steps
-    ]
-final_cv, final_by = (stage.f1, "pair stage") if use_stage else (result.f1, ", ".join(used))
-lines += [f"| **final CV** ({chosen}: {final_by}) | **{final_cv:.4f}** | |"]
 with open("report.md", "w") as file:
-    file.write("\n".join(lines) + "\n")
-print("\n".join(lines))
+    file.write(optimiser_report.markdown(report, split))
+print(optimiser_report.markdown(report, split), end="")
 
 # %%
 plots.f1_curves(thresholds.GRID, result.curves, {name: rule["threshold"] for name, rule in tuned["components"].items()})

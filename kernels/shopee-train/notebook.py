@@ -18,6 +18,11 @@ from pathlib import Path
 
 from lib.training import experiment, train
 
+# %% [markdown]
+# ## Settings
+# The experiment's whole config: the defaults with its overrides, as the training reads it (metrics.json keeps it).
+
+# %%
 SOURCE = "the default experiment" if EXPERIMENT is None else f"kernels/shopee-train/experiments/{EXPERIMENT_NAME}.yaml"
 CONFIG = experiment.resolve(EXPERIMENT, SOURCE)
 print(f"experiment {EXPERIMENT_NAME} ({SOURCE}):")

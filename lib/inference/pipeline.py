@@ -6,6 +6,7 @@ blended by INB or query expansion, or TF-IDF of the titles) and the matching rul
 timed on a lib.inference.timing.Stopwatch.
 """
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -166,6 +167,31 @@ def candidate_pairs(postings, titles: list[str], neighbours: dict, stopwatch: St
     with stopwatch.stage("candidate pairs", len(titles)):
         c = pairs.candidates(neighbours, {"title": titles, "phash": list(postings.image_phash)})
         return c, pairs.unit_conflicts(c, titles)
+
+
+@dataclass
+class Signals:
+    """What a plan's stages give for some postings: candidate pairs and their unit conflicts, each component's vectors
+    and neighbours, each model's outputs."""
+
+    candidates: pairs.Candidates
+    conflicts: np.ndarray
+    vectors: dict
+    neighbours: dict
+    outputs: dict
+
+
+def signals(
+    plan: dict, postings, titles: list[str], image_dir: Path, corpus: list[str], settings: dict, stopwatch: Stopwatch
+) -> Signals:
+    """The plan's stages on the postings (their normalised `titles`, images in `image_dir`): model outputs, component
+    vectors (TF-IDF's idf from `corpus`), each component's `settings["k"]` neighbours, candidate pairs; each timed on
+    `stopwatch`. `settings` as for `outputs_of`, with k."""
+    outputs = model_outputs(plan, postings, image_dir, settings, stopwatch)
+    vectors = component_vectors(plan, outputs, titles, corpus, stopwatch)
+    neighbours = neighbour_search(vectors, settings["k"], stopwatch)
+    c, conflicts = candidate_pairs(postings, titles, neighbours, stopwatch)
+    return Signals(c, conflicts, vectors, neighbours, outputs)
 
 
 def evaluation_rows(plan: dict, train):
