@@ -8,7 +8,7 @@ import pytest
 import build
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = {"data": 0, "models": 1, "neighbours": 2, "matching": 3, "training": 4, "inference": 4}
+STAGES = {"data": 0, "models": 1, "neighbours": 2, "matching": 3, "second_stage": 4, "training": 5, "inference": 5}
 SHARED = {"lib", "lib.devices"}  # the package itself and the one device choice every stage may use
 
 

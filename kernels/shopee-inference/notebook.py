@@ -7,14 +7,14 @@
 # KAGGLE_IS_COMPETITION_RERUN (its commit run) this is the CV run: the plan is also evaluated on the rows it was tuned
 # on. The scoring rerun only submits: it embeds each test posting once per model, and fits the plan's thresholds to its
 # test's size from the out-of-fold pairs the optimiser left beside the plan (lib.inference.correction). Where the plan
-# has a second stage (a pair classifier and graph steps, lib.matching.pair_stage) it matches instead of the rules; the
-# title plan fits one here on train and uses it where it beats the rules on CV.
+# has a second stage (a pair classifier and graph steps, lib.second_stage.pair_stage) it matches instead of the rules;
+# the title plan fits one here on train and uses it where it beats the rules on CV.
 #
 # Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
 # printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
 # seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by
-# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py), and a plan projected over timing.BUDGET_SHARE
-# of the 2-hour limit stops the commit run.
+# its kind to 70,000 rows on a T4 (timings.json, lib/inference/time_budget.py), and a plan projected over
+# time_budget.BUDGET_SHARE of the 2-hour limit stops the commit run.
 
 # %%
 CONFIG = {
@@ -38,10 +38,12 @@ from lib.data import competition, paths, text
 from lib.data.postings import read_postings
 from lib.data.submission import MAX_MATCHES, validate_submission, write_submission
 from lib.devices import default_device
-from lib.inference import correction, pipeline, timing, title_plan
+from lib.inference import correction, pipeline, time_budget, title_plan
 from lib.inference.plan import TITLE_PLAN, read_tuned_config
-from lib.matching import cv, ensemble, graph, metrics, pair_stage, pairs, plots, thresholds
-from lib.neighbours import knn
+from lib.inference.stopwatch import Stopwatch, sparse_products
+from lib.matching import cv, ensemble, metrics, pairs, plots, thresholds
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import graph, pair_stage
 
 COMPETITION = paths.input_dir(competition.COMPETITION)
 test = read_postings(COMPETITION / "test.csv")
@@ -52,7 +54,7 @@ TARGET_ROWS = competition.HIDDEN_TEST_ROWS if CV_MODE else max(len(test), 1)
 test_titles = [text.normalise_title(title) for title in test.title]
 train_titles = [text.normalise_title(title) for title in train.title]
 corpus = train_titles + test_titles  # the idf of TF-IDF
-stopwatch = timing.Stopwatch()
+stopwatch = Stopwatch()
 print(f"{len(test)} test postings, {len(train)} train postings")
 print(f"{'the commit run (CV)' if CV_MODE else 'the scoring rerun (no CV)'}: {WHY}")
 if test.empty:
@@ -72,8 +74,8 @@ def fallback_matches(titles: list[str]) -> list[list[int]]:
         return []
     with stopwatch.stage("fallback submission", len(titles), "sparse") as details:
         x = text.tfidf_vectors(titles, corpus)
-        details["flops"] = timing.sparse_products(x)
-        c = pairs.candidates({"tfidf": knn.sparse_neighbors(x, k=min(MAX_MATCHES, len(titles)))}, {"title": titles})
+        details["flops"] = sparse_products(x)
+        c = pairs.candidates({"tfidf": sparse_neighbors(x, k=min(MAX_MATCHES, len(titles)))}, {"title": titles})
         rules = {"components": {"tfidf": {"threshold": CONFIG["fallback_tfidf_threshold"]}}, "groups": ["title"]}
         return pairs.to_lists(c, pairs.predict(c, rules))
 
@@ -104,7 +106,7 @@ def signals(plan: dict, postings, titles: list[str], image_dir):
 
 
 def stage_timer(rows: int):
-    """A timer of the second stage's parts (lib.matching.pair_stage), host stages of `rows` postings."""
+    """A timer of the second stage's parts (lib.second_stage.pair_stage), host stages of `rows` postings."""
     return lambda part: stopwatch.stage(f"pair stage: {part}", rows)
 
 
@@ -140,7 +142,7 @@ def read_plan() -> tuple[dict, correction.OutOfFold]:
     """The tuned plan of CONFIG["plan"] and the out-of-fold parts the optimiser left beside it."""
     path = Path(paths.input_path(CONFIG["plan"]))
     plan = read_tuned_config(path)
-    with stopwatch.phase("plan", round(timing.KAGGLE_TRAIN_ROWS * plan["cv"]["rows"] / len(train))):
+    with stopwatch.phase("plan", round(time_budget.KAGGLE_TRAIN_ROWS * plan["cv"]["rows"] / len(train))):
         with stopwatch.stage("read the plan's out-of-fold pairs", plan["cv"]["rows"]):
             return plan, correction.read(path.parent / correction.FILE)
 
@@ -151,7 +153,7 @@ def plan_for_test() -> tuple[dict, dict, dict | None, dict | None]:
     on keep their rows in the rerun: the same share of Kaggle's train, or the title plan's sample of it."""
     plan, out_of_fold, tuning = (*read_plan(), None) if CONFIG["plan"] else tuned_title_plan()
     rows = len(out_of_fold.labels)
-    on_kaggle = round(timing.KAGGLE_TRAIN_ROWS * rows / len(train)) if CONFIG["plan"] else title_plan.KAGGLE_ROWS
+    on_kaggle = round(time_budget.KAGGLE_TRAIN_ROWS * rows / len(train)) if CONFIG["plan"] else title_plan.KAGGLE_ROWS
     with stopwatch.phase("plan", on_kaggle):
         with stopwatch.stage("fit to the test gallery", rows):
             rules, stage = correction.for_test(out_of_fold, plan, TARGET_ROWS)
@@ -196,7 +198,9 @@ def evaluate() -> dict:
     """The plan's CV on the rows it was tuned on, each component's and model's, the ablation; writes plots."""
     rows = title_tuning["rows"] if title_tuning else pipeline.evaluation_rows(plan, train)
     titles = title_tuning["titles"] if title_tuning else [text.normalise_title(title) for title in rows.title]
-    on_kaggle = title_plan.KAGGLE_ROWS if title_tuning else round(timing.KAGGLE_TRAIN_ROWS * len(rows) / len(train))
+    on_kaggle = (
+        title_plan.KAGGLE_ROWS if title_tuning else round(time_budget.KAGGLE_TRAIN_ROWS * len(rows) / len(train))
+    )
     with stopwatch.phase("evaluation", on_kaggle):
         fallback_matches(titles)  # its time at a size, for the projection
         if title_tuning:
@@ -293,18 +297,18 @@ plt.show()
 # %% [markdown]
 # ## Time budget
 # Each stage's time here, projected by its kind to its rows on the hidden rerun (70,000 test postings; the plan's rows
-# of the full train), on this device and on a T4 (lib/inference/timing.py says how, with its sources). The commit run's
-# 3 test rows (or any test of fewer than 100) are too few to project from, so there the stages on the plan's rows stand
-# for the test stages. A plan projected over timing.BUDGET_SHARE of the limit on a T4 stops the commit run, naming its
-# largest stages; the scoring rerun prints it.
+# of the full train), on this device and on a T4 (lib/inference/time_budget.py; docs/inference.md says how, with its
+# sources). The commit run's 3 test rows (or any test of fewer than 100) are too few to project from, so there the
+# stages on the plan's rows stand for the test stages. A plan projected over time_budget.BUDGET_SHARE of the limit on a
+# T4 stops the commit run, naming its largest stages; the scoring rerun prints it.
 
 # %%
 device = default_device()
-PROJECTED, LEFT_OUT = timing.hidden_rerun(stopwatch.stages, len(test))
-RATES = timing.measured_rates(PROJECTED, device)
-BASIS = timing.projection_basis(len(test), LEFT_OUT)
+PROJECTED, LEFT_OUT = time_budget.hidden_rerun(stopwatch.stages, len(test))
+RATES = time_budget.measured_rates(PROJECTED, device)
+BASIS = time_budget.projection_basis(len(test), LEFT_OUT)
 print(BASIS)
-print(timing.table(PROJECTED, RATES))
-timing.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
-print(f"peak memory so far (GB): {timing.peak_memory_gb(device)}")
-timing.refuse_over_budget(PROJECTED, RATES, CV_MODE)
+print(time_budget.table(PROJECTED, RATES))
+time_budget.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
+print(f"peak memory so far (GB): {time_budget.peak_memory_gb(device)}")
+time_budget.refuse_over_budget(PROJECTED, RATES, CV_MODE)
