@@ -22,7 +22,7 @@ def test_the_gpu_check_runs_every_check_and_prints_measured_against_projected(tm
     assert "projected: from 120 rows to 360 on this device" in table
     assert "rows differing from the exact answer: 0 of 360" in table
     assert "one training epoch on the sample" in table and "CUDA tests: " in table
-    assert "the pair classifier's training (lib/matching/booster.py): LightGBM on the CPU: no CUDA device" in table
+    assert "the pair classifier's training (lib/second_stage/booster.py): LightGBM on the CPU: no CUDA device" in table
 
 
 def test_without_cuda_it_says_so_and_stops():

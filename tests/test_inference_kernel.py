@@ -21,14 +21,16 @@ from lib.data import oof
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.inference import correction, timing, title_plan
+from lib.inference import correction, time_budget, title_plan
 from lib.inference.plan import TITLE_PLAN, validate_tuned_config
-from lib.matching import pair_stage, pairs
+from lib.matching import pairs
 from lib.matching.ensemble import MIN_GAIN
 from lib.matching.metrics import mean_f1, true_matches
 from lib.models import embed, sentence
 from lib.neighbours.combine import combine
-from lib.neighbours.knn import neighbors, sparse_neighbors
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import pair_stage
 from tests.conftest import COMPETITION, MINILM, OWNER, edit_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,7 +231,7 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     singletons = [{posting_id} for posting_id in test.posting_id]
     assert mean_f1(submission.matches.str.split(), actual) > mean_f1(singletons, actual)
     timings = json.loads((out / "timings.json").read_text())
-    assert len(test) < timing.MIN_TEST_ROWS, "a test too small to project from: the rows of the plan stand in"
+    assert len(test) < time_budget.MIN_TEST_ROWS, "a test too small to project from: the rows of the plan stand in"
     assert timings["basis"].startswith(f"test.csv's {len(test)} rows are too few to project from")
     left_out = timings["basis"].split("; left out, with none: ")[1].split(", ")
     assert {"test: a: embeddings", "test: b: embeddings", "test: candidate pairs"} <= set(left_out)
@@ -349,7 +351,7 @@ def test_a_plan_projected_over_the_budget_stops_the_commit_run_and_is_only_print
 ):
     kernel = tmp_path / "kernels" / f"{KERNEL}-budget"
     shutil.copytree(ROOT / "kernels" / KERNEL, kernel)
-    forced = "device = default_device()\ntiming.GPU_LIMIT_SECONDS = 1  # every plan is over it\n"
+    forced = "device = default_device()\ntime_budget.GPU_LIMIT_SECONDS = 1  # every plan is over it\n"
     edit_settings(kernel / "notebook.py", {"device = default_device()\n": forced})
     build.build_kernel(kernel, tmp_path / "build")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))

@@ -8,8 +8,8 @@ import pytest
 import build
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = {"data": 0, "models": 1, "neighbours": 2, "matching": 3, "training": 4, "inference": 4}
-SHARED = {"lib", "lib.devices", "lib.schema"}  # the package, the device choice and the config checker: every stage's
+STAGES = {"data": 0, "models": 1, "neighbours": 2, "matching": 3, "second_stage": 4, "training": 5, "inference": 5}
+SHARED = {"lib", "lib.devices", "lib.schema"}  # the package, the device choice, the config checker: every stage uses
 
 
 def lib_imports(path: Path) -> set[str]:

@@ -15,7 +15,7 @@ import timm
 
 from lib.inference import pipeline
 from lib.inference.plan import OUTPUTS, validate_tuned_config
-from lib.inference.timing import Stopwatch
+from lib.inference.stopwatch import Stopwatch
 from lib.models.image import load_backbone_weights
 from lib.models.sentence import embed_texts
 from tests.hub_server import Hub, tiny_models

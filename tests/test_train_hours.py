@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lib.inference import timing
+from lib.inference import time_budget
 from lib.training import experiment
 from tools import train_hours
 
@@ -103,7 +103,7 @@ def test_the_report_follows_the_progressive_sizes_and_warns_past_a_sessions_twel
     assert "over a session's 12 hours" not in text
     long = config({"train": {"epochs": 60}, "image": {"sizes": [912]}, "model": {"image": b5}})
     assert "over a session's 12 hours: Kaggle stops it" in train_hours.report(long, "long.yaml", tmp_path)
-    assert timing.KAGGLE_TRAIN_ROWS == 34250
+    assert time_budget.KAGGLE_TRAIN_ROWS == 34250
     validate = train_hours.epoch_seconds(long, 912, tmp_path)[0]["efficientnet_b5 validate"]
     b5_training = 93.71 * (456 / 912) ** 2 * T4_RESNET50_TRAINING / 826.06  # no cited inference rate: 3 x training
     assert validate == pytest.approx(6850 / (3 * b5_training) / 2)

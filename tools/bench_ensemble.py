@@ -30,7 +30,8 @@ def synthetic_embeddings(labels: np.ndarray, noise: float, dim: int, seed: int) 
 
 def main() -> None:
     from lib.matching import ensemble, pairs, tuning
-    from lib.neighbours import combine, knn
+    from lib.neighbours import combine
+    from lib.neighbours.dense import neighbors
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=12)
@@ -50,7 +51,7 @@ def main() -> None:
     inb = {"kind": "inb", "k": 3, "alpha": 1.0, "stages": 1}
     _, neighbours, blend = tuning.best_blend(combined, [inb], labels, k=50)
     blended = time.perf_counter()
-    components = {"combined": neighbours, "best": knn.neighbors(combine.normalised(models[steps[0]["added"]]), k=50)}
+    components = {"combined": neighbours, "best": neighbors(combine.normalised(models[steps[0]["added"]]), k=50)}
     result = tuning.tune(components, [""] * args.rows, [""] * args.rows, labels)
     tuned = time.perf_counter()
     print(f"{args.models} models x {args.rows} rows x {args.dim}-d, {len(cached.rows):,} candidate pairs")

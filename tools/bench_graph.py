@@ -1,4 +1,4 @@
-"""The cost of the second stage's groupings (lib.matching.graph) on a synthetic scored candidate graph (local only).
+"""The cost of the second stage's groupings (lib.second_stage.graph) on a synthetic scored candidate graph (local only).
 
 Usage: python -m tools.bench_graph [--rows 70000] [--others 20]   (from the repository root)
 
@@ -35,7 +35,7 @@ def synthetic_graph(rows: int, others: int, seed: int = 0) -> tuple[Candidates, 
 
 
 def main() -> None:
-    from lib.matching import graph
+    from lib.second_stage import graph, graph_search
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=70000)
@@ -43,20 +43,20 @@ def main() -> None:
     args = parser.parse_args()
     c, score, labels = synthetic_graph(args.rows, args.others)
     edge = graph.edge_scores(c, score, mutual=False)
-    for until in [graph.TARGET_SIZES[-1], np.inf]:
+    for until in [graph_search.target_sizes(labels)[-1], np.inf]:
         started = time.perf_counter()
         merges = graph.agglomerative(c, edge, until)
         seconds = time.perf_counter() - started
         print(f"agglomerative until mean size {until}: {len(merges.first):,} merges, {seconds:.1f} s")
     started = time.perf_counter()
     cluster = graph.cut(merges, 2.8)
-    seconds, f1 = time.perf_counter() - started, graph.cluster_f1(cluster, labels)
+    seconds, f1 = time.perf_counter() - started, graph_search.cluster_f1(cluster, labels)
     print(f"{args.rows:,} postings, {len(c.rows):,} directed candidate pairs; a cut at mean size 2.8: {seconds:.3f} s")
     print(f"CV F1 of that cut {f1:.4f}")
     started = time.perf_counter()
-    cluster = graph.tiered_clusters(c, edge, *graph.TIERED_START)
-    seconds, f1 = time.perf_counter() - started, graph.cluster_f1(cluster, labels)
-    print(f"tiered at {graph.TIERED_START}: {seconds:.1f} s, CV F1 {f1:.4f}")
+    cluster = graph.tiered_clusters(c, edge, *graph_search.TIERED_START)
+    seconds, f1 = time.perf_counter() - started, graph_search.cluster_f1(cluster, labels)
+    print(f"tiered at {graph_search.TIERED_START}: {seconds:.1f} s, CV F1 {f1:.4f}")
 
 
 if __name__ == "__main__":

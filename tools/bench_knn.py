@@ -1,9 +1,9 @@
-"""Benchmark `lib.neighbours.knn` against faiss-cpu `IndexFlatIP` and scikit-learn, print Markdown tables
-(run by `make bench`).
+"""Benchmark `lib.neighbours.dense` and `.sparse` against faiss-cpu `IndexFlatIP` and scikit-learn, print Markdown
+tables (run by `make bench`).
 
 Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
 shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
-Scan precision: the same dense search with the scan forced to bfloat16 and to float32 (`lib.neighbours.knn.scan_dtype`
+Scan precision: the same dense search with the scan forced to bfloat16 and to float32 (`lib.neighbours.dense.scan_dtype`
 picks bfloat16 only on a CPU with AMX or AVX512-BF16), against faiss, on SCAN_ROWS rows.
 Sparse: `sparse_neighbors` (scipy products) and `torch_sparse_neighbors` (torch sparse CSR products, the CUDA path,
 here run on the CPU) on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings sharing core
@@ -121,24 +121,24 @@ def memory_kb(field: str) -> int:
 def search(method: str, data_path: str):
     """Load the input and return a function that runs `method` on all of it or on its first rows."""
     if method in (*SPARSE, "sklearn"):
-        from lib.neighbours import knn
+        from lib.neighbours import sparse
 
         x = sp.load_npz(data_path).tocsr()
         if method == "sklearn":
             return lambda rows=None: sklearn_neighbors(x if rows is None else x[:rows])
         if method == "scipy":
-            return lambda rows=None: knn.sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
-        return lambda rows=None: knn.torch_sparse_neighbors(x if rows is None else x[:rows], k=K, device="cpu")[1]
+            return lambda rows=None: sparse.sparse_neighbors(x if rows is None else x[:rows], k=K)[1]
+        return lambda rows=None: sparse.torch_sparse_neighbors(x if rows is None else x[:rows], k=K, device="cpu")[1]
     x = np.load(data_path)
     if method.startswith("ours"):
         import torch
 
-        from lib.neighbours import knn
+        from lib.neighbours import dense
 
         if method != "ours":  # ours-<dtype>: the scan forced to that precision (this process only)
             scan = getattr(torch, method.removeprefix("ours-"))
-            knn.scan_dtype = lambda device: scan
-        return lambda rows=None: knn.neighbors(x if rows is None else x[:rows], k=K)[1]
+            dense.scan_dtype = lambda device: scan
+        return lambda rows=None: dense.neighbors(x if rows is None else x[:rows], k=K)[1]
     import faiss
 
     def flat_ip(rows=None):
@@ -308,10 +308,10 @@ def scan_table(folder: Path) -> None:
     """Print the scan precision table, with the CPU's flags and the run-time choice."""
     import torch
 
-    from lib.neighbours import knn
+    from lib.neighbours import dense
 
-    flags = sorted(knn.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
-    chosen = str(knn.scan_dtype(torch.device("cpu"))).removeprefix("torch.")
+    flags = sorted(dense.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
+    chosen = str(dense.scan_dtype(torch.device("cpu"))).removeprefix("torch.")
     print(f"\nScan precision: self-search, k={K}, {WIDTH}-d, n={SCAN_ROWS:,}, {os.cpu_count()} cores; this CPU has")
     print(f"{', '.join(flags) or 'none of AMX, AVX512-BF16, AVX-512, AVX2'}, so the run-time choice is {chosen}.\n")
     print(

@@ -5,8 +5,8 @@ Usage: python -m tools.bench_pair_stage [--rows 70000] [--fold 7000]   (from the
 Synthetic postings (lib-free generator of tools/bench_ensemble: label groups of 1-6, two embedding "models" of
 different noise, titles drawn from each group's words, random phashes) stand for the test. A stage is fitted on a
 fold-sized set from the same generator (another seed), then applied to the test-sized set as the inference kernel
-does: features built and scored a chunk at a time (lib.matching.forest), then the graph steps. Peers in the same run,
-for the ratios: LightGBM's own predict on the whole feature matrix held at once (the classifier alone, no feature
+does: features built and scored a chunk at a time (lib.second_stage.forest), then the graph steps. Peers in the same
+run, for the ratios: LightGBM's own predict on the whole feature matrix held at once (the classifier alone, no feature
 building, unbounded memory) and scipy's connected components of the same kept edges (the simplest grouping).
 """
 
@@ -22,9 +22,11 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from lib.data.text import tfidf_vectors
-from lib.matching import forest, graph, pair_stage, pairs
-from lib.matching.pair_features import PairFeatures
-from lib.neighbours import knn
+from lib.matching import pairs
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import forest, graph, pair_stage
+from lib.second_stage.pair_features import PairFeatures
 from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
 
 K = 50
@@ -43,7 +45,7 @@ def postings(rows: int, seed: int):
     }
     vectors["image"] /= np.linalg.norm(vectors["image"], axis=1, keepdims=True)
     vectors["text"] /= np.linalg.norm(vectors["text"], axis=1, keepdims=True)
-    search = {name: knn.sparse_neighbors if sp.issparse(x) else knn.neighbors for name, x in vectors.items()}
+    search = {name: sparse_neighbors if sp.issparse(x) else neighbors for name, x in vectors.items()}
     neighbours = {name: search[name](x, k=min(K, rows)) for name, x in vectors.items()}
     phashes = [f"{value:016x}" for value in rng.integers(0, 2**63, size=rows)]
     return labels, vectors, neighbours, titles, phashes, pairs.candidates(neighbours, {"title": titles})

@@ -15,7 +15,8 @@ import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.matching import thresholds, tuning
-from lib.neighbours import combine, knn
+from lib.neighbours import combine
+from lib.neighbours.dense import neighbors
 from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     titles = [f"title {label}" if label % 10 == 0 else "" for label in labels]
     started = time.perf_counter()
     neighbours = {
-        f"c{i}": knn.neighbors(combine.normalised(synthetic_embeddings(labels, 2.5 + 0.5 * i, args.dim, i + 1)), k=50)
+        f"c{i}": neighbors(combine.normalised(synthetic_embeddings(labels, 2.5 + 0.5 * i, args.dim, i + 1)), k=50)
         for i in range(args.components)
     }
     searched = time.perf_counter()

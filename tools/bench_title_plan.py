@@ -9,10 +9,10 @@ phashes), train and test from different seeds; MiniLM embeds them (data/datasets
 as the scoring rerun tunes it: the pipeline's stages on its train rows (TF-IDF with the idf of every train and test
 title, MiniLM, neighbours, candidate pairs), lib.inference.title_plan.tune (the search, the second stage), and the fit
 to the test gallery (lib.inference.correction.for_test); "today" on every train posting with
-lib.matching.pair_model.FOLDS folds, "bounded" on title_plan.sample's rows with title_plan.PAIR_FOLDS. The test's own
-stages (the fallback submission, the components' TF-IDF, neighbours and candidate pairs) run once for both; each plan
-then matches the test (pair features and scores, graph steps; or its rules). Every stage runs at its full size here,
-so its projection is its measured time but for the device stages (lib.inference.timing.t4_projection).
+lib.second_stage.pair_model.FOLDS folds, "bounded" on title_plan.sample's rows with title_plan.PAIR_FOLDS. The test's
+own stages (the fallback submission, the components' TF-IDF, neighbours and candidate pairs) run once for both; each
+plan then matches the test (pair features and scores, graph steps; or its rules). Every stage runs at its full size
+here, so its projection is its measured time but for the device stages (lib.inference.time_budget.t4_projection).
 """
 
 import argparse
@@ -26,10 +26,12 @@ import torch
 
 from lib.data import text
 from lib.data.competition import HIDDEN_TEST_ROWS
-from lib.inference import correction, pipeline, timing, title_plan
+from lib.inference import correction, pipeline, time_budget, title_plan
 from lib.inference.plan import TITLE_PLAN
-from lib.matching import ensemble, graph, metrics, pair_model, pair_stage, pairs
-from lib.neighbours import knn
+from lib.inference.stopwatch import Stage, Stopwatch, sparse_products
+from lib.matching import ensemble, metrics, pairs
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import graph, pair_model, pair_stage
 from tools.make_sample import build_catalog, make_listings
 from tools.title_report import ROOT, SETTINGS
 
@@ -48,7 +50,7 @@ def postings(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-def signals(frame: pd.DataFrame, titles: list[str], corpus: list[str], stopwatch: timing.Stopwatch) -> tuple:
+def signals(frame: pd.DataFrame, titles: list[str], corpus: list[str], stopwatch: Stopwatch) -> tuple:
     """The title plan's candidate pairs, unit conflicts, component vectors and neighbours of the postings, as the
     kernel's `signals` makes them."""
     outputs = pipeline.model_outputs(TITLE_PLAN, frame, Path("no-images"), SETTINGS, stopwatch)
@@ -58,12 +60,12 @@ def signals(frame: pd.DataFrame, titles: list[str], corpus: list[str], stopwatch
     return c, conflicts, vectors, neighbours
 
 
-def fallback(titles: list[str], corpus: list[str], stopwatch: timing.Stopwatch) -> None:
+def fallback(titles: list[str], corpus: list[str], stopwatch: Stopwatch) -> None:
     """The kernel's fallback submission's matches (TF-IDF neighbours, identical titles), timed as its stage."""
     with stopwatch.stage("fallback submission", len(titles), "sparse") as details:
         x = text.tfidf_vectors(titles, corpus)
-        details["flops"] = timing.sparse_products(x)
-        c = pairs.candidates({"tfidf": knn.sparse_neighbors(x, k=50)}, {"title": titles})
+        details["flops"] = sparse_products(x)
+        c = pairs.candidates({"tfidf": sparse_neighbors(x, k=50)}, {"title": titles})
         rules = {"components": {"tfidf": {"threshold": FALLBACK_THRESHOLD}}, "groups": ["title"]}
         pairs.to_lists(c, pairs.predict(c, rules))
 
@@ -71,7 +73,7 @@ def fallback(titles: list[str], corpus: list[str], stopwatch: timing.Stopwatch) 
 def tuned_plan(train: pd.DataFrame, rows: np.ndarray, folds: int, corpus: list[str], test_rows: int, folder: Path):
     """A plan tuned on the train rows as the kernel tunes the title plan, with the stopwatch of its stages: the plan
     with its matching rules, and those rules and second stage fitted to a test gallery of `test_rows`."""
-    stopwatch = timing.Stopwatch()
+    stopwatch = Stopwatch()
     frame = train.iloc[rows].reset_index(drop=True)
     titles, labels = [text.normalise_title(title) for title in frame.title], frame.label_group.to_numpy()
     with stopwatch.phase("title plan", len(frame)):
@@ -108,12 +110,12 @@ def matched_f1(tuned: dict, test: pd.DataFrame, titles: list[str], found: tuple)
     return metrics.mean_f1(pairs.to_posting_ids(matches, test.posting_id), actual)
 
 
-def t4_seconds(stages: list[timing.Stage], rates: dict) -> dict[str, float]:
+def t4_seconds(stages: list[Stage], rates: dict) -> dict[str, float]:
     """Each stage's T4 projection, by name."""
-    return {stage.name: timing.t4_projection(stage, rates)[0] for stage in stages}
+    return {stage.name: time_budget.t4_projection(stage, rates)[0] for stage in stages}
 
 
-def report(plans: dict[str, list[timing.Stage]], rates: dict) -> str:
+def report(plans: dict[str, list[Stage]], rates: dict) -> str:
     """Each stage's T4 seconds under each plan and their ratio, the totals, and the CPU stages' share of half the GPU
     limit (lib.inference.title_plan's bound)."""
     seconds = {label: t4_seconds(stages, rates) for label, stages in plans.items()}
@@ -127,13 +129,13 @@ def report(plans: dict[str, list[timing.Stage]], rates: dict) -> str:
     for name, totals in [("total", {k: sum(v.values()) for k, v in seconds.items()}), ("CPU stages", cpu)]:
         before, after = totals.values()
         lines.append(row.format(name, f"{before:.0f}", f"{after:.0f}", f"{after / before:.2f}"))
-    half = timing.GPU_LIMIT_SECONDS / 2
+    half = time_budget.GPU_LIMIT_SECONDS / 2
     return "\n".join(lines + [", ".join(f"{k}: CPU stages {v / half:.0%} of half the limit" for k, v in cpu.items())])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=int, default=timing.KAGGLE_TRAIN_ROWS)
+    parser.add_argument("--train", type=int, default=time_budget.KAGGLE_TRAIN_ROWS)
     parser.add_argument("--test", type=int, default=HIDDEN_TEST_ROWS)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -149,15 +151,15 @@ def main() -> None:
                 train, title_plan.sample(labels), title_plan.PAIR_FOLDS, corpus, len(test), Path(bounded_folder)
             ),
         }
-        shared = timing.Stopwatch()
+        shared = Stopwatch()
         with shared.phase("test", len(test)):
             fallback(test_titles, corpus, shared)
             found = signals(test, test_titles, corpus, shared)
         f1 = {label: matched_f1(tuned, test, test_titles, found) for label, tuned in plans.items()}
     stages = {label: tuned["stopwatch"].stages + shared.stages for label, tuned in plans.items()}
-    rates = timing.measured_rates(stages["today"], torch.device("cpu"))
+    rates = time_budget.measured_rates(stages["today"], torch.device("cpu"))
     for label, own in stages.items():
-        print(f"\n{label}:\n{timing.table(own, rates)}")
+        print(f"\n{label}:\n{time_budget.table(own, rates)}")
     scores = ", ".join(f"{label} {score:.4f}" for label, score in f1.items())
     print(f"\n{args.train} train postings, {args.test} test postings; F1 on the test: {scores}")
     print(report(stages, rates))

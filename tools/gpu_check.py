@@ -4,14 +4,15 @@ Usage: python tools/gpu_check.py [--sample data/sample] [--text-model data/datas
                                  [--rows 70000] [--from-rows 2000] [--out runs/gpu-check] [--allow-cpu]
 
 1. The suite's CUDA tests (those that skip without a GPU).
-2. The neighbour scan (lib.neighbours.knn: float16 on CUDA) on --rows x 256 clustered vectors: its answers against
+2. The neighbour scan (lib.neighbours.dense: float16 on CUDA) on --rows x 256 clustered vectors: its answers against
    the exact float64 ones on 500 sampled rows, its time against a plain torch matmul + topk on the same device.
 3. One training epoch of the demo experiment on the sample (lib.training.train: the float16 gradient scaler on CUDA,
    one process per GPU: two when there are two).
 4. The demo's inference stages (lib.inference.pipeline) with that checkpoint, TF-IDF and the blend, on --from-rows and
    on --rows synthetic test postings (the sample's rows repeated, each with its own title code and id): each stage's
-   time at --rows measured next to its projection from --from-rows (lib.inference.timing), and on a T4.
-5. Where the pair classifier trains (lib.matching.booster): LightGBM's GPU learner when it runs and agrees with the CPU.
+   time at --rows measured next to its projection from --from-rows (lib.inference.time_budget), and on a T4.
+5. Where the pair classifier trains (lib.second_stage.booster): LightGBM's GPU learner when it runs and agrees with the
+   CPU.
 
 Inputs: the sample competition folder and a transformers text model folder (the offline MiniLM, or the tiny one of
 `make gpu-bundle` where 88 MB cannot travel). --allow-cpu runs it all on the CPU (the smoke test does, small).
@@ -33,11 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib.data import competition, text  # noqa: E402
-from lib.inference import pipeline, timing  # noqa: E402
-from lib.matching import booster, pair_model, pairs  # noqa: E402
-from lib.neighbours import knn  # noqa: E402
+from lib.inference import pipeline, time_budget  # noqa: E402
+from lib.inference.stopwatch import Stage, Stopwatch  # noqa: E402
+from lib.matching import pairs  # noqa: E402
+from lib.neighbours.dense import neighbors  # noqa: E402
+from lib.second_stage import booster, pair_model  # noqa: E402
 
-CUDA_TESTS = ["tests/neighbours/test_knn.py", "tests/models/test_models.py"]
+CUDA_TESTS = ["tests/neighbours/test_dense.py", "tests/neighbours/test_sparse.py", "tests/models/test_models.py"]
 DEMO = ROOT / "kernels" / "shopee-train" / "experiments" / "demo.yaml"
 OWNER, TRAINED = "gpu-check", "gpu-check-train"
 SCAN_DIM, EXACT_ROWS, K = 256, 500, 50
@@ -87,7 +90,7 @@ def scan_check(rows: int, device: torch.device) -> dict:
     """The scan's exactness on sampled rows and its time against the torch peer."""
     x = clustered(rows, SCAN_DIM, device)
     start = synchronised(device)
-    sim, idx = knn.neighbors(x, k=K)
+    sim, idx = neighbors(x, k=K)
     ours = synchronised(device) - start
     start = synchronised(device)
     torch_topk(x, K)
@@ -140,7 +143,7 @@ def synthetic_test(sample: Path, rows: int) -> pd.DataFrame:
     return copies.drop(columns="label_group")
 
 
-def inference_stages(postings: pd.DataFrame, image_dir: Path) -> list[timing.Stage]:
+def inference_stages(postings: pd.DataFrame, image_dir: Path) -> list[Stage]:
     """The demo plan's stages on the postings with the trained checkpoint: embeddings, TF-IDF, the blend, neighbours,
     candidate pairs, rules."""
     plan = {
@@ -154,7 +157,7 @@ def inference_stages(postings: pd.DataFrame, image_dir: Path) -> list[timing.Sta
         },
     }
     rules = {"components": {"concat": {"threshold": 0.8}, "tfidf": {"threshold": 0.7}}, "groups": ["title"]}
-    stopwatch = timing.Stopwatch()
+    stopwatch = Stopwatch()
     titles = [text.normalise_title(title) for title in postings.title]
     outputs = pipeline.model_outputs(plan, postings, image_dir, SETTINGS, stopwatch)
     vectors = pipeline.component_vectors(plan, outputs, titles, titles, stopwatch)
@@ -165,13 +168,13 @@ def inference_stages(postings: pd.DataFrame, image_dir: Path) -> list[timing.Sta
     return stopwatch.stages
 
 
-def report(checks: dict, small: list[timing.Stage], large: list[timing.Stage], rates: dict) -> str:
+def report(checks: dict, small: list[Stage], large: list[Stage], rates: dict) -> str:
     """The one table: each stage's projection from the small run next to its time at the large one."""
     row = "{:<34} {:<7} {:>11} {:>10} {:>7} {:>8}"
     lines = [row.format("stage", "kind", "projected", "measured", "ratio", "T4")]
     for projected_from, measured in zip(small, large):
-        here = timing.projected(timing.Stage(**{**vars(projected_from), "target_rows": measured.rows}), rates)
-        t4 = timing.t4_projection(timing.Stage(**{**vars(measured), "target_rows": measured.rows}), rates)[0]
+        here = time_budget.projected(Stage(**{**vars(projected_from), "target_rows": measured.rows}), rates)
+        t4 = time_budget.t4_projection(Stage(**{**vars(measured), "target_rows": measured.rows}), rates)[0]
         ratio = measured.seconds / here if here else float("nan")
         name = measured.name.removeprefix("test: ")
         lines.append(
@@ -180,14 +183,14 @@ def report(checks: dict, small: list[timing.Stage], large: list[timing.Stage], r
     scan = checks["scan"]
     lines += [
         "",
-        f"projected: from {small[-1].rows} rows to {large[-1].rows} on this device (lib/inference/timing.py); "
+        f"projected: from {small[-1].rows} rows to {large[-1].rows} on this device (lib/inference/time_budget.py); "
         f"this device's TFLOPS {rates}",
         f"scan ({scan['dtype']}) at {scan['rows']} x {SCAN_DIM}: {scan['seconds']:.2f} s, torch matmul + topk "
         f"{scan['peer_seconds']:.2f} s (ratio {scan['seconds'] / scan['peer_seconds']:.2f}); rows differing from the "
         f"exact answer: {scan['wrong_rows']} of {min(EXACT_ROWS, scan['rows'])}",
         f"one training epoch on the sample: {checks['epoch_seconds']:.1f} s on {checks['processes']} process(es)",
         f"CUDA tests: {checks['tests']}",
-        f"the pair classifier's training (lib/matching/booster.py): LightGBM {checks['booster']}",
+        f"the pair classifier's training (lib/second_stage/booster.py): LightGBM {checks['booster']}",
     ]
     return "\n".join(lines)
 
@@ -222,7 +225,7 @@ def main() -> int:
     test = synthetic_test(args.sample, args.rows)
     small = inference_stages(test.head(args.from_rows), args.sample / "train_images")
     large = inference_stages(test, args.sample / "train_images")
-    print(report(checks, small, large, timing.measured_rates(large, device)))
+    print(report(checks, small, large, time_budget.measured_rates(large, device)))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
     print(f"gpu-check: {time.perf_counter() - started:.0f} s in all on {where}")
     return 0

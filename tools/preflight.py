@@ -7,7 +7,7 @@
 4. unless forced, local runs of the built notebook (tools/run_kernel.py) in each situation Kaggle runs it in:
    the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
    hidden test set), each submission.csv checked with lib.data.submission.validate_submission, and the rerun's
-   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/timing.py). A training
+   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/time_budget.py). A training
    experiment runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline,
    model code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
    SMOKE_SIZE px, the first whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when
@@ -142,18 +142,18 @@ def check_submission(out_dir: Path, comp: Path) -> None:
 
 def time_budget(out_dir: Path) -> str:
     """The T4 projection of a scoring-rerun run (its timings.json), stage by stage, against the GPU limit."""
-    from lib.inference import timing  # here: lib.inference.timing imports torch, slow for the other steps
+    from lib.inference import time_budget  # here: lib.inference.time_budget imports torch, slow for the other steps
 
     path = out_dir / "timings.json"
     if not path.is_file():
         return f"time budget: {path} missing, so the kernel's time on the hidden test is not projected"
-    stages, rates = timing.read_timings(path)
-    seconds = sum(timing.t4_projection(stage, rates)[0] for stage in stages)
-    verdict = "within" if seconds <= timing.GPU_LIMIT_SECONDS else "WARNING: over"
+    stages, rates = time_budget.read_timings(path)
+    seconds = sum(time_budget.t4_projection(stage, rates)[0] for stage in stages)
+    verdict = "within" if seconds <= time_budget.GPU_LIMIT_SECONDS else "WARNING: over"
     return (
         f"time budget: {seconds / 3600:.2f} h projected on a T4 for the hidden rerun, {verdict} the "
-        f"{timing.GPU_LIMIT_SECONDS / 3600:.0f} h limit (each stage by its kind: lib/inference/timing.py; {path}):\n"
-        + timing.table(stages, rates)
+        f"{time_budget.GPU_LIMIT_SECONDS / 3600:.0f} h limit (each stage by its kind: lib/inference/time_budget.py; "
+        f"{path}):\n" + time_budget.table(stages, rates)
     )
 
 

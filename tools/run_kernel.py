@@ -256,8 +256,8 @@ def summary(out_dir: Path, seconds: float) -> str:
         report = json.loads(timings.read_text())
         hours = report["t4_seconds_at_hidden_rows"] / 3600
         lines.append(
-            f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit (timings.json, lib/inference/timing.py); "
-            + report["basis"]
+            f"projected hidden rerun on a T4: {hours:.2f} h of the 2 h limit "
+            "(timings.json, lib/inference/time_budget.py); " + report["basis"]
         )
     return "\n".join(lines)
 

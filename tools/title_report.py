@@ -3,8 +3,8 @@ own stages (lib.inference.pipeline, lib.matching.thresholds):
 
 - the commit run: the plan searched on all of train, against a plain word TF-IDF with one threshold tuned on the same
   rows, each component alone, the ablation and every posting alone, and the second stage fitted on the same rows
-  (lib.matching.pair_stage: its CV by group k-fold of lib.matching.pair_model.FOLDS, each graph step); then the plan
-  as the inference kernel tunes it within its time bound (lib.inference.title_plan: a sample of whole label groups,
+  (lib.second_stage.pair_stage: its CV by group k-fold of lib.second_stage.pair_model.FOLDS, each graph step); then the
+  plan as the inference kernel tunes it within its time bound (lib.inference.title_plan: a sample of whole label groups,
   the classifier's CV by PAIR_FOLDS), its rules' and second stage's CV F1 beside the unbounded ones;
 - the scoring rerun played on a fold: the plan searched on fold 0 of 5 (whole label groups, about 20% of the rows),
   its thresholds corrected for all the rows (lib.matching.thresholds.corrected_thresholds), then scored on all the rows,
@@ -25,8 +25,9 @@ from lib.data import folds, text
 from lib.data.postings import read_postings
 from lib.inference import pipeline, title_plan
 from lib.inference.plan import TITLE_PLAN
-from lib.inference.timing import Stopwatch
-from lib.matching import pair_model, pair_stage, pairs, thresholds
+from lib.inference.stopwatch import Stopwatch
+from lib.matching import pairs, thresholds
+from lib.second_stage import pair_model, pair_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batch_size": 64, "workers": 0, "max_length": 64, "k": 50}  # the inference kernel's CONFIG

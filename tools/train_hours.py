@@ -8,7 +8,7 @@ per GPU, assumed to scale linearly). Kaggle counts the session's hours against t
   cu113-rtx3090.csv, commit 5e7d47ca), scaled to a T4 by ResNet-50: the T4's ResNet-50 training rate is not published
   by NVIDIA's DeepLearningExamples (resnet50v1.5/README.md), so it is taken as its mixed-precision inference rate (1165
   images/s) times the V100's training / inference ratio in the same README (1200 / 2984): 468 images/s. Another image
-  size scales by the pixels. Validation uses lib.inference.timing's cited inference rates, else three times the
+  size scales by the pixels. Validation uses lib.inference.time_budget's cited inference rates, else three times the
   training rate (a backward pass costs about two forward passes).
 - Text models: 6 x N x tokens floating-point operations per posting to train and 2 x N x tokens to embed (N: the
   parameters outside the embeddings; Kaplan et al. 2020, "Scaling laws for neural language models", section 2.1),
@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from lib.inference.timing import KAGGLE_TRAIN_ROWS, T4_TFLOPS, cited_rate, nearest_rate
+from lib.inference.time_budget import KAGGLE_TRAIN_ROWS, T4_TFLOPS, cited_rate, nearest_rate
 from lib.training import experiment
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ KAGGLE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)
 # imports these, and mlflow-skinny leaves them out of its requirements (`make test-kaggle-image` found each one
 # missing).
 RUN_TIME_NEEDS = ["alembic", "cryptography", "sqlalchemy"]
-# Imported only where a GPU is present (lib/matching/forest.py: cuML's forest inference) and held by Kaggle's GPU
+# Imported only where a GPU is present (lib/second_stage/forest.py: cuML's forest inference) and held by Kaggle's GPU
 # image; never installed here (docs/environments.md: cuML clashes with the lock's torch and computes nothing without
 # a GPU), so these are left to the image and never go into the wheels dataset.
 GPU_IMAGE_ONLY = {"cuml": "cuml-cu12"}

@@ -12,7 +12,7 @@
 # (lib.matching.thresholds.search); the plan is the best of that ensemble and each source (run or encoder) alone through
 # the same search.
 # Then the second stage: a LightGBM pair classifier over the plan's candidate pairs and graph steps on its scores
-# (lib.matching.pair_stage), kept where its CV beats the rules'. Writes `inference_config.json` (lib.inference.plan:
+# (lib.second_stage.pair_stage), kept where its CV beats the rules'. Writes `inference_config.json` (lib.inference.plan:
 # the inference kernel reads it), `pair_model.txt` when the stage is kept, `correction.npz` (the out-of-fold pairs the
 # inference kernel corrects the plan by for its test's size: lib.inference.correction), `report.json`, `report.md` and
 # plots.
@@ -48,9 +48,12 @@ import matplotlib.pyplot as plt
 
 from lib.data import competition, oof, paths, text
 from lib.data.postings import read_postings
-from lib.inference import optimiser_report, pipeline, timing, tuned_plan
-from lib.matching import ensemble, pair_stage, pairs, plots, thresholds, tuning
-from lib.neighbours import combine, knn
+from lib.inference import optimiser_report, pipeline, tuned_plan
+from lib.inference.stopwatch import Stopwatch
+from lib.matching import ensemble, pairs, plots, thresholds, tuning
+from lib.neighbours import combine
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import pair_stage
 
 COMPETITION = paths.input_dir(competition.COMPETITION)
 RUNS = oof.attached_runs() if RUNS is None else RUNS
@@ -73,7 +76,7 @@ print(f"{len(runs)} runs, {len(ENCODERS)} encoders, {len(labels)} rows ({split})
 # ## The encoders' outputs on the rows (none without encoders)
 
 # %%
-encoded = pipeline.outputs_of(ENCODERS, postings, COMPETITION / "train_images", CONFIG, timing.Stopwatch())
+encoded = pipeline.outputs_of(ENCODERS, postings, COMPETITION / "train_images", CONFIG, Stopwatch())
 for name, found in encoded.items():
     print(f"{name}: " + ", ".join(f"{output} {values.shape[1]}-d" for output, values in found.items()))
 
@@ -102,7 +105,7 @@ k = min(CONFIG["k"], len(labels))
 corpus = [text.normalise_title(title) for title in train.title]
 signals = CONFIG["title_signals"]
 title_vectors = {name: text.tfidf_vectors(titles, corpus, analyzer) for name, analyzer in signals.items()}
-title_neighbours = {name: knn.sparse_neighbors(x, k=k) for name, x in title_vectors.items()}
+title_neighbours = {name: sparse_neighbors(x, k=k) for name, x in title_vectors.items()}
 phashes = list(postings.image_phash)
 
 

@@ -7,14 +7,14 @@
 # KAGGLE_IS_COMPETITION_RERUN (its commit run) this is the CV run: the plan is also evaluated on the rows it was tuned
 # on. The scoring rerun only submits: it embeds each test posting once per model, and fits the plan's thresholds to its
 # test's size from the out-of-fold pairs the optimiser left beside the plan (lib.inference.correction). Where the plan
-# has a second stage (a pair classifier and graph steps, lib.matching.pair_stage) it matches instead of the rules; the
-# title plan fits one here on train and uses it where it beats the rules on CV.
+# has a second stage (a pair classifier and graph steps, lib.second_stage.pair_stage) it matches instead of the rules;
+# the title plan fits one here on train and uses it where it beats the rules on CV.
 #
-# Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is
-# printed and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is
-# seen before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by
-# its kind to 70,000 rows on a T4 (timings.json, lib/inference/timing.py), and a plan projected over timing.BUDGET_SHARE
-# of the 2-hour limit stops the commit run.
+# Safe on the hidden rerun: a TF-IDF submission is written first and kept if a later stage fails (the failure is printed
+# and recorded in run_status.json); in the commit run the same failure also stops the notebook, so that it is seen
+# before submitting. Unreadable images are replaced (lib.data.images); every stage is timed once and projected by its
+# kind to 70,000 rows on a T4 (timings.json, lib/inference/time_budget.py), and a plan projected over
+# time_budget.BUDGET_SHARE of the 2-hour limit stops the commit run.
 
 # %%
 CONFIG = {
@@ -36,7 +36,8 @@ from lib.data import competition, paths, text
 from lib.data.postings import read_postings
 from lib.data.submission import validate_submission, write_submission
 from lib.devices import default_device
-from lib.inference import evaluation, fallback, gallery, matches, timing
+from lib.inference import evaluation, fallback, gallery, matches, time_budget
+from lib.inference.stopwatch import Stopwatch
 from lib.matching import pairs
 
 # %% [markdown]
@@ -53,7 +54,7 @@ TARGET_ROWS = competition.HIDDEN_TEST_ROWS if CV_MODE else max(len(test), 1)
 test_titles = [text.normalise_title(title) for title in test.title]
 train_titles = [text.normalise_title(title) for title in train.title]
 corpus = train_titles + test_titles  # the idf of TF-IDF
-stopwatch = timing.Stopwatch()
+stopwatch = Stopwatch()
 print(f"{len(test)} test postings, {len(train)} train postings")
 print(f"{'the commit run (CV)' if CV_MODE else 'the scoring rerun (no CV)'}: {WHY}")
 if test.empty:
@@ -125,18 +126,18 @@ if not status["fallback"]:
 # %% [markdown]
 # ## Time budget
 # Each stage's time here, projected by its kind to its rows on the hidden rerun (70,000 test postings; the plan's rows
-# of the full train), on this device and on a T4 (lib/inference/timing.py says how, with its sources). The commit run's
-# 3 test rows (or any test of fewer than 100) are too few to project from, so there the stages on the plan's rows stand
-# for the test stages. A plan projected over timing.BUDGET_SHARE of the limit on a T4 stops the commit run, naming its
-# largest stages; the scoring rerun prints it.
+# of the full train), on this device and on a T4 (lib/inference/time_budget.py says how, with its sources). The commit
+# run's 3 test rows (or any test of fewer than 100) are too few to project from, so there the stages on the plan's rows
+# stand for the test stages. A plan projected over time_budget.BUDGET_SHARE of the limit on a T4 stops the commit run,
+# naming its largest stages; the scoring rerun prints it.
 
 # %%
 device = default_device()
-PROJECTED, LEFT_OUT = timing.hidden_rerun(stopwatch.stages, len(test))
-RATES = timing.measured_rates(PROJECTED, device)
-BASIS = timing.projection_basis(len(test), LEFT_OUT)
+PROJECTED, LEFT_OUT = time_budget.hidden_rerun(stopwatch.stages, len(test))
+RATES = time_budget.measured_rates(PROJECTED, device)
+BASIS = time_budget.projection_basis(len(test), LEFT_OUT)
 print(BASIS)
-print(timing.table(PROJECTED, RATES))
-timing.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
-print(f"peak memory so far (GB): {timing.peak_memory_gb(device)}")
-timing.refuse_over_budget(PROJECTED, RATES, CV_MODE)
+print(time_budget.table(PROJECTED, RATES))
+time_budget.write_timings("timings.json", PROJECTED, RATES, device, BASIS)
+print(f"peak memory so far (GB): {time_budget.peak_memory_gb(device)}")
+time_budget.refuse_over_budget(PROJECTED, RATES, CV_MODE)

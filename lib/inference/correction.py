@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.matching import graph, thresholds
+from lib.matching import thresholds
 from lib.matching.pairs import Candidates
+from lib.second_stage import graph_search
 
 FILE = "correction.npz"
 
@@ -96,5 +97,5 @@ def for_test(oof: OutOfFold, plan: dict, test_rows: int) -> tuple[dict, dict | N
     if oof.stage_scores is None:
         raise ValueError("the plan has a second stage but its out-of-fold rows carry no pair scores to correct it by")
     expected_false = thresholds.gallery_false((test_rows - 1) / max(oof.candidates.n - 1, 1))
-    config = graph.search(oof.stage_pairs, oof.stage_scores, oof.labels, expected_false)[0]
+    config = graph_search.search(oof.stage_pairs, oof.stage_scores, oof.labels, expected_false)[0]
     return rules, {**plan["pair_stage"], "graph": config}

@@ -13,8 +13,10 @@ from lib.data import text
 from lib.inference import pipeline, title_plan
 from lib.inference.fallback import fallback_matches
 from lib.inference.gallery import ForTest
-from lib.inference.timing import KAGGLE_TRAIN_ROWS, Stopwatch
-from lib.matching import cv, graph, metrics, pair_stage, pairs, plots, thresholds
+from lib.inference.stopwatch import Stopwatch
+from lib.inference.time_budget import KAGGLE_TRAIN_ROWS
+from lib.matching import cv, metrics, pairs, plots, thresholds
+from lib.second_stage import graph, pair_stage
 
 HISTOGRAMS, CURVES = "similarity_histograms.png", "f1_vs_threshold.png"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from lib.data import text
 from lib.data.submission import MAX_MATCHES
-from lib.inference.timing import Stopwatch, sparse_products
+from lib.inference.stopwatch import Stopwatch, sparse_products
 from lib.matching import pairs
-from lib.neighbours import knn
+from lib.neighbours.sparse import sparse_neighbors
 
 STATUS_FILE = "run_status.json"
 
@@ -29,7 +29,7 @@ def fallback_matches(titles: list[str], corpus: list[str], threshold: float, sto
     with stopwatch.stage("fallback submission", len(titles), "sparse") as details:
         x = text.tfidf_vectors(titles, corpus)
         details["flops"] = sparse_products(x)
-        c = pairs.candidates({"tfidf": knn.sparse_neighbors(x, k=min(MAX_MATCHES, len(titles)))}, {"title": titles})
+        c = pairs.candidates({"tfidf": sparse_neighbors(x, k=min(MAX_MATCHES, len(titles)))}, {"title": titles})
         rules = {"components": {"tfidf": {"threshold": threshold}}, "groups": ["title"]}
         return pairs.to_lists(c, pairs.predict(c, rules))
 

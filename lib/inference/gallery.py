@@ -14,7 +14,8 @@ from pathlib import Path
 from lib.data import paths
 from lib.inference import correction, title_plan
 from lib.inference.plan import read_tuned_config
-from lib.inference.timing import KAGGLE_TRAIN_ROWS, Stopwatch
+from lib.inference.stopwatch import Stopwatch
+from lib.inference.time_budget import KAGGLE_TRAIN_ROWS
 
 CONFIG_FILE = "matching_config.json"
 

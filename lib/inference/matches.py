@@ -4,8 +4,9 @@ use."""
 
 from lib.inference import pipeline
 from lib.inference.gallery import ForTest
-from lib.inference.timing import Stopwatch
-from lib.matching import graph, pair_stage, pairs
+from lib.inference.stopwatch import Stopwatch
+from lib.matching import pairs
+from lib.second_stage import graph, pair_stage
 
 
 def match_test(

@@ -5,7 +5,8 @@ through the same search, each component alone, every ablation line of the plan, 
 the search evaluated or could choose, beside the final CV of the plan.
 """
 
-from lib.matching import pair_stage, tuning
+from lib.matching import tuning
+from lib.second_stage import pair_stage
 
 
 def report(

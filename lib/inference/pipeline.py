@@ -3,7 +3,7 @@
 A plan (the inference config of lib.inference.plan) names models (training checkpoints, sentence models, frozen
 pretrained image backbones and CLIP / SigLIP models), components (a weighted ensemble of model outputs, optionally
 blended by INB or query expansion, or TF-IDF of the titles) and the matching rules over the components. Every stage is
-timed on a lib.inference.timing.Stopwatch.
+timed on a lib.inference.stopwatch.Stopwatch.
 """
 
 from dataclasses import dataclass
@@ -17,11 +17,12 @@ import torch
 from lib.data import oof, paths, text
 from lib.data.images import read_image
 from lib.devices import default_device
-from lib.inference.timing import Stopwatch, scan_flops, sparse_products
+from lib.inference.stopwatch import Stopwatch, scan_flops, sparse_products
 from lib.matching import pairs
 from lib.models import backbone, embed, image_text, sentence
 from lib.models.checkpoint import read_checkpoint
-from lib.neighbours import combine, expansion, knn
+from lib.neighbours import combine, dense, expansion
+from lib.neighbours.sparse import sparse_neighbors
 
 IMAGE_SAMPLE = 32  # images read in the main process to time reading apart from the model
 READS_IMAGES = ("checkpoint", "image", "clip")  # the model kinds whose passes read images (lib.inference.plan)
@@ -60,9 +61,9 @@ def time_image_reading(postings, image_dir: Path, workers: int, stopwatch: Stopw
 
 
 def forward_parts(model: dict) -> list[str]:
-    """The parts of a model whose cited rates project its forward passes (lib.inference.timing.cited_rate): an image
-    backbone (its architecture, without the pretrained tag) at its image size, a text or CLIP / SigLIP model by its
-    folder's name."""
+    """The parts of a model whose cited rates project its forward passes (lib.inference.time_budget.cited_rate): an
+    image backbone (its architecture, without the pretrained tag) at its image size, a text or CLIP / SigLIP model by
+    its folder's name."""
     if model["kind"] in ("sentence", "clip"):
         return [Path(model["source"]).name]
     if model["kind"] == "image":
@@ -93,7 +94,7 @@ def embeddings_of(model: dict, postings, titles: list[str], image_dir: Path, set
 
 def image_text_pairs(models: dict, outputs: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The image and text outputs of each clip model (of `models`, by name) among `outputs` (model_outputs), for the
-    image-title pair feature of the second stage (lib.matching.pair_features)."""
+    image-title pair feature of the second stage (lib.second_stage.pair_features)."""
     return {name: (found["image"], found["text"]) for name, found in outputs.items() if models[name]["kind"] == "clip"}
 
 
@@ -144,21 +145,21 @@ def component_vectors(plan: dict, outputs: dict, titles: list[str], corpus: list
 
 
 def scan_name() -> str:
-    """The precision of dense neighbour scans on this machine (lib.neighbours.knn.scan_dtype), by name."""
-    return str(knn.scan_dtype(default_device())).removeprefix("torch.")
+    """The precision of dense neighbour scans on this machine (lib.neighbours.dense.scan_dtype), by name."""
+    return str(dense.scan_dtype(default_device())).removeprefix("torch.")
 
 
 def neighbour_search(vectors: dict, k: int, stopwatch: Stopwatch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each component's k nearest postings (itself included): `(sim, idx)` of lib.neighbours.knn."""
+    """Each component's k nearest postings (itself included): `(sim, idx)` of lib.neighbours.dense or .sparse."""
     found = {}
     for name, x in vectors.items():
         k_here = min(k, x.shape[0])
         if sp.issparse(x):
             with stopwatch.stage(f"{name}: neighbours", x.shape[0], "sparse", flops=sparse_products(x)):
-                found[name] = knn.sparse_neighbors(x, k=k_here)
+                found[name] = sparse_neighbors(x, k=k_here)
             continue
         with stopwatch.stage(f"{name}: neighbours", len(x), "matmul", flops=scan_flops(*x.shape), dtype=scan_name()):
-            found[name] = knn.neighbors(x, k=k_here)
+            found[name] = dense.neighbors(x, k=k_here)
     return found
 
 

@@ -21,9 +21,9 @@ matching            a lib.matching.pairs.predict config over the component names
 cv                  {"rows": CV postings, "f1": {name: mean F1}}
 pair_stage          (optional) the second stage, which then matches instead of "matching": {"file": the pair
                     classifier's LightGBM text file next to this one, "features": its feature names (those
-                    lib.matching.pair_features gives for the components, all of "components", and for each clip model
-                    the components use its image-title similarity "<model>.image_text": the mean of image_i . text_j
-                    and image_j . text_i), "graph": the graph steps (lib.matching.graph)}
+                    lib.second_stage.pair_features gives for the components, all of "components", and for each clip
+                    model the components use its image-title similarity "<model>.image_text": the mean of
+                    image_i . text_j and image_j . text_i), "graph": the graph steps (lib.second_stage.graph)}
 """
 
 import json
@@ -31,9 +31,9 @@ from pathlib import Path
 
 from lib import schema
 from lib.data.text import ANALYZERS
-from lib.matching import graph
-from lib.matching.pair_features import component_feature_names, image_text_feature_name
 from lib.matching.pairs import NO_MATCH
+from lib.second_stage import graph
+from lib.second_stage.pair_features import component_feature_names, image_text_feature_name
 
 OUTPUTS = {
     "checkpoint": ("concat", "image", "text"),

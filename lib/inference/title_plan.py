@@ -10,7 +10,7 @@ steps are searched) takes PAIR_FOLDS group folds.
 
 SAMPLE_ROWS and PAIR_FOLDS were chosen from the stages' times at the full size (`make bench-title-plan`,
 tools/bench_title_plan.py: synthetic titles, 34,250 train and 70,000 test postings, against the tuning on all of train
-with lib.matching.pair_model.FOLDS): README, *The title plan's time bound*.
+with lib.second_stage.pair_model.FOLDS): README, *The title plan's time bound*.
 """
 
 from dataclasses import dataclass
@@ -20,8 +20,10 @@ import numpy as np
 
 from lib.inference import correction, pipeline
 from lib.inference.plan import TITLE_PLAN
-from lib.inference.timing import KAGGLE_TRAIN_ROWS, Stopwatch
-from lib.matching import ensemble, pair_stage, pairs, thresholds
+from lib.inference.stopwatch import Stopwatch
+from lib.inference.time_budget import KAGGLE_TRAIN_ROWS
+from lib.matching import ensemble, pairs, thresholds
+from lib.second_stage import pair_stage
 
 SAMPLE_ROWS = 10_000
 SAMPLE_SEED = 0

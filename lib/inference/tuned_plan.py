@@ -15,7 +15,8 @@ import numpy as np
 from lib.data import oof
 from lib.inference import correction
 from lib.inference.plan import validate_tuned_config
-from lib.matching import pair_stage, tuning
+from lib.matching import tuning
+from lib.second_stage import pair_stage
 
 PLAN_FILE = "inference_config.json"
 

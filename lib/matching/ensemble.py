@@ -13,8 +13,8 @@ from tqdm import tqdm
 from lib.matching import pairs
 from lib.matching.pairs import Candidates, pair_similarities
 from lib.matching.thresholds import GRID, f1_curve
-from lib.neighbours import knn
 from lib.neighbours.combine import normalised
+from lib.neighbours.dense import neighbors
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # weight of an added set, as a share of the new total
 MIN_GAIN = 1e-3  # the CV F1 an addition must gain: smaller gains are as likely noise of the fold as signal
@@ -25,7 +25,7 @@ def cached_pairs(embeddings: dict[str, np.ndarray], k: int = 50) -> Candidates:
     them: any weighted mean similarity of the sets is then a weighted sum of these arrays."""
     n = len(next(iter(embeddings.values())))
     normal = {name: normalised(x) for name, x in embeddings.items()}
-    found = [pairs.pair_keys(*knn.neighbors(x, k=min(k, n)))[0] for x in tqdm(normal.values(), desc="neighbours")]
+    found = [pairs.pair_keys(*neighbors(x, k=min(k, n)))[0] for x in tqdm(normal.values(), desc="neighbours")]
     keys = np.unique(np.concatenate(found))
     rows, cols = keys // n, keys % n
     similarity = {name: pair_similarities(x, rows, cols) for name, x in tqdm(normal.items(), desc="similarities")}

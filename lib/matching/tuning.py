@@ -12,7 +12,7 @@ import numpy as np
 
 from lib.matching import pairs, thresholds
 from lib.matching.ensemble import MIN_GAIN
-from lib.neighbours import expansion, knn
+from lib.neighbours import dense, expansion
 
 
 @dataclass
@@ -37,7 +37,7 @@ def best_blend(x: np.ndarray, blends: list[dict], labels: np.ndarray, k: int):
     best, best_f1 = None, -1.0
     for blend in [None, *blends]:
         vectors = blended(x, blend)
-        found = knn.neighbors(vectors, k=min(k, len(x)))
+        found = dense.neighbors(vectors, k=min(k, len(x)))
         f1 = thresholds.component_curves(pairs.candidates({"x": found}, {}), ["x"], labels)["x"].max()
         if f1 >= best_f1 + (MIN_GAIN if blend else 0):
             best, best_f1 = (vectors, found, blend), f1
@@ -51,7 +51,7 @@ def best_thresholds(curves: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def tune(neighbours: dict, titles: list[str], phashes: list[str], labels: np.ndarray) -> Tuning:
-    """The union and rules tuned on the components' `(sim, idx)` neighbours (lib.neighbours.knn) of CV postings: the
+    """The union and rules tuned on the components' `(sim, idx)` neighbours (lib.neighbours.dense) of CV postings: the
     search (lib.matching.thresholds.search) from every component at its best threshold, min2 on the best, title
     groups, unit filter."""
     c = pairs.candidates(neighbours, {"title": titles, "phash": phashes})

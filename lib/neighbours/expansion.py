@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from lib.neighbours.knn import as_tensor, neighbors
+from lib.neighbours.dense import as_tensor, neighbors
 
 
 def blend(embeddings, *, k: int, alpha: float = 1.0, stages: int = 1) -> np.ndarray:

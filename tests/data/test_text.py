@@ -13,7 +13,7 @@ from lib.data.text import (
     quantities_differ,
     tfidf_vectors,
 )
-from lib.neighbours.knn import sparse_neighbors
+from lib.neighbours.sparse import sparse_neighbors
 
 
 def test_escaped_bytes_become_characters():

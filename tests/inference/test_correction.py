@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from lib.inference import correction
-from lib.matching import graph, pairs, thresholds
-from lib.neighbours.knn import neighbors
+from lib.matching import pairs, thresholds
+from lib.neighbours.dense import neighbors
+from lib.second_stage import graph_search
 
 RULES = {
     "components": {"image": {"threshold": 0.6}, "text": {"threshold": 0.7, "min2": 0.5}},
@@ -60,7 +61,10 @@ def test_the_file_reads_back_what_was_written(tmp_path):
     stage = {"file": "pair_model.txt", "features": [], "graph": {"threshold": 0.5}}
     rules, corrected_stage = correction.for_test(back, {"matching": RULES, "pair_stage": stage}, 70_000)
     expected_false = thresholds.gallery_false((70_000 - 1) / (c.n - 1))
-    assert corrected_stage == {**stage, "graph": graph.search(both, oof.stage_scores, oof.labels, expected_false)[0]}
+    assert corrected_stage == {
+        **stage,
+        "graph": graph_search.search(both, oof.stage_scores, oof.labels, expected_false)[0],
+    }
 
 
 def test_a_missing_file_or_stage_scores_are_refused_with_the_fix(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from lib.data.text import tfidf_vectors
 from lib.inference import fallback
-from lib.inference.timing import Stopwatch
+from lib.inference.stopwatch import Stopwatch
 
 
 def test_fallback_matches_are_tfidf_neighbours_over_the_threshold_or_identical_titles():

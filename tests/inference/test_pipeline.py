@@ -9,8 +9,8 @@ import torch
 
 from lib.data import oof
 from lib.data.text import normalise_title
-from lib.inference import pipeline, timing
-from lib.inference.timing import Stopwatch
+from lib.inference import pipeline, time_budget
+from lib.inference.stopwatch import Stopwatch
 from lib.models.sentence import embed_texts
 from tests.tiny_encoders import backbone_weights, image_text_folder, postings, tiny_bert
 
@@ -112,9 +112,9 @@ def test_candidate_pairs_carry_unit_conflicts():
 
 def test_pretrained_encoders_project_by_their_cited_rates_where_there_are_some():
     effnet = {"kind": "image", "source": "s", "file": "f", "backbone": "efficientnet_b3.ra2_in1k", "image_size": 320}
-    assert pipeline.forward_parts(effnet) == ["efficientnet_b3@320"] and timing.cited_rate("efficientnet_b3@320")
+    assert pipeline.forward_parts(effnet) == ["efficientnet_b3@320"] and time_budget.cited_rate("efficientnet_b3@320")
     assert pipeline.forward_parts({"kind": "clip", "source": "clip-vit-base-patch32"}) == ["clip-vit-base-patch32"]
-    assert timing.cited_rate("clip-vit-base-patch32") is None  # the TFLOPS ratio, flagged
+    assert time_budget.cited_rate("clip-vit-base-patch32") is None  # the TFLOPS ratio, flagged
 
 
 def test_a_plan_of_pretrained_encoders_gives_every_kinds_outputs(tmp_path, monkeypatch):

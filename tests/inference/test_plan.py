@@ -8,10 +8,10 @@ import pytest
 
 from lib.inference import plan
 from lib.inference.plan import read_tuned_config, validate_tuned_config
-from lib.matching.pair_features import component_feature_names
 from lib.matching.pairs import NO_MATCH
-from lib.matching.title_pairs import TITLE_FEATURES
 from lib.models import sentence
+from lib.second_stage.pair_features import component_feature_names
+from lib.second_stage.title_pairs import TITLE_FEATURES
 
 MATCHING = {
     "components": {"concat": {"threshold": 0.6, "min2": 0.5}, "tfidf": {"threshold": 0.7}},

@@ -7,10 +7,12 @@ import pytest
 from lib.data.text import tfidf_vectors
 from lib.inference import title_plan
 from lib.inference.plan import TITLE_PLAN
-from lib.inference.timing import Stopwatch
-from lib.matching import pair_model, pairs
-from lib.neighbours.knn import neighbors, sparse_neighbors
-from tests.matching.test_pair_stage import variants
+from lib.inference.stopwatch import Stopwatch
+from lib.matching import pairs
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import pair_model
+from tests.second_stage.test_pair_stage import variants
 
 
 def groups(seed: int = 0) -> np.ndarray:

@@ -5,7 +5,8 @@ import scipy.sparse as sp
 from lib.data.text import normalise_title
 from lib.matching import pairs
 from lib.matching.metrics import mean_f1, true_matches
-from lib.neighbours.knn import neighbors, sparse_neighbors
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
 
 
 def search(rows):

@@ -91,7 +91,7 @@ def test_a_blend_is_kept_only_where_it_gains():
     assert blend is None and np.allclose(vectors, x, atol=1e-6) and idx.shape == (600, 10)
     scores = {}
     for candidate in [None, inb]:
-        found = pairs.candidates({"x": tuning.knn.neighbors(tuning.blended(x, candidate), k=10)}, {})
+        found = pairs.candidates({"x": tuning.dense.neighbors(tuning.blended(x, candidate), k=10)}, {})
         scores[str(candidate)] = thresholds.component_curves(found, ["x"], labels)["x"].max()
     assert scores[str(inb)] > scores["None"] + 0.01, "INB gains on these groups"
     assert tuning.best_blend(x, [useless, inb], labels, k=10)[2] == inb

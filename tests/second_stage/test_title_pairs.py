@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lib.data.text import TOKEN, code_tokens, normalise_title, quantities, quantities_differ
-from lib.matching import title_pairs as tp
+from lib.second_stage import title_pairs as tp
 
 SHOP_TITLES = [
     "Susu UHT Ultra Milk Coklat 500ml",

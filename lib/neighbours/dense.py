@@ -1,30 +1,24 @@
-"""Exact cosine nearest neighbours in chunks: memory bounded by the chunk, never an n x n matrix.
+"""Exact cosine nearest neighbours of dense rows in chunks: memory bounded by the chunk, never an n x n matrix.
 
 `neighbors` scans strips of similarities (a chunk of rows against all columns) in a low precision chosen by device
 (`scan_dtype`: float16 on CUDA, bfloat16 on a CPU that multiplies it in hardware, else float32) and re-scores in
 float32 every pair whose scanned value could, within a proven bound on the rounding error (`scan_error`), still reach
-its row's top k or the threshold. A self-search computes each product once. `sparse_neighbors` does the same search
-exactly on scipy sparse rows (TF-IDF): scipy's products on the CPU, torch sparse CSR products when CUDA is available
-(`torch_sparse_neighbors`). Both paths give the same neighbours up to ties (sums of products in another order can
-differ in the last float32 bit). Benchmarks: docs/results.md (tools/bench_knn.py).
+its row's top k or the threshold. A self-search computes each product once. Each row's top k is held as
+lib.neighbours.top_k keys.
 """
 
-import warnings
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from lib.devices import default_device
+from lib.neighbours.sparse import csr_tensor
+from lib.neighbours.top_k import EMPTY, decode, encode, key_similarity
 
 GROUP = 32
-PRODUCTS_PER_CHUNK = 1 << 23
-BINS = 1024
-EMPTY = -0x7F800001 << 32  # the key of (-inf, column 2**32 - 1): below every pair, decodes to -inf
-LOW_32_BITS = 0xFFFFFFFF
 
 
 def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
@@ -137,29 +131,6 @@ def key_values(keys: torch.Tensor, scan: torch.dtype) -> torch.Tensor:
     return torch.where(keys >= 0, keys.view(scan).float(), -torch.inf)
 
 
-def flip_negative(bits: torch.Tensor) -> torch.Tensor:
-    """Float32 bits as integers in float order, and back (the map is its own inverse)."""
-    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
-
-
-def encode(sim: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """int64 keys that order pairs by similarity, then by lower column: a top k of keys is deterministic."""
-    bits = flip_negative((sim + 0.0).view(torch.int32).long())  # + 0.0 turns -0.0 into 0.0
-    return (bits << 32) | (LOW_32_BITS - col)
-
-
-def key_similarity(keys: torch.Tensor) -> torch.Tensor:
-    """Float32 similarities of keys (-inf for EMPTY)."""
-    return flip_negative(keys >> 32).int().view(torch.float32)
-
-
-def csr_tensor(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A torch sparse CSR tensor (torch warns that the layout is in beta; it is, and it is tested here)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
-
-
 def rescore(rows: torch.Tensor, cols: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
     """Float32 similarities rows[row] . cols[col] of pairs sorted by row, then column, by a sampled matrix product."""
     starts = torch.searchsorted(row, torch.arange(len(rows) + 1, device=row.device))
@@ -199,7 +170,7 @@ class Search:
         return scan
 
     def target(self, rows: slice, group_max: torch.Tensor, first: bool) -> torch.Tensor:
-        """Lowest float32 similarity that may still enter each row's top k (module docstring); on a row's `first`
+        """Lowest float32 similarity that may still enter each row's top k (`scan_error`); on a row's `first`
         scan, its k-th largest group maximum gives a floor."""
         kth = key_similarity(self.top[rows, -1])
         if self.threshold is not None:
@@ -254,15 +225,6 @@ class Search:
         return decode(self.top[: len(self.a)], self.threshold)
 
 
-def decode(top: torch.Tensor, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """`(sim, idx)` numpy arrays of each row's top keys; -inf / -1 for EMPTY keys and those under `threshold`."""
-    sim = key_similarity(top)
-    if threshold is not None:
-        sim = sim.masked_fill(sim < threshold, -torch.inf)
-    idx = torch.where(sim > -torch.inf, LOW_32_BITS - (top & LOW_32_BITS), -1)
-    return sim.cpu().numpy(), idx.cpu().numpy()
-
-
 def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: int = 4096):
     """Cosine neighbours of L2-normalised rows of `x` in `y` (`x` itself when None): `(sim, idx)`, shape (len(x), k).
 
@@ -275,111 +237,3 @@ def neighbors(x, y=None, *, k: int, threshold: float | None = None, chunk_size: 
     b = a if y is None else as_tensor(y, a.device)
     with full_precision_sums():
         return Search(a, b, k, threshold, -(-chunk_size // GROUP) * GROUP).run(symmetric=y is None)
-
-
-def sparse_chunks(x: sp.csr_matrix) -> list[tuple[int, int]]:
-    """Row ranges costing at most PRODUCTS_PER_CHUNK (plus one row's cost), a row costing an upper bound on its
-    products with x.T plus its histogram's BINS."""
-    frequency = np.bincount(x.indices, minlength=x.shape[1])
-    reach = np.concatenate([[0], np.cumsum(frequency[x.indices])])[x.indptr] + BINS * np.arange(x.shape[0] + 1)
-    ends = np.searchsorted(reach, np.arange(1, reach[-1] // PRODUCTS_PER_CHUNK + 1) * PRODUCTS_PER_CHUNK)
-    bounds = np.unique(np.concatenate([[0], ends.clip(1, x.shape[0]), [x.shape[0]]]))
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def at_least(product: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
-    """The entries of a CSR matrix that reach `threshold`."""
-    keep = product.data >= threshold
-    indptr = np.concatenate([[0], np.cumsum(keep)])[product.indptr]
-    return sp.csr_matrix((product.data[keep], product.indices[keep], indptr), shape=product.shape)
-
-
-def histogram_keep(product: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(keep-mask, row) of a product's entries: those in or above the bin (BINS over [-1, 1]) of each row's k-th
-    largest; `row` is given for the kept entries only."""
-    rows, counts = product.shape[0], np.diff(product.indptr)
-    scaled = np.multiply(product.data, BINS / 2, dtype=np.float32)
-    scaled += BINS / 2
-    bins = scaled.astype(np.int32)
-    np.clip(bins, 0, BINS - 1, out=bins)
-    bins += np.repeat(np.arange(rows, dtype=np.int32) * BINS, counts)
-    at_or_above = np.cumsum(np.bincount(bins, minlength=rows * BINS).reshape(rows, BINS)[:, ::-1], axis=1)[:, ::-1]
-    kth_bin = ((at_or_above >= k).sum(axis=1) - 1).clip(0) + np.arange(rows) * BINS
-    keep = bins >= np.repeat(kth_bin.astype(np.int32), counts)
-    return keep, bins[keep] // BINS
-
-
-def ragged_top_k(row, col, sim, rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top k of (row, col, sim) entries per row, best first, ties by lower column; -inf / -1 past the end."""
-    order = np.lexsort((col, -sim, row))
-    row, col, sim = row[order], col[order], sim[order]
-    rank = np.arange(len(row)) - np.searchsorted(row, row)
-    top = rank < k
-    out_sim = np.full((rows, k), -np.inf, dtype=np.float32)
-    out_idx = np.full((rows, k), -1, dtype=np.int64)
-    out_sim[row[top], rank[top]], out_idx[row[top], rank[top]] = sim[top], col[top]
-    return out_sim, out_idx
-
-
-def sparse_neighbors(x, *, k: int, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine neighbours of the L2-normalised rows of a scipy sparse matrix among themselves, as `neighbors` returns
-    them; only rows sharing a nonzero column are neighbours. Products are computed a bounded number at a time, on
-    CUDA when it is available at run time (`torch_sparse_neighbors`), else by scipy on the CPU."""
-    if default_device().type == "cuda":
-        return torch_sparse_neighbors(x, k=k, threshold=threshold, device=default_device())
-    x = sp.csr_matrix(x, dtype=np.float32)
-    transposed = x.T.tocsr()
-    parts = []
-    for start, end in sparse_chunks(x):
-        product = x[start:end] @ transposed
-        if threshold is not None:
-            product = at_least(product, threshold)
-        keep, row = histogram_keep(product, k)
-        parts.append(ragged_top_k(row, product.indices[keep], product.data[keep], end - start, k))
-    if not parts:
-        return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
-    return tuple(np.concatenate(part) for part in zip(*parts))
-
-
-def device_csr(x: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A float32 scipy CSR matrix as a torch sparse CSR tensor on `device`, with int32 indices."""
-    crow, col = (torch.from_numpy(part.astype(np.int32)).to(device) for part in (x.indptr, x.indices))
-    return csr_tensor(crow, col, torch.from_numpy(x.data).to(device), x.shape)
-
-
-def top_keys(product: torch.Tensor, k: int, threshold: float | None) -> torch.Tensor:
-    """Each row's k largest keys (`encode`) among the entries of a sparse CSR product that reach `threshold`, EMPTY
-    past them: entries below the bin (BINS over [-1, 1]) of their row's k-th largest go first, the rest are sorted."""
-    crow, col, values = product.crow_indices(), product.col_indices(), product.values()
-    rows = len(crow) - 1
-    row = torch.repeat_interleave(torch.arange(rows, dtype=torch.int32, device=values.device), crow.diff())
-    if threshold is not None:
-        passing = values >= threshold
-        row, col, values = row[passing], col[passing], values[passing]
-    bins = (values * (BINS / 2) + BINS / 2).int().clamp_(0, BINS - 1)  # int32: sparse_chunks bounds rows * BINS
-    counts = torch.bincount(row * BINS + bins, minlength=rows * BINS).view(rows, BINS)
-    kth_bin = ((counts.flip(1).cumsum(1).flip(1) >= k).sum(1, dtype=torch.int32) - 1).clamp_min(0)
-    kept = (bins >= kth_bin[row]).nonzero().squeeze(1)
-    row, keys = row[kept], encode(values[kept], col[kept].long())
-    order = keys.argsort(descending=True, stable=True)
-    order = order[row[order].argsort(stable=True)]
-    row, keys = row[order], keys[order]
-    rank = torch.arange(len(row), device=row.device) - torch.searchsorted(row, row)
-    first = (rank < k).nonzero().squeeze(1)
-    top = torch.full((rows, k), EMPTY, device=row.device)
-    top[row[first], rank[first]] = keys[first]
-    return top
-
-
-def torch_sparse_neighbors(x, *, k: int, threshold: float | None = None, device="cpu"):
-    """`sparse_neighbors` with torch sparse CSR x CSR^T products on `device`, chunk by chunk (`sparse_chunks` bounds
-    each chunk's products and histogram); the top k of each chunk is selected there too. Runs on any device, but on
-    the CPU only tests and benchmarks use it: there torch 2.14's MKL product is slower than scipy's and kept about
-    50 MB per chunk of 7 million products that it never freed (measured at 70,000 titles)."""
-    x = sp.csr_matrix(x, dtype=np.float32)
-    device = torch.device(device)
-    transposed = device_csr(x.T.tocsr(), device)
-    tops = [torch.full((0, k), EMPTY, device=device)]
-    for start, end in sparse_chunks(x):
-        tops.append(top_keys(device_csr(x[start:end], device) @ transposed, k, threshold))
-    return decode(torch.cat(tops), None)

@@ -1,10 +1,11 @@
+"""lib.neighbours.dense: the scan's neighbours against brute force and full sorts, in every precision it runs in."""
+
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
-from lib.neighbours import knn
-from lib.neighbours.knn import neighbors, sparse_neighbors
+from lib.neighbours import dense
+from lib.neighbours.dense import neighbors
 
 
 def normalised(rows, width, seed):
@@ -61,7 +62,7 @@ SCANS = [torch.bfloat16, torch.float16, torch.float32]  # bfloat16: CPUs with AM
 @pytest.fixture(params=SCANS, ids=str)
 def scan(request, monkeypatch) -> torch.dtype:
     """Each precision the scan can run in, forced on this CPU."""
-    monkeypatch.setattr(knn, "scan_dtype", lambda device: request.param)
+    monkeypatch.setattr(dense, "scan_dtype", lambda device: request.param)
     return request.param
 
 
@@ -166,9 +167,9 @@ def test_rows_exactly_at_the_threshold_are_kept():
 @pytest.mark.parametrize("scale", [1.0, 1e-3])  # 1e-3: float16 values under its normal range (2^-14) lose precision
 def test_the_scan_stays_within_its_error_bound(data, scale, scan):
     x = torch.from_numpy(data(256, 512, 12)) * scale
-    low, norm, residual = knn.scan_copy(x, 100)
+    low, norm, residual = dense.scan_copy(x, 100)
     assert low.dtype == scan
-    error, relative = knn.scan_error(x.shape[1], norm, residual, low.dtype)
+    error, relative = dense.scan_error(x.shape[1], norm, residual, low.dtype)
     scanned = (low @ low.T).float()
     exact = x.double() @ x.double().T
     assert ((scanned - exact).abs() <= error + relative * scanned.abs()).all()
@@ -177,8 +178,8 @@ def test_the_scan_stays_within_its_error_bound(data, scale, scan):
 def test_cutoff_keys_hold_every_scanned_value_at_or_above_the_cutoff(scan):
     values = torch.linspace(-1, 2, 5001)
     cutoffs = torch.tensor([-0.5, 0.0, 1e-9, 0.1, 0.3337, 0.5, 0.9999, 1.0, 1.5])
-    keys = knn.order_keys(values.to(scan))
-    for cutoff, key in zip(cutoffs, knn.cutoff_keys(cutoffs, scan)):
+    keys = dense.order_keys(values.to(scan))
+    for cutoff, key in zip(cutoffs, dense.cutoff_keys(cutoffs, scan)):
         at_or_above = values.to(scan).float() >= cutoff
         assert (keys[at_or_above] >= key).all(), float(cutoff)
 
@@ -192,19 +193,19 @@ def test_cutoff_keys_hold_every_scanned_value_at_or_above_the_cutoff(scan):
     ],
 )
 def test_the_scan_precision_follows_the_device_and_the_cpu(monkeypatch, flags, cpu_scan):
-    monkeypatch.setattr(knn, "cpu_flags", lambda: frozenset({"fpu", *flags}))
-    assert knn.scan_dtype(torch.device("cpu")) == cpu_scan
-    assert knn.scan_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(dense, "cpu_flags", lambda: frozenset({"fpu", *flags}))
+    assert dense.scan_dtype(torch.device("cpu")) == cpu_scan
+    assert dense.scan_dtype(torch.device("cuda")) == torch.float16
 
 
 def test_the_cpu_flags_are_read_from_linux():
-    assert "fpu" in knn.cpu_flags(), "every x86-64 CPU lists fpu in /proc/cpuinfo"
+    assert "fpu" in dense.cpu_flags(), "every x86-64 CPU lists fpu in /proc/cpuinfo"
 
 
 def test_cuda_float16_sums_stay_in_float32_during_a_search_only():
     matmul = torch.backends.cuda.matmul
     before = matmul.allow_fp16_reduced_precision_reduction
-    with knn.full_precision_sums():
+    with dense.full_precision_sums():
         assert matmul.allow_fp16_reduced_precision_reduction is False
     assert matmul.allow_fp16_reduced_precision_reduction == before
 
@@ -219,92 +220,7 @@ def test_cuda_gives_the_cpu_answers():
     assert (cpu_idx[:, 0] == cuda_idx[:, 0]).all()
 
 
-def sparse_rows(rows, width, seed):
-    """L2-normalised non-negative sparse rows (TF-IDF-like), the first five repeated at the end; one row is empty."""
-    x = sp.random(rows, width, density=0.05, random_state=seed, format="csr", dtype=np.float64)
-    x = x[np.argsort(np.diff(x.indptr) == 0, kind="stable")]
-    x = sp.vstack([x, x[:5]]).tocsr()
-    scale = 1 / np.maximum(np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel(), 1e-12)
-    scale[rows - 1] = 0
-    x = (sp.diags(scale) @ x).tocsr()
-    x.eliminate_zeros()
-    return x
-
-
-def assert_same_up_to_ties(first, second, similarity):
-    """Two `(sim, idx)` answers agree: equal similarities per rank, and where indices differ, both have the same
-    similarity (a tie, whose order can follow the last float32 bit of a sum)."""
-    np.testing.assert_allclose(first[0], second[0], atol=1e-6)
-    rows, ranks = np.nonzero(first[1] != second[1])
-    a, b = first[1][rows, ranks], second[1][rows, ranks]
-    assert (a >= 0).all() and (b >= 0).all()
-    np.testing.assert_allclose(similarity[rows, a], similarity[rows, b], atol=1e-6)
-
-
-def torch_on_cpu(x, *, k, threshold=None):
-    """The torch sparse path (CUDA's at run time) forced on the CPU."""
-    return knn.torch_sparse_neighbors(x, k=k, threshold=threshold, device="cpu")
-
-
-@pytest.mark.parametrize("search", [sparse_neighbors, torch_on_cpu])
-@pytest.mark.parametrize("k", [3, 50])
-@pytest.mark.parametrize("threshold", [None, 0.1])
-def test_sparse_paths_match_a_dense_reference_and_each_other(monkeypatch, search, k, threshold):
-    monkeypatch.setattr(knn, "PRODUCTS_PER_CHUNK", 20 * knn.BINS)
-    x = sparse_rows(200, 60, 14)
-    dense = x.toarray()
-    similarity = dense @ dense.T
-    assert len(knn.sparse_chunks(sp.csr_matrix(x, dtype=np.float32))) > 5
-    sim, idx = search(x, k=k, threshold=threshold)
-    assert_neighbours(sim, idx, similarity, k, threshold, allowed=similarity > 0)
-    assert (idx[:5, 0] == np.arange(5)).all() and (idx[200:, 0] == np.arange(5)).all()
-    assert (idx[199] == -1).all()
-    assert_same_up_to_ties((sim, idx), sparse_neighbors(x, k=k, threshold=threshold), similarity)
-    empty = search(x[:0], k=k)
-    assert empty[0].shape == empty[1].shape == (0, k) and empty[0].dtype == np.float32
-    no_terms = search(sp.csr_matrix((4, 0), dtype=np.float32), k=k, threshold=threshold)
-    assert (no_terms[1] == -1).all() and no_terms[1].shape == (4, k)
-
-
-def test_torch_sparse_path_on_marketplace_titles():
-    from lib.data.text import normalise_title, tfidf_vectors
-    from tools.make_sample import build_catalog, make_listings
-
-    rng = np.random.default_rng(5)
-    titles = [normalise_title(title) for title in make_listings(rng, build_catalog(rng, 1500)).title]
-    x = tfidf_vectors(titles)
-    dense = x.toarray().astype(np.float64)
-    similarity = dense @ dense.T
-    ours = torch_on_cpu(x, k=50)
-    assert_neighbours(*ours, similarity, 50, allowed=similarity > 0)
-    assert_same_up_to_ties(ours, sparse_neighbors(x, k=50), similarity)
-
-
-def test_cuda_paths_are_chosen_at_run_time_only_when_cuda_exists(monkeypatch):
-    x = sparse_rows(30, 10, 17)
-    calls = []
-
-    def on_device(x, *, k, threshold, device):
-        calls.append(device)
-        return "device answer"
-
-    monkeypatch.setattr(knn, "torch_sparse_neighbors", on_device)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert knn.default_device() == torch.device("cpu")
-    assert sparse_neighbors(x, k=2)[1].shape == (35, 2) and calls == []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert knn.default_device() == torch.device("cuda")
-    assert sparse_neighbors(x, k=2) == "device answer" and calls == [torch.device("cuda")]
-    monkeypatch.setattr(knn, "default_device", lambda: torch.device("meta"))
-    assert knn.as_tensor(np.ones((2, 2), np.float32)).device == torch.device("meta"), "numpy goes where CUDA is"
-    assert knn.as_tensor(torch.ones(2, 2)).device == torch.device("cpu"), "a tensor stays on its device"
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_sparse_path_gives_the_cpu_answers():
-    x = sparse_rows(2000, 300, 18)
-    dense = x.toarray()
-    similarity = dense @ dense.T
-    ours = sparse_neighbors(x, k=20)
-    assert_neighbours(*ours, similarity, 20, allowed=similarity > 0)
-    assert_same_up_to_ties(ours, torch_on_cpu(x, k=20), similarity)
+def test_numpy_goes_where_cuda_is_and_a_tensor_stays_on_its_device(monkeypatch):
+    monkeypatch.setattr(dense, "default_device", lambda: torch.device("meta"))
+    assert dense.as_tensor(np.ones((2, 2), np.float32)).device == torch.device("meta"), "numpy goes where CUDA is"
+    assert dense.as_tensor(torch.ones(2, 2)).device == torch.device("cpu"), "a tensor stays on its device"

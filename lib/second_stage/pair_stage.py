@@ -2,10 +2,11 @@
 
 `fit` is what the optimiser does on the out-of-fold postings of the trained runs (and the inference kernel on train for
 the title plan): every candidate pair of the plan's components (the union of each component's k neighbours and the
-identical-title / identical-phash groups, both ways) gets its features (lib.matching.pair_features) and an
-out-of-fold probability (lib.matching.pair_model); the graph steps are searched on those (lib.matching.graph), and the
-classifier for new postings is trained on every pair. `score` scores new postings' pairs under a fitted stage, a chunk
-at a time by FIL or LightGBM (lib.matching.forest), for lib.matching.graph.apply.
+identical-title / identical-phash groups, both ways) gets its features (lib.second_stage.pair_features) and an
+out-of-fold probability (lib.second_stage.pair_model); the graph steps are searched on those
+(lib.second_stage.graph_search), and the classifier for new postings is trained on every pair. `score` scores new
+postings' pairs under a fitted stage, a chunk at a time by FIL or LightGBM (lib.second_stage.forest), for
+lib.second_stage.graph.apply.
 """
 
 from contextlib import nullcontext
@@ -16,8 +17,9 @@ import lightgbm as lgb
 import numpy as np
 
 from lib.data.folds import group_folds
-from lib.matching import forest, graph, pair_model, pairs
-from lib.matching.pair_features import PairFeatures
+from lib.matching import pairs
+from lib.second_stage import forest, graph_search, pair_model
+from lib.second_stage.pair_features import PairFeatures
 
 MODEL_FILE = "pair_model.txt"
 
@@ -62,7 +64,7 @@ def cross_validated(
 ):
     """Every candidate pair of `c`, both ways, with its out-of-fold probability (the classifier's group k-fold of
     `folds` folds); `timer(part)` is a context timing each part ("features", "classifier by group k-fold");
-    `image_text`: each image-text model's outputs, as lib.matching.pair_features.PairFeatures takes them."""
+    `image_text`: each image-text model's outputs, as lib.second_stage.pair_features.PairFeatures takes them."""
     both = pairs.both_ways(c)
     with timer("features"):
         features = PairFeatures(vectors, neighbours, titles, phashes, image_text)
@@ -89,7 +91,7 @@ def fit(
     as cross_validated takes them (`timer` also times "graph search", "final classifier")."""
     scored = cross_validated(vectors, neighbours, c, titles, phashes, labels, timer, image_text, folds)
     with timer("graph search"):
-        config, steps = graph.search(scored.candidates, scored.scores, labels)
+        config, steps = graph_search.search(scored.candidates, scored.scores, labels)
     f1 = max(step["f1"] for step in steps if step["kept"])
     with timer("final classifier"):
         both = scored.candidates
@@ -101,7 +103,7 @@ def score(
     vectors: dict, neighbours: dict, c: pairs.Candidates, titles, phashes, stage: dict, folder: Path, image_text=None
 ):
     """The candidate pairs both ways, their probabilities under a fitted stage of a plan (its model file in `folder`,
-    its feature names) and which scorer scored them ("fil" or "lightgbm"); lib.matching.graph.apply then matches.
+    its feature names) and which scorer scored them ("fil" or "lightgbm"); lib.second_stage.graph.apply then matches.
     The features (`image_text` as cross_validated takes it) are built and scored a chunk of pairs at a time."""
     both = pairs.both_ways(c)
     features = PairFeatures(vectors, neighbours, titles, phashes, image_text)

@@ -1,4 +1,4 @@
-"""The second stage's pair classifier: LightGBM on the features of candidate pairs (lib.matching.pair_features).
+"""The second stage's pair classifier: LightGBM on the features of candidate pairs (lib.second_stage.pair_features).
 
 Training never leaks. The postings it learns from are out-of-fold rows of the trained runs (their embeddings never saw
 them) or, for the title plan, train itself (nothing in it was trained). The classifier's own CV is a group k-fold over
@@ -7,7 +7,7 @@ scores the pairs whose first posting is in fold f, so no posting's own pairs are
 scores them (`check_no_leak` refuses any that would be). Each pair is weighted by 1 / the size of its first posting's
 label group: the metric averages postings, and a posting's F1 is spread over its group's pairs. The model for new
 postings is then trained on every pair with the same settings; it is saved in LightGBM's text format, which both
-LightGBM and cuML's forest inference read (lib.matching.forest).
+LightGBM and cuML's forest inference read (lib.second_stage.forest).
 """
 
 import os
@@ -16,7 +16,7 @@ import lightgbm as lgb
 import numpy as np
 
 from lib.data.folds import group_folds
-from lib.matching import booster
+from lib.second_stage import booster
 
 FOLDS = 5
 ROUNDS = 300
@@ -63,7 +63,7 @@ def pair_weights(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def train(features: np.ndarray, truth: np.ndarray, weights: np.ndarray, names: list[str]) -> lgb.Booster:
-    """A LightGBM classifier of the pairs' truth, with PARAMS for ROUNDS rounds, on the device lib.matching.booster
+    """A LightGBM classifier of the pairs' truth, with PARAMS for ROUNDS rounds, on the device lib.second_stage.booster
     chooses."""
     data = lgb.Dataset(features, label=truth.astype(np.float32), weight=weights, feature_name=names, free_raw_data=True)
     return lgb.train(PARAMS | booster.device(tuple(PARAMS.items())).params, data, num_boost_round=ROUNDS)

@@ -1,11 +1,11 @@
-"""lib/matching/booster.py: the GPU learner is taken only where it runs and agrees with the CPU's fit."""
+"""lib/second_stage/booster.py: the GPU learner is taken only where it runs and agrees with the CPU's fit."""
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 import torch
 
-from lib.matching import booster, pair_model
+from lib.second_stage import booster, pair_model
 
 BASE = {"objective": "binary", "seed": 0, "deterministic": True, "num_threads": 1, "verbose": -1}
 

@@ -1,11 +1,11 @@
-"""lib.matching.pair_model: out-of-fold pair scores that never train on the postings they score, group weights."""
+"""lib.second_stage.pair_model: out-of-fold pair scores that never train on the postings they score, group weights."""
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
 from lib.data.folds import group_folds
-from lib.matching import pair_model
+from lib.second_stage import pair_model
 from tools.bench_ensemble import synthetic_labels
 
 

@@ -3,7 +3,7 @@
 On a GPU with cuML importable, cuML's forest inference (FIL) scores the pairs: the 2nd place's pair inference took 40
 minutes on the CPU and 2 with FIL. It is trusted only after it agrees with LightGBM on a sample of the pairs to be
 scored (AGREEMENT); otherwise, and wherever cuML or the GPU is missing, LightGBM scores them on the CPU. Either way the
-features are built one chunk of pairs at a time (lib.matching.pair_features), so memory stays bounded at millions of
+features are built one chunk of pairs at a time (lib.second_stage.pair_features), so memory stays bounded at millions of
 pairs.
 """
 
@@ -72,7 +72,7 @@ def trusted(model_file: Path, reference: Callable, sample: np.ndarray, accelerat
 
 
 def score_pairs(features, rows: np.ndarray, cols: np.ndarray, scorer: Callable, chunk: int = CHUNK) -> np.ndarray:
-    """Each pair's probability: `features.chunk(rows, cols)` (lib.matching.pair_features) scored a chunk at a time."""
+    """Each pair's probability: `features.chunk(rows, cols)` (lib.second_stage.pair_features), a chunk at a time."""
     scores = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), chunk):
         part = slice(start, start + chunk)

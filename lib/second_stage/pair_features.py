@@ -1,4 +1,4 @@
-"""Features of candidate pairs for the second stage's pair classifier (lib.matching.pair_model).
+"""Features of candidate pairs for the second stage's pair classifier (lib.second_stage.pair_model).
 
 For every component (an embedding's or a TF-IDF's neighbours) a pair (i, j) gets its exact similarity (also where j
 is not among i's k neighbours), j's rank among i's neighbours and i's among j's (k + 1 where absent), and the similarity
@@ -9,7 +9,7 @@ and test"): a 70,000-posting test finds closer false neighbours than a 7,000-pos
 density, and the standardised values keep only each posting's density against the others'. For each image-text model
 (CLIP, SigLIP: its image and text outputs) a pair gets its image-title similarity, the mean of image_i . text_j and
 image_j . text_i: how well each posting's image fits the other's title. Title features, the image phash distance and
-the rules' own signals (unit conflict, identical title) come from lib.matching.title_pairs.
+the rules' own signals (unit conflict, identical title) come from lib.second_stage.title_pairs.
 
 `PairFeatures` is built once for the n postings (per-posting tables) and gives the feature matrix of any chunk of
 pairs, so that millions of pairs are scored a chunk at a time with bounded memory.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.matching import title_pairs
 from lib.matching.pairs import pair_similarities
+from lib.second_stage import title_pairs
 
 TOP = (5, 10, 30)  # the neighbourhoods a pair's similarity is measured against
 DENSITY = ("kth", "mean10", "std10")  # posting statistics given as gallery-standardised density features
@@ -58,7 +58,7 @@ def standardised(values: np.ndarray) -> np.ndarray:
 
 
 def neighbourhood(sim: np.ndarray, idx: np.ndarray) -> Neighbourhood:
-    """The ranks and statistics of one component's `(sim, idx)` search (lib.neighbours.knn) of n postings."""
+    """The ranks and statistics of one component's `(sim, idx)` neighbours (lib.neighbours) of n postings."""
     n = len(idx)
     others, neighbours = others_first(sim, idx)
     counted = np.isfinite(others)

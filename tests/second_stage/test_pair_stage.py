@@ -1,11 +1,13 @@
-"""lib.matching.pair_stage: on a planted set the second stage beats every single-threshold rule; a fitted stage saved
-and applied to new postings matches through lib.matching.graph."""
+"""lib.second_stage.pair_stage: on a planted set the second stage beats every single-threshold rule; a fitted stage
+saved and applied to new postings matches through lib.second_stage.graph."""
 
 import numpy as np
 
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.matching import graph, metrics, pair_stage, pairs, thresholds
-from lib.neighbours.knn import neighbors, sparse_neighbors
+from lib.matching import metrics, pairs, thresholds
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import graph, pair_stage
 
 K = 10
 

@@ -1,12 +1,13 @@
-"""lib.matching.pair_features: each component's pair features against naive per-pair computations."""
+"""lib.second_stage.pair_features: each component's pair features against naive per-pair computations."""
 
 import numpy as np
 import pytest
 
 from lib.data.text import normalise_title, tfidf_vectors
-from lib.matching import pair_features
-from lib.matching.pair_features import EPSILON, TOP, PairFeatures
-from lib.neighbours.knn import neighbors, sparse_neighbors
+from lib.neighbours.dense import neighbors
+from lib.neighbours.sparse import sparse_neighbors
+from lib.second_stage import pair_features
+from lib.second_stage.pair_features import EPSILON, TOP, PairFeatures
 from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
 
 N, K = 60, 12

@@ -1,11 +1,11 @@
-"""lib.matching.forest: FIL chosen only where it loads and agrees with LightGBM, LightGBM otherwise (the CPU path here:
-cuML cannot run without a GPU)."""
+"""lib.second_stage.forest: FIL chosen only where it loads and agrees with LightGBM, LightGBM otherwise (the CPU path
+here: cuML cannot run without a GPU)."""
 
 import numpy as np
 import torch
 
-from lib.matching import forest, pair_model
-from tests.matching.test_pair_model import planted_pairs
+from lib.second_stage import forest, pair_model
+from tests.second_stage.test_pair_model import planted_pairs
 
 NAMES = ["similarity", "conflict"]
 

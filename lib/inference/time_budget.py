@@ -1,47 +1,18 @@
-"""Time budget: each inference stage timed once, projected by its kind to the 70,000-row hidden test on a T4.
+"""The time budget: timed stages projected to Kaggle's hidden rerun and its T4, and the check against the GPU limit.
 
-A stage records its rows, its seconds and its rows on Kaggle's hidden rerun (70,000 for the test postings; for train
-rows the same share of the 34,250 training postings). How it is projected depends on its kind:
-
-- host: work of the CPU's main process (TF-IDF, rules, pair features, graph steps): its seconds times (N / n) ** growth
-  (growth 2 for searches over pairs of postings, which overstates their per-row part), as fast on Kaggle as here.
-- decode: reading and decoding images, timed on a sample in one process, spread over the loader's workers; on Kaggle's
-  GPU machines over at most KAGGLE_CPUS of them (4 cores: Kaggle's notebook docs).
-- forward: a model's forward passes. On a T4 by the cited throughput of its parts where one is known (CITED_RATES;
-  an image backbone at another size scales by the pixels, as a convolutional net's work does), else by this device's
-  measured matrix rate against the T4's (such small models are bound by memory and launches, not products: flagged).
-  A frozen pretrained timm backbone of a plan is the part `<architecture>@<image size>`, as a checkpoint's image branch
-  is; a CLIP or SigLIP model (image and text towers in one pass) has no cited rate here (no public T4 or RTX 3090
-  throughput of the pair of towers was found), so it is projected by the TFLOPS ratio, flagged.
-- matmul: a neighbour scan. Its products (`flops`, growing with rows^2) at the device's measured rate in the scan's
-  precision, plus a per-row rest (the measured seconds less the products' share), linear in the rows. On a T4 the scan
-  runs in float16 (lib.neighbours.knn.scan_dtype) at T4_TFLOPS["float16"].
-- sparse: a TF-IDF neighbour search. Likewise: its sparse products (`flops`: the sum over terms of their document
-  frequency squared, which grows with rows^2 as each frequency grows with the rows, but never past
-  lib.data.text.PRODUCT_BUDGET: the vocabulary is cut to it) at the rate this machine measures for a sparse product
-  (`sparse_rate`), plus a per-row rest; as fast on Kaggle as here.
-
-The commit run refuses a plan whose hidden rerun projects over BUDGET_SHARE of the GPU limit on a T4 (`over_budget`,
-`refuse_over_budget`), naming the largest stages; the scoring rerun only prints it, as its submission is written.
-
-Cited figures:
-- T4 matrix products: about 24 TFLOPS sustained in float16 (NVIDIA's forum, cuBLAS 4096^3 on a power-capped T4:
-  forums.developer.nvidia.com/t/about-gpu-peak-performance/264462; the datasheet peak of 65 is not sustained); float32:
-  3.5 TFLOPS, what ResNet-50's float32 inference sustains on a T4 (428 images/s x 8.2 GFLOP, below).
-- ResNet-50 at 224 px, batch 64, PyTorch 21.03 NGC container (NVIDIA DeepLearningExamples,
-  PyTorch/Classification/ConvNets/resnet50v1.5/README.md): T4 1165 images/s mixed precision (428 float32), V100 2984.
-- Image backbones on an RTX 3090, AMP, torch 2.4 (timm, results/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv,
-  commit 7479d451), scaled to a T4 by ResNet-50's 1165 / 3219 at 224 px.
-- all-MiniLM-L6-v2: 14,200 sentences/s on a V100 (sbert.net, pretrained models table), scaled by ResNet-50's
-  1165 / 2984.
+Each stage (lib.inference.stopwatch.Stage) is projected by its kind (host, decode, forward, matmul, sparse) to its rows
+on the hidden rerun, on this machine (`projected`) and on Kaggle's T4 machine (`t4_projection`): from this device's
+measured rates, and for forward passes from the cited T4 rates of their models (docs/inference.md, The time budget,
+says how each kind is projected, and cites the sources). A commit run's 3 test rows are stood in for by the plan's
+rows (`hidden_rerun`). The commit run refuses a plan whose rerun projects over BUDGET_SHARE of the GPU limit on a T4
+(`refuse_over_budget`), naming the largest stages; the scoring rerun only prints it, as its submission is written.
 """
 
 import json
 import os
 import resource
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +21,19 @@ import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.data.text import PRODUCT_BUDGET
+from lib.inference.stopwatch import Stage, sparse_products
 
 KAGGLE_TRAIN_ROWS = 34250
 KAGGLE_CPUS = 4
 GPU_LIMIT_SECONDS = 2 * 3600
 BUDGET_SHARE = 0.8  # of GPU_LIMIT_SECONDS: the most a plan's hidden rerun may be projected to take on a T4; the rest
 # is left for the projection's error (host stages are taken as fast on Kaggle as here)
-T4_TFLOPS = {"float16": 24.0, "float32": 428 * 8.2e9 / 1e12}
+# The cited rates: docs/inference.md, The time budget, names their sources
+T4_TFLOPS = {"float16": 24.0, "float32": 428 * 8.2e9 / 1e12}  # sustained; float32: ResNet-50 images/s x GFLOP
 T4_SCAN_DTYPE = "float16"
-T4_PER_RTX3090 = 1165 / 3219.06
-T4_PER_V100 = 1165 / 2984
-RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's table named above
+T4_PER_RTX3090 = 1165 / 3219.06  # ResNet-50 at 224 px, images/s: T4 against RTX 3090
+T4_PER_V100 = 1165 / 2984  # and against V100
+RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's inference benchmark table
     ("resnet18", 224): 9260.29,
     ("resnet34", 224): 5454.89,
     ("resnet50", 224): 3219.06,
@@ -81,77 +54,9 @@ RTX3090_IMAGES_PER_SECOND = {  # (backbone, image size): images/s, timm's table 
     ("convnext_tiny", 288): 1920.23,
     ("convnext_small", 224): 1866.18,
 }
-V100_SENTENCES_PER_SECOND = {"all-minilm-l6-v2": 14200}
+V100_SENTENCES_PER_SECOND = {"all-minilm-l6-v2": 14200}  # sbert.net's table
 STAND_IN_PHASES = ("evaluation", "title plan")  # the rows a plan was evaluated or tuned on, the first preferred
 MIN_TEST_ROWS = 100  # test rows that a projection to the hidden test may start from
-
-
-@dataclass
-class Stage:
-    """One timed stage of a run.
-
-    Attributes:
-        kind: "host", "decode", "forward", "matmul" or "sparse" (module docstring).
-        target_rows: its rows on the hidden rerun.
-        growth: a host stage's power of the rows its cost grows with.
-        flops: a matmul stage's floating-point operations of products at `rows`, a sparse stage's products.
-        dtype: a matmul stage's scan precision, a forward stage's compute precision here.
-        parts: a forward stage's models ("<backbone>@<image size>" for an image backbone, the folder name of a text
-            model), whose cited rates make its T4 projection.
-        workers: a decode stage's loader processes.
-    """
-
-    name: str
-    kind: str
-    rows: int
-    seconds: float
-    target_rows: int
-    growth: int = 1
-    flops: float = 0.0
-    dtype: str = "float32"
-    parts: list[str] = field(default_factory=list)
-    workers: int = 1
-
-    @property
-    def scale(self) -> float:
-        return self.target_rows / max(self.rows, 1)
-
-
-class Stopwatch:
-    """The stages of a run, timed as they happen, each in a phase that says its rows on the hidden rerun."""
-
-    def __init__(self):
-        self.stages: list[Stage] = []
-        self.phase_name, self.target_rows = "test", HIDDEN_TEST_ROWS
-
-    @contextmanager
-    def phase(self, name: str, target_rows: int):
-        """Stages inside are named `<name>: ...` and have `target_rows` on the hidden rerun (outside: the test's)."""
-        self.phase_name, self.target_rows = name, target_rows
-        try:
-            yield
-        finally:
-            self.phase_name, self.target_rows = "test", HIDDEN_TEST_ROWS
-
-    @contextmanager
-    def stage(self, name: str, rows: int, kind: str = "host", **details):
-        """Time the block as a stage, and print its time; `details` are the Stage's attributes of its kind (growth,
-        flops, ...), and the block may add to them once it knows them (it gets the dict)."""
-        start = time.perf_counter()
-        yield details
-        seconds = time.perf_counter() - start
-        self.stages.append(Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details))
-        print(f"{self.stages[-1].name} ({rows} rows): {seconds:.1f} s", flush=True)
-
-
-def scan_flops(rows: int, dim: int) -> float:
-    """Floating-point operations of a self-search's products: the upper triangle of rows x rows dot products."""
-    return float(rows) * rows * dim
-
-
-def sparse_products(x) -> float:
-    """The products of a sparse self-search x @ x.T: each column's nonzeros squared, summed."""
-    return float((x.getnnz(axis=0).astype(np.float64) ** 2).sum())
 
 
 def hidden_rerun(stages: list[Stage], test_rows: int) -> tuple[list[Stage], list[str]]:
@@ -337,7 +242,7 @@ def over_budget(stages: list[Stage], rates: dict[str, float]) -> str | None:
         cut += seconds[name]
     return (
         f"the plan's hidden rerun is projected at {total:,.0f} s on a T4, over {BUDGET_SHARE:.0%} of the "
-        f"{GPU_LIMIT_SECONDS:,} s limit ({allowed:,.0f} s; lib/inference/timing.py, timings.json); shrink these "
+        f"{GPU_LIMIT_SECONDS:,} s limit ({allowed:,.0f} s; lib/inference/time_budget.py, timings.json); shrink these "
         f"largest stages, whose cut would bring it within (fewer or smaller models and components; a title plan "
         f"tunes on at most lib.inference.title_plan.SAMPLE_ROWS train postings): {'; '.join(largest)}"
     )
