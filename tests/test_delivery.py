@@ -1,4 +1,4 @@
-"""Delivery to Kaggle: the real `kaggle` CLI, driven by tools/delivery.py and the make targets, against a local
+"""Delivery to Kaggle: the real `kaggle` CLI, driven by tools/kaggle/delivery.py and the make targets, against a local
 recording server (tests/kaggle_recorder.py) with fake credentials. Nothing leaves 127.0.0.1; builds and push records
 go to each test's own build folder (BUILD_DIR)."""
 
@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import edit_settings
 from tests.kaggle_recorder import LOG_STREAM, Recorder, competition_zip
 from tests.wheel_files import write_wheel
-from tools import delivery, preflight
+from tools.kaggle import delivery, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "fake-delivery-user"
@@ -68,8 +68,8 @@ def run_python(*args) -> None:
 def samples(tmp_path_factory, local_datasets) -> Path:
     """A 300-row sample in both situations (commit run, scoring rerun), beside the local datasets."""
     folder = tmp_path_factory.mktemp("samples")
-    run_python("tools/make_sample.py", "--out", folder / "sample", "--rows", 300, "--seed", 3)
-    run_python("tools/make_sample.py", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
+    run_python("-m", "tools.data.make_sample", "--out", folder / "sample", "--rows", 300, "--seed", 3)
+    run_python("-m", "tools.data.make_sample", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
     return folder
 
 
@@ -123,8 +123,8 @@ def captured(result: subprocess.CompletedProcess, recorder: Recorder) -> subproc
 
 
 def deliver(recorder: Recorder, env: dict, *args) -> subprocess.CompletedProcess:
-    """Run `python -m tools.delivery --build BUILD_DIR ARGS` as make does."""
-    command = [sys.executable, "-m", "tools.delivery", "--build", env["BUILD_DIR"], *map(str, args)]
+    """Run `python -m tools.kaggle.delivery --build BUILD_DIR ARGS` as make does."""
+    command = [sys.executable, "-m", "tools.kaggle.delivery", "--build", env["BUILD_DIR"], *map(str, args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     return captured(result, recorder)
 
@@ -764,7 +764,7 @@ def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(t
     (target / "stale-0.1-py3-none-any.whl").write_bytes(b"old")
 
     found = delivery.wheels()
-    assert delivery.wheels_list.image_python() == "3.12"  # tools/kaggle_image.txt
+    assert delivery.wheels_list.image_python() == "3.12"  # tools/env/kaggle_image.txt
     assert [path.name for path in found] == [f"tinyplat-1.0-cp312-cp312-{linux}.whl", "tinypure-0.1-py3-none-any.whl"]
     assert sorted(path.name for path in target.iterdir()) == sorted([p.name for p in found] + ["requirements.txt"])
     assert (target / "requirements.txt").read_text() == wanted.read_text()

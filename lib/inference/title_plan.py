@@ -9,7 +9,7 @@ groups, so both runs tune on the same rows. The pair classifier's CV (its out-of
 steps are searched) takes PAIR_FOLDS group folds.
 
 SAMPLE_ROWS and PAIR_FOLDS were chosen from the stages' times at the full size (`make bench-title-plan`,
-tools/bench_title_plan.py: synthetic titles, 34,250 train and 70,000 test postings, against the tuning on all of train
+tools/bench/title_plan.py: synthetic titles, 34,250 train and 70,000 test postings, against the tuning on all of train
 with lib.matching.pair_model.FOLDS): README, *The title plan's time bound*.
 """
 

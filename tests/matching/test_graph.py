@@ -11,7 +11,7 @@ from lib.matching import graph
 from lib.matching.ensemble import MIN_GAIN
 from lib.matching.metrics import mean_f1, true_matches
 from lib.matching.pairs import Candidates, pair_truth
-from tools.bench_graph import synthetic_graph
+from tools.bench.synthetic import synthetic_graph
 
 
 def scored(n: int, scores: dict) -> tuple[Candidates, np.ndarray]:

@@ -7,7 +7,7 @@ from lib.data.text import normalise_title, tfidf_vectors
 from lib.matching import pair_features
 from lib.matching.pair_features import EPSILON, TOP, PairFeatures
 from lib.neighbours.knn import neighbors, sparse_neighbors
-from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
+from tools.bench.synthetic import synthetic_embeddings, synthetic_labels
 
 N, K = 60, 12
 
