@@ -18,7 +18,7 @@ import yaml
 import build
 from lib.models import read_checkpoint
 from lib.models.embed import posting_embeddings
-from tools.kaggle.delivery import experiment_kernel
+from tools.kaggle.kernels import experiment_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = ROOT / "kernels" / "shopee-train"

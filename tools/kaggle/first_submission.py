@@ -22,7 +22,7 @@ from pathlib import Path
 
 import build
 from tools.data import pretrained
-from tools.kaggle import delivery
+from tools.kaggle import cli, competition, credentials, datasets, kernel_runs, kernels, paths, submission
 from tools.kaggle.preflight import PreflightError
 from tools.local.optimize import DATASETS_META, ENCODER_FILE
 from tools.local.variants import PLAN_SOURCE
@@ -59,70 +59,70 @@ class Steps:
 
 def competition_data(steps: Steps) -> None:
     """The competition's files in data/shopee-product-matching, downloaded unless they are there and check out."""
-    folder = delivery.COMPETITION_DATA
+    folder = paths.COMPETITION_DATA
     if (folder / "train.csv").is_file():
-        delivery.check_competition(folder)
+        competition.check_competition(folder)
     else:
-        delivery.competition_data(folder)
+        competition.competition_data(folder)
 
 
 def encoders(steps: Steps) -> None:
     """Each model fetched here as a dataset with its plan entry, unless make pretrained wrote it already."""
     for model, slug in zip(steps.models, steps.encoders):
-        if (DATASETS_META / slug / ENCODER_FILE).is_file() and (delivery.LOCAL_DATASETS / slug).is_dir():
-            print(f"{model}: in {delivery.LOCAL_DATASETS / slug} already")
+        if (DATASETS_META / slug / ENCODER_FILE).is_file() and (paths.LOCAL_DATASETS / slug).is_dir():
+            print(f"{model}: in {paths.LOCAL_DATASETS / slug} already")
         else:
-            pretrained.pretrained(model, delivery.LOCAL_DATASETS, DATASETS_META)
+            pretrained.pretrained(model, paths.LOCAL_DATASETS, DATASETS_META)
 
 
 def wheels(steps: Steps) -> None:
     """The wheels Kaggle's image lacks, downloaded for its Python."""
-    delivery.wheels()
+    datasets.wheels()
 
 
-def datasets(steps: Steps) -> None:
+def uploads(steps: Steps) -> None:
     """Each encoder and the wheels uploaded as datasets (created, or a new version), each recorded when done."""
-    for name in [*steps.encoders, delivery.WHEELS_META.name]:
+    for name in [*steps.encoders, datasets.WHEELS_META.name]:
         if name not in steps.state.get("uploaded", []):
-            delivery.upload_dataset(name, None, "make first-submission")
+            datasets.upload_dataset(name, None, "make first-submission")
             steps.record(uploaded=[*steps.state.get("uploaded", []), name])
 
 
 def push_optimiser(steps: Steps) -> None:
     """The optimiser over the encoders alone, pushed."""
-    delivery.push_optimize([], steps.encoders, steps.build_root)
+    kernels.push_optimize([], steps.encoders, steps.build_root)
 
 
 def optimiser_run(steps: Steps) -> None:
     """The optimiser's run on Kaggle, waited for, and its output (the plan) downloaded into runs/optimize-ensemble."""
-    delivery.wait(PLAN_SOURCE, steps.build_root, steps.every, delivery.RUNS / PLAN_SOURCE)
+    kernel_runs.wait(PLAN_SOURCE, steps.build_root, steps.every, paths.RUNS / PLAN_SOURCE)
 
 
 def push_inference(steps: Steps) -> None:
     """The inference kernel attaching what the plan reads, pre-flighted (unless forced) and pushed."""
-    delivery.push_inference(delivery.KERNELS, steps.sample, steps.hidden, delivery.RUNS, steps.build_root, steps.force)
+    kernels.push_inference(paths.KERNELS, steps.sample, steps.hidden, paths.RUNS, steps.build_root, steps.force)
 
 
 def inference_run(steps: Steps) -> None:
     """The inference kernel's commit run on Kaggle, waited for."""
-    delivery.wait(delivery.INFERENCE, steps.build_root, steps.every, None)
+    kernel_runs.wait(paths.INFERENCE, steps.build_root, steps.every, None)
 
 
-def submission(steps: Steps) -> None:
+def submit(steps: Steps) -> None:
     """The pushed version submitted to the competition, and with --wait its score read back."""
-    delivery.submit(None, "make first-submission", steps.build_root, steps.wait, steps.every)
+    submission.submit(None, "make first-submission", steps.build_root, steps.wait, steps.every)
 
 
 STEPS: list[tuple[str, Callable[[Steps], None]]] = [
     ("the competition's data", competition_data),
     ("the pretrained encoders, fetched here", encoders),
     ("the wheels for Kaggle's image", wheels),
-    ("the encoders and the wheels as Kaggle datasets", datasets),
+    ("the encoders and the wheels as Kaggle datasets", uploads),
     ("the optimiser over the encoders, pushed", push_optimiser),
     ("the optimiser's run on Kaggle, and its plan", optimiser_run),
     ("the inference kernel with the plan, pre-flighted and pushed", push_inference),
     ("the inference kernel's commit run on Kaggle", inference_run),
-    ("the submission", submission),
+    ("the submission", submit),
 ]
 
 
@@ -154,17 +154,17 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="skip the pre-flight's local runs (not its checks)")
     parser.add_argument("--wait", type=float, help="seconds to wait at most for the submission's score")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between reads of a status on Kaggle")
-    parser.add_argument("--build", type=Path, default=delivery.BUILD, help="folder of builds, pushes and the state")
-    parser.add_argument("--sample", type=Path, default=delivery.SAMPLE, help="competition folder of the commit run")
-    parser.add_argument("--hidden", type=Path, default=Path(f"{delivery.SAMPLE}-hidden"), help="of the scoring rerun")
+    parser.add_argument("--build", type=Path, default=paths.BUILD, help="folder of builds, pushes and the state")
+    parser.add_argument("--sample", type=Path, default=paths.SAMPLE, help="competition folder of the commit run")
+    parser.add_argument("--hidden", type=Path, default=Path(f"{paths.SAMPLE}-hidden"), help="of the scoring rerun")
     args = parser.parse_args()
     args.build.mkdir(parents=True, exist_ok=True)
     state = read_state(args.build, args.models)
     steps = Steps(args.models, args.build, args.sample, args.hidden, args.force, args.wait, args.every, state)
     try:
-        delivery.require_credentials()
+        credentials.require_credentials()
         run(steps)
-    except (delivery.DeliveryError, PreflightError, build.BuildError, ValueError, OSError) as error:
+    except (cli.DeliveryError, PreflightError, build.BuildError, ValueError, OSError) as error:
         print(f"first-submission: {error}", file=sys.stderr)
         print("fix that, then run `make first-submission` again: it goes on from this step", file=sys.stderr)
         return 1

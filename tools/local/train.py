@@ -2,7 +2,7 @@
 
 Usage: python -m tools.local.train EXP [--comp COMP] [--build DIR] [--runs DIR] [--kernels DIR]   (from the root)
 
-Writes DIR/experiments/shopee-train-EXP/ (the experiment's kernel: tools.kaggle.delivery.experiment_kernel),
+Writes DIR/experiments/shopee-train-EXP/ (the experiment's kernel: tools.kaggle.kernels.experiment_kernel),
 builds it into DIR/shopee-train-EXP/ and runs it with tools.local.run_kernel on COMP: outputs in RUNS/shopee-train-EXP/
 (runs/ by default), each epoch shown as it trains.
 A refusal (an unknown experiment, a setting of the wrong type, a build check) is one line naming the file and the fix.
@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 import build
-from tools.kaggle.delivery import KERNELS, TRAIN, DeliveryError, experiment_kernel
+from tools.kaggle.cli import DeliveryError
+from tools.kaggle.kernels import experiment_kernel
+from tools.kaggle.paths import KERNELS, TRAIN
 from tools.kaggle.preflight import PreflightError
 
 ROOT = build.ROOT
