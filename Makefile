@@ -27,28 +27,28 @@ $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip check
-	$(PY) -m tools.lock_check --installed requirements.lock
+	$(PY) -m tools.env.lock_check --installed requirements.lock
 	touch $@
 
-lock: setup  ## recompile both locks from their lists (every dependency, with hashes), then tools/wheels.txt
+lock: setup  ## recompile both locks from their lists (every dependency, with hashes), then tools/env/wheels.txt
 	for name in requirements requirements-kaggle-image; do \
 	  cp -p $$name.lock $$name.lock.before; \
 	  $(VENV)/bin/uv pip compile --quiet $(LOCK_FLAGS) $$name.in -o $$name.lock || exit 1; \
 	  if cmp -s $$name.lock $$name.lock.before; then touch -r $$name.lock.before $$name.lock; fi; \
 	  rm $$name.lock.before; \
 	done  # a lock that did not change keeps its time, so the environments made from it stay
-	$(PY) -m tools.lock_check
-	@echo "make setup installs the new lock; then regenerate the wheels list: $(PY) -m tools.wheels list"
+	$(PY) -m tools.env.lock_check
+	@echo "make setup installs the new lock; then regenerate the wheels list: $(PY) -m tools.env.wheels list"
 
-# The Kaggle-image test environment: the image's versions (tools/kaggle_image.txt) on this machine's Python 3.11, then
+# The Kaggle-image test environment: the image's versions (tools/env/kaggle_image.txt) on this machine's Python 3.11, then
 # the wheels dataset's packages installed offline on top with the command of the kernels' wheels cell (build.py).
 # uv installs the lock: it downloads the image's CUDA torch (about 3 GB) once into its cache.
-$(KAGGLE_VENV)/.installed: requirements-kaggle-image.lock tools/wheels.txt | setup
+$(KAGGLE_VENV)/.installed: requirements-kaggle-image.lock tools/env/wheels.txt | setup
 	rm -rf $(KAGGLE_VENV)
 	$(PYTHON) -m venv $(KAGGLE_VENV)
 	$(VENV)/bin/uv pip install --quiet --python $(KAGGLE_PY) --require-hashes --no-deps -r requirements-kaggle-image.lock
-	$(KAGGLE_PY) -m tools.lock_check --installed requirements-kaggle-image.lock
-	$(PY) -m tools.wheels download --python 3.11 --out $(KAGGLE_WHEELS)
+	$(KAGGLE_PY) -m tools.env.lock_check --installed requirements-kaggle-image.lock
+	$(PY) -m tools.env.wheels download --python 3.11 --out $(KAGGLE_WHEELS)
 	$(KAGGLE_PY) -m pip install --quiet --no-index --find-links $(KAGGLE_WHEELS) -r $(KAGGLE_WHEELS)/requirements.txt
 	$(KAGGLE_PY) -m pip check
 	touch $@
@@ -58,40 +58,40 @@ test-kaggle-image: $(KAGGLE_VENV)/.installed sample datasets  ## the end-to-end 
 
 sample: $(SAMPLE)/train.csv  ## generate the sample competition folder (ROWS=2000 SEED=0)
 
-$(SAMPLE)/train.csv: tools/make_sample.py | setup
-	$(PY) tools/make_sample.py --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
+$(SAMPLE)/train.csv: tools/data/make_sample.py | setup
+	$(PY) -m tools.data.make_sample --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 
 sample-hidden: $(SAMPLE)-hidden/train.csv  ## the same sample with every held-out row in test.csv (the scoring rerun)
 
-$(SAMPLE)-hidden/train.csv: tools/make_sample.py | setup
-	$(PY) tools/make_sample.py --out $(SAMPLE)-hidden --rows $(ROWS) --seed $(SEED) --hidden
+$(SAMPLE)-hidden/train.csv: tools/data/make_sample.py | setup
+	$(PY) -m tools.data.make_sample --out $(SAMPLE)-hidden --rows $(ROWS) --seed $(SEED) --hidden
 
 datasets: data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt  ## local copies of the datasets kernels attach
 
-data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt &: tools/wheels.txt | setup
-	$(PY) tools/local_datasets.py
+data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt &: tools/env/wheels.txt | setup
+	$(PY) -m tools.local.local_datasets
 	touch data/datasets/all-minilm-l6-v2/config.json data/datasets/shopee-wheels/requirements.txt
 
 real-data: data/real/restaurants/train.csv  ## public entity-matching sets with gold matches as competition folders in data/real/ (downloads py-entitymatching's sdist once)
 
-data/real/restaurants/train.csv: tools/real_data.py | setup
-	$(PY) -m tools.real_data --out data/real
+data/real/restaurants/train.csv: tools/data/real_data.py | setup
+	$(PY) -m tools.data.real_data --out data/real
 
 title-report: sample datasets real-data  ## the title-only plan on the sample and data/real/*: commit-run CV, ablation, the rerun played on a fold
-	$(PY) -m tools.title_report $(SAMPLE) data/real/restaurants data/real/dblp-acm
+	$(PY) -m tools.bench.title_report $(SAMPLE) data/real/restaurants data/real/dblp-acm
 
 build: setup  ## build every kernel into BUILD_DIR/<name>/ (default build/: notebook + kernel-metadata.json)
 	$(PY) build.py --out $(BUILD_DIR)
 
 run: build sample datasets  ## run the built KERNEL locally, offline, on COMP (default: the sample; inference needs the demo's runs); LAYOUT=flat: old /kaggle/input layout
-	$(PY) -m tools.variants --build $(BUILD_DIR)
-	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) $(if $(LAYOUT),--layout $(LAYOUT))
+	$(PY) -m tools.local.variants --build $(BUILD_DIR)
+	$(PY) -m tools.local.run_kernel $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) $(if $(LAYOUT),--layout $(LAYOUT))
 
 run-source: build sample datasets  ## run kernels/KERNEL/notebook.py as a script, lib importable
-	$(PY) tools/run_kernel.py $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) --source
+	$(PY) -m tools.local.run_kernel $(KERNEL) --comp $(COMP) --build $(BUILD_DIR) --source
 
-lab: setup sample datasets  ## JupyterLab on 127.0.0.1: kernels/*/notebook.py open as notebooks (jupytext), run on KERNEL's inputs from COMP (tools/lab.py)
-	$(PY) -m tools.lab $(KERNEL) --comp $(COMP)
+lab: setup sample datasets  ## JupyterLab on 127.0.0.1: kernels/*/notebook.py open as notebooks (jupytext), run on KERNEL's inputs from COMP (tools/local/lab.py)
+	$(PY) -m tools.local.lab $(KERNEL) --comp $(COMP)
 
 demo: setup sample datasets  ## the whole loop on the sample: train demo and demo2, tune their ensemble, run inference (CV + submission)
 	$(MAKE) --no-print-directory train EXP=demo
@@ -100,26 +100,26 @@ demo: setup sample datasets  ## the whole loop on the sample: train demo and dem
 	$(MAKE) --no-print-directory run KERNEL=shopee-inference
 
 timing: build sample datasets  ## inference on 70,000 synthetic test rows on this CPU with the demo's models: the per-stage time table
-	$(PY) -m tools.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
-	$(PY) tools/run_kernel.py shopee-inference --comp data/timing-70k --build $(BUILD_DIR) --output runs/timing-70k --timeout 14400
+	$(PY) -m tools.data.make_timing_sample --sample $(SAMPLE) --out data/timing-70k --rows 70000
+	$(PY) -m tools.local.run_kernel shopee-inference --comp data/timing-70k --build $(BUILD_DIR) --output runs/timing-70k --timeout 14400
 
 bench: setup  ## exact kNN against faiss-cpu IndexFlatIP (n = 10k, 35k, 70k; 512-d; k=50), the scan in bfloat16 and float32, sparse TF-IDF search, char TF-IDF against scikit-learn
-	$(PY) tools/bench_knn.py
+	$(PY) -m tools.bench.knn
 
 bench-pairs: setup  ## the second stage at 70,000 synthetic postings: pair features and scores, graph steps, against LightGBM's and scipy's own
-	$(PY) -m tools.bench_pair_stage
+	$(PY) -m tools.bench.pair_stage
 
-pretrained: setup  ## MODEL=timm:<name>.<tag> | hf:<model id>: fetch it here (internet) into data/datasets/<slug>/ with datasets-meta/<slug>/, print the experiment and kernel.yaml lines (tools/pretrained.py)
-	$(PY) -m tools.pretrained $(MODEL)
+pretrained: setup  ## MODEL=timm:<name>.<tag> | hf:<model id>: fetch it here (internet) into data/datasets/<slug>/ with datasets-meta/<slug>/, print the experiment and kernel.yaml lines (tools/data/pretrained.py)
+	$(PY) -m tools.data.pretrained $(MODEL)
 
 bench-title-plan: setup datasets  ## the title plan's tuning bounded (lib/inference/title_plan.py) against all of train, at 34,250 synthetic train and 70,000 test postings: each stage's T4 projection, both plans' test F1
-	$(PY) -m tools.bench_title_plan
+	$(PY) -m tools.bench.title_plan
 
-gpu-check: setup sample datasets  ## on a CUDA machine, offline: CUDA tests, the float16 scan, a training epoch, inference at 70,000 rows measured against its projection (tools/gpu_check.py)
-	$(PY) tools/gpu_check.py
+gpu-check: setup sample datasets  ## on a CUDA machine, offline: CUDA tests, the float16 scan, a training epoch, inference at 70,000 rows measured against its projection (tools/gpu/check.py)
+	$(PY) -m tools.gpu.check
 
-gpu-bundle: setup datasets  ## .gpu-bundle/: wheels, a small sample and a tiny text model, for gpu-check on a CUDA machine whose Python has torch but no network (tools/gpu_bundle.py)
-	$(PY) -m tools.gpu_bundle
+gpu-bundle: setup datasets  ## .gpu-bundle/: wheels, a small sample and a tiny text model, for gpu-check on a CUDA machine whose Python has torch but no network (tools/gpu/bundle.py)
+	$(PY) -m tools.gpu.bundle
 
 # Debian's chromium, for the browser test of `make lab` (tests/test_lab.py): a browser download is not possible here.
 CHROMIUM := /usr/bin/chromium
@@ -153,6 +153,8 @@ format: setup  ## rewrite files with ruff format
 clean:  ## remove build/, runs/ and generated data (keeps .venv)
 	rm -rf build runs data
 
-include tools/delivery.mk
-include tools/train.mk
-include tools/optimize.mk
+# The targets of each job beyond the local loop, one file each in make/: Kaggle delivery (push, datasets, status,
+# submit), local training, the ensemble optimiser. `make help` lists their targets with these.
+include make/delivery.mk
+include make/train.mk
+include make/optimize.mk

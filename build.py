@@ -98,7 +98,7 @@ class Cell:
     origin: str
     first_line: int = 1
     hidden: bool = False
-    tags: tuple[str, ...] = ()  # the source cell's tags (a kernel's `parameters` cell: tools/variants.py)
+    tags: tuple[str, ...] = ()  # the source cell's tags (a kernel's `parameters` cell: tools/local/variants.py)
 
 
 # === kernel.yaml: the settings, the owner, kernel-metadata.json and where Kaggle mounts each source

@@ -36,7 +36,7 @@ if REQUIREMENTS and REQUIREMENTS.is_file():
         if pip.returncode != 0:
             raise RuntimeError(
                 f"pip could not install {REQUIREMENTS} offline (its output is above): add what it lacks to "
-                "tools/wheels.txt, then `make wheels` and `make upload-weights DATASET=wheels`"
+                "tools/env/wheels.txt, then `make wheels` and `make upload-weights DATASET=wheels`"
             )
 else:
     print(f"no shopee-wheels/requirements.txt under {paths.input_root()}: the packages of the image are used")

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ["build", "runs"]  # the repository's folders of builds and run outputs, the user's own
 DATASETS = ROOT / "data" / "datasets"
 MINILM = DATASETS / "all-minilm-l6-v2"
-LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]  # what tools/local_datasets.py writes
+# what tools.local.local_datasets writes
+LOCAL_COPIES = ["all-minilm-l6-v2/config.json", "shopee-wheels/requirements.txt"]
 COMPETITION = "shopee-product-matching"
 OWNER = "someone"  # the owner of the datasets and kernel outputs in the input root, as Kaggle mounts them
 TINY_RUN = {
@@ -122,7 +123,9 @@ def local_datasets(tmp_path_factory) -> Path:
     first, by one worker at a time, when a fresh clone lacks them."""
     with FileLock(shared_folder(tmp_path_factory) / "local-datasets.lock"):
         if not all((DATASETS / path).is_file() for path in LOCAL_COPIES):
-            subprocess.run([sys.executable, "tools/local_datasets.py"], check=True, cwd=ROOT, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "tools.local.local_datasets"], check=True, cwd=ROOT, capture_output=True
+            )
     return DATASETS
 
 
@@ -170,7 +173,7 @@ def train_runs(base: Path, minilm: Path) -> None:
     root = base / "input"
     competition = root / "competitions" / COMPETITION
     datasets, notebooks = root / "datasets" / OWNER, root / "notebooks" / OWNER
-    sample = [sys.executable, "tools/make_sample.py", "--out", str(competition), "--rows", "300", "--seed", "3"]
+    sample = [sys.executable, "-m", "tools.data.make_sample", "--out", str(competition), "--rows", "300", "--seed", "3"]
     subprocess.run(sample, check=True, cwd=ROOT, capture_output=True)
     datasets.mkdir(parents=True)
     notebooks.mkdir(parents=True)

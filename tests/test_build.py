@@ -116,7 +116,7 @@ def test_a_real_kernel_reads_title_and_config_first_then_one_hidden_library(tmp_
     parameters = [cell for cell in leading if cell.metadata.get("tags") == ["parameters"]]
     if kernel == "shopee-inference":
         assert not parameters
-    else:  # the values a variant sets (tools/variants.py), right after the title
+    else:  # the values a variant sets (tools/local/variants.py), right after the title
         assert parameters == [leading[1]] and leading[1].cell_type == "code"
     configured = leading[len(parameters) + 1 :]
     if kernel == "shopee-train":  # its first code cell imports lib (its config is the experiment's, read there)
@@ -343,7 +343,7 @@ def test_cli_fails_with_message_and_never_writes_into_sources(tmp_path):
 
 
 def test_a_local_build_without_a_kaggle_owner_says_nothing_of_it(tmp_path):
-    # the owner matters only to a push, which refuses without one (tools/delivery.py, tools/preflight.py)
+    # the owner matters only to a push, which refuses without one (tools/kaggle/delivery.py, tools/kaggle/preflight.py)
     kernel = make_repo(tmp_path, "# %%\nprint(1)\n")
     (kernel / "kernel.yaml").write_text(SETTINGS.replace("owner: someone\n", ""))
     (tmp_path / "kaggle-config").mkdir()
@@ -420,4 +420,4 @@ def test_the_wheels_install_cell_installs_offline_in_either_layout_or_says_the_i
     refused = run_install_cell(python, inputs)
     assert f"installing offline: {python} -m pip install --no-index --find-links {flat} -r" in refused.stdout
     assert refused.returncode == 1 and "No matching distribution found for absent-package==2.0" in refused.stdout
-    assert "add what it lacks to tools/wheels.txt, then `make wheels`" in refused.stderr
+    assert "add what it lacks to tools/env/wheels.txt, then `make wheels`" in refused.stderr

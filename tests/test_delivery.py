@@ -1,4 +1,4 @@
-"""Delivery to Kaggle: the real `kaggle` CLI, driven by tools/delivery.py and the make targets, against a local
+"""Delivery to Kaggle: the real `kaggle` CLI, driven by tools/kaggle/delivery.py and the make targets, against a local
 recording server (tests/kaggle_recorder.py) with fake credentials. Nothing leaves 127.0.0.1; builds and push records
 go to each test's own build folder (BUILD_DIR)."""
 
@@ -19,10 +19,13 @@ import pandas as pd
 import pytest
 import yaml
 
+import build
 from tests.conftest import edit_settings
 from tests.kaggle_recorder import LOG_STREAM, Recorder, competition_zip
 from tests.wheel_files import write_wheel
-from tools import delivery, preflight
+from tools.kaggle import datasets, preflight
+from tools.kaggle.cli import DeliveryError
+from tools.kaggle.kernel_runs import kernel_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "fake-delivery-user"
@@ -68,8 +71,8 @@ def run_python(*args) -> None:
 def samples(tmp_path_factory, local_datasets) -> Path:
     """A 300-row sample in both situations (commit run, scoring rerun), beside the local datasets."""
     folder = tmp_path_factory.mktemp("samples")
-    run_python("tools/make_sample.py", "--out", folder / "sample", "--rows", 300, "--seed", 3)
-    run_python("tools/make_sample.py", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
+    run_python("-m", "tools.data.make_sample", "--out", folder / "sample", "--rows", 300, "--seed", 3)
+    run_python("-m", "tools.data.make_sample", "--out", folder / "hidden", "--rows", 300, "--seed", 3, "--hidden")
     return folder
 
 
@@ -123,8 +126,8 @@ def captured(result: subprocess.CompletedProcess, recorder: Recorder) -> subproc
 
 
 def deliver(recorder: Recorder, env: dict, *args) -> subprocess.CompletedProcess:
-    """Run `python -m tools.delivery --build BUILD_DIR ARGS` as make does."""
-    command = [sys.executable, "-m", "tools.delivery", "--build", env["BUILD_DIR"], *map(str, args)]
+    """Run `python -m tools.kaggle.delivery --build BUILD_DIR ARGS` as make does."""
+    command = [sys.executable, "-m", "tools.kaggle.delivery", "--build", env["BUILD_DIR"], *map(str, args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     return captured(result, recorder)
 
@@ -426,7 +429,7 @@ def test_a_push_without_a_known_owner_is_refused_naming_the_kernel_and_the_fix(t
         (tmp_path / "kaggle-config" / "kaggle.json").write_text(json.dumps({"key": KEY}))  # a key, no username
         result = make(recorder, env, "push-optimize", "RUNS=shopee-train-exp001")
     assert result.returncode != 0
-    owner = f"optimize-ensemble: no Kaggle owner known ({delivery.build.OWNER_PLACEHOLDER}/optimize-ensemble)"
+    owner = f"optimize-ensemble: no Kaggle owner known ({build.OWNER_PLACEHOLDER}/optimize-ensemble)"
     assert f"{owner}; set KAGGLE_USERNAME, or 'owner' in its kernel.yaml" in result.stderr
     assert recorder.requests == []
 
@@ -566,15 +569,15 @@ def test_competition_data_names_the_rules_on_a_refusal_and_a_missing_image_by_it
 def test_kernel_is_named_by_its_push_record_its_build_or_owner_and_slug(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": f"{USER}/my-kernel"}))
-    assert delivery.kernel_ref("mine", tmp_path) == f"{USER}/my-kernel"
-    assert delivery.kernel_ref("someone/their-kernel", tmp_path) == "someone/their-kernel"
-    with pytest.raises(delivery.DeliveryError, match="missing; push the kernel first"):
-        delivery.kernel_ref("never-built", tmp_path)
+    assert kernel_ref("mine", tmp_path) == f"{USER}/my-kernel"
+    assert kernel_ref("someone/their-kernel", tmp_path) == "someone/their-kernel"
+    with pytest.raises(DeliveryError, match="missing; push the kernel first"):
+        kernel_ref("never-built", tmp_path)
     (tmp_path / "mine" / "kernel-metadata.json").write_text(json.dumps({"id": "set-KAGGLE_USERNAME/my-kernel"}))
-    with pytest.raises(delivery.DeliveryError, match="built without a Kaggle owner"):
-        delivery.kernel_ref("mine", tmp_path)
+    with pytest.raises(DeliveryError, match="built without a Kaggle owner"):
+        kernel_ref("mine", tmp_path)
     (tmp_path / "mine" / "push.json").write_text(json.dumps({"id": f"{USER}/my-kernel", "version": 3}))
-    assert delivery.kernel_ref("mine", tmp_path) == f"{USER}/my-kernel", "a local build after the push changes nothing"
+    assert kernel_ref("mine", tmp_path) == f"{USER}/my-kernel", "a local build after the push changes nothing"
 
 
 def test_output_downloads_kernel_files_into_a_local_folder(tmp_path):
@@ -757,20 +760,20 @@ def test_wheels_fetches_only_the_listed_wheels_for_kaggles_python_and_platform(t
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(house))
-    monkeypatch.setattr(delivery.wheels_list, "WHEELS_LIST", wanted)
-    monkeypatch.setattr(delivery, "LOCAL_DATASETS", tmp_path / "datasets")
+    monkeypatch.setattr(datasets.wheels_list, "WHEELS_LIST", wanted)
+    monkeypatch.setattr(datasets, "LOCAL_DATASETS", tmp_path / "datasets")
     target = tmp_path / "datasets" / "shopee-wheels"
     target.mkdir(parents=True)
     (target / "stale-0.1-py3-none-any.whl").write_bytes(b"old")
 
-    found = delivery.wheels()
-    assert delivery.wheels_list.image_python() == "3.12"  # tools/kaggle_image.txt
+    found = datasets.wheels()
+    assert datasets.wheels_list.image_python() == "3.12"  # tools/env/kaggle_image.txt
     assert [path.name for path in found] == [f"tinyplat-1.0-cp312-cp312-{linux}.whl", "tinypure-0.1-py3-none-any.whl"]
     assert sorted(path.name for path in target.iterdir()) == sorted([p.name for p in found] + ["requirements.txt"])
     assert (target / "requirements.txt").read_text() == wanted.read_text()
     wanted.write_text("tinysrc==1.0\n")
-    with pytest.raises(delivery.DeliveryError, match="pip found no wheel for Python 3.12"):
-        delivery.wheels()
+    with pytest.raises(DeliveryError, match="pip found no wheel for Python 3.12"):
+        datasets.wheels()
     metadata = json.loads((ROOT / "datasets-meta" / "wheels" / "dataset-metadata.json").read_text())
     slug = metadata["id"].split("/")[1]
     assert 6 <= len(slug) <= 50 and 6 <= len(metadata["title"]) <= 50 and len(metadata["licenses"]) == 1

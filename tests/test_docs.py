@@ -1,5 +1,6 @@
-"""The README's and docs' claims that can be checked: the make targets they name exist, their relative links lead to
-files (and headings) that exist, no tracked file points outside the repository, and the README stays short."""
+"""The README's and docs' claims that can be checked: the make targets and tools they name exist, their relative
+links lead to files (and headings) that exist, no tracked file points outside the repository, and the README stays
+short."""
 
 import re
 import subprocess
@@ -92,6 +93,44 @@ def test_every_make_target_the_docs_name_exists():
     assert {"demo", "test", "push-inference", "train-hours"} <= targets  # the includes were read
     unknown = {str(path.relative_to(ROOT)): unknown_targets(path.read_text(), targets) for path in documents()}
     assert {name: found for name, found in unknown.items() if found} == {}, "no such make targets"
+
+
+# Tools
+
+
+TOOL_PATH = re.compile(r"\btools/[\w/]+\.\w+")
+TOOL_MODULE = re.compile(r"\btools(?:\.[a-z_]\w*)+")
+
+
+def missing_tools(markdown: str, root: Path = ROOT) -> set[str]:
+    """The tools/ files and tools.<package>.<module> names (or a module's attribute) a text names that do not exist."""
+    missing = {path for path in TOOL_PATH.findall(markdown) if not (root / path).is_file()}
+    for name in TOOL_MODULE.findall(markdown):
+        parts = name.split(".")
+        places = [root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts) / "__init__.py"]
+        places.append(root.joinpath(*parts[:-1]).with_suffix(".py"))  # an attribute of a module
+        if not any(place.is_file() for place in places):
+            missing.add(name)
+    return missing
+
+
+def test_finds_tools_that_do_not_exist(tmp_path):
+    (tmp_path / "tools" / "kaggle").mkdir(parents=True)
+    (tmp_path / "tools" / "kaggle" / "kernels.py").write_text("")
+    text = (
+        "`python -m tools.kaggle.kernels`, tools.kaggle.kernels.push, tools/kaggle/kernels.py; tools.kaggle.gone and "
+    )
+    assert missing_tools(text + "`tools/delivery.py` or tools.delivery", tmp_path) == {
+        "tools.kaggle.gone",
+        "tools/delivery.py",
+        "tools.delivery",
+    }
+
+
+def test_every_tool_the_docs_name_exists():
+    texts = [*documents(), ROOT / "Makefile", *sorted((ROOT / "make").glob("*.mk"))]
+    missing = {str(path.relative_to(ROOT)): missing_tools(path.read_text()) for path in texts}
+    assert {name: found for name, found in missing.items() if found} == {}, "no such tools"
 
 
 # Links

@@ -1,4 +1,4 @@
-"""tools/gpu_check.py run small on the CPU (--allow-cpu): every check runs and the table is printed; on a CUDA machine
+"""tools/gpu/check.py run small on the CPU (--allow-cpu): every check runs and the table is printed; on a CUDA machine
 `make gpu-check` runs the same code at 70,000 rows."""
 
 import subprocess
@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_gpu_check_runs_every_check_and_prints_measured_against_projected(tmp_path, minilm):
     sample = tmp_path / "sample"
-    make_sample = [sys.executable, "tools/make_sample.py", "--out", sample, "--rows", "100", "--seed", "6"]
+    make_sample = [sys.executable, "-m", "tools.data.make_sample", "--out", sample, "--rows", "100", "--seed", "6"]
     subprocess.run(list(map(str, make_sample)), check=True, capture_output=True, cwd=ROOT)
-    command = [sys.executable, "tools/gpu_check.py", "--allow-cpu", "--sample", sample, "--text-model", minilm]
+    command = [sys.executable, "-m", "tools.gpu.check", "--allow-cpu", "--sample", sample, "--text-model", minilm]
     command += ["--rows", "360", "--from-rows", "120", "--out", tmp_path / "out"]
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -26,5 +26,5 @@ def test_the_gpu_check_runs_every_check_and_prints_measured_against_projected(tm
 
 
 def test_without_cuda_it_says_so_and_stops():
-    result = subprocess.run([sys.executable, "tools/gpu_check.py"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "tools.gpu.check"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1 and "no CUDA device here" in result.stderr

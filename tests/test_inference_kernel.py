@@ -153,8 +153,21 @@ def built(tmp_path_factory) -> Path:
 
 def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs), stage=True)
-    log = run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built)
-    run("tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, "--source")
+    log = run(
+        "-m", "tools.local.run_kernel", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built
+    )
+    run(
+        "-m",
+        "tools.local.run_kernel",
+        KERNEL,
+        "--comp",
+        trained_runs.competition,
+        "--runs",
+        runs,
+        "--build",
+        built,
+        "--source",
+    )
     out, source = runs / KERNEL, runs / f"{KERNEL}-source"
     for name in ["submission.csv", "cv_scores.json", "matching_config.json", "run_status.json"]:
         assert (out / name).read_bytes() == (source / name).read_bytes(), name
@@ -198,7 +211,7 @@ def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs
 def hidden(trained_runs, tmp_path_factory) -> Path:
     """The scoring rerun's competition folder: the trained runs' sample with every held-out row in test.csv."""
     comp = tmp_path_factory.mktemp("hidden") / "comp"
-    run("tools/make_sample.py", "--out", comp, "--rows", 300, "--seed", 3, "--hidden")
+    run("-m", "tools.data.make_sample", "--out", comp, "--rows", 300, "--seed", 3, "--hidden")
     assert (comp / "train.csv").read_bytes() == (trained_runs.competition / "train.csv").read_bytes()
     return comp
 
@@ -213,7 +226,7 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     test.loc[2, "title"], test.loc[3, "title"] = "", "\\xf0\\x9f\\x94\\xa5 !!! ??? 0 ml"
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
+    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
 
     out = runs / KERNEL
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
@@ -302,7 +315,8 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     log = run(
-        "tools/run_kernel.py",
+        "-m",
+        "tools.local.run_kernel",
         kernel.name,
         "--comp",
         comp,
@@ -357,7 +371,16 @@ def test_a_plan_projected_over_the_budget_stops_the_commit_run_and_is_only_print
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     comp = hidden if scoring_rerun else trained_runs.competition
     log = run(
-        "tools/run_kernel.py", kernel.name, "--comp", comp, "--runs", runs, "--build", tmp_path / "build", check=False
+        "-m",
+        "tools.local.run_kernel",
+        kernel.name,
+        "--comp",
+        comp,
+        "--runs",
+        runs,
+        "--build",
+        tmp_path / "build",
+        check=False,
     )
 
     out = runs / (kernel.name if scoring_rerun else f"{kernel.name}.failed")
@@ -386,7 +409,16 @@ def broken_checkpoint(trained_runs, folder: Path) -> Path:
 def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_runs, built, tmp_path):
     runs = broken_checkpoint(trained_runs, tmp_path)
     log = run(
-        "tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built, check=False
+        "-m",
+        "tools.local.run_kernel",
+        KERNEL,
+        "--comp",
+        trained_runs.competition,
+        "--runs",
+        runs,
+        "--build",
+        built,
+        check=False,
     )
 
     assert re.search(r"run failed: cell \d+ failed:\n", log) and "not a readable checkpoint" in log
@@ -404,7 +436,7 @@ def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_
     trained_runs, built, hidden, tmp_path
 ):
     runs = broken_checkpoint(trained_runs, tmp_path)
-    log = run("tools/run_kernel.py", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
+    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
 
     assert "a stage failed and the kernel kept its fallback submission" in log and not re.search(
         r"cell \d+ failed", log
@@ -480,7 +512,7 @@ def test_a_bad_competition_file_fails_naming_the_users_file_and_line_and_keeps_t
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     before = previous_outputs(runs)
     result = subprocess.run(
-        [sys.executable, "tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built],
+        [sys.executable, "-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -506,7 +538,7 @@ def test_a_header_only_test_csv_gives_a_header_only_submission(trained_runs, bui
     comp = bad_competition(trained_runs.competition, tmp_path / "my-comp")
     (comp / "test.csv").write_text((comp / "test.csv").read_text().splitlines()[0] + "\n")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
+    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
 
     out = runs / KERNEL
     assert "test.csv holds no postings (only its header): the submission will hold only its header" in log
@@ -521,7 +553,7 @@ def test_a_missing_train_images_folder_fails_the_commit_run_naming_it(trained_ru
     (comp / "train_images").unlink()
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     before = previous_outputs(runs)
-    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
 
     assert f"ImagesUnreadable: {comp}/train_images: no such image folder" in log
     assert "the commit run stops here" in log and "images unreadable" not in log
@@ -541,7 +573,7 @@ def test_a_mostly_unreadable_test_image_folder_keeps_the_fallback_in_the_scoring
         (comp / "test_images" / name).write_bytes(b"\xff\xd8\xff\xe0 truncated")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     before = previous_outputs(runs)
-    log = run("tools/run_kernel.py", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
 
     folder = comp / "test_images"
     line = f"{len(test)} of {len(test)} images unreadable in {folder} (grey placeholders stand in): {test.image[0]}: "

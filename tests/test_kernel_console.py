@@ -1,5 +1,5 @@
-"""tools/kernel_console.py: a notebook's outputs shown as they come, by a real Jupyter kernel; its failure reported by
-the failing cell, the exception and the frames of the notebook and of lib, other libraries folded."""
+"""tools.local.kernel_console: a notebook's outputs shown as they come, by a real Jupyter kernel; its failure reported
+by the failing cell, the exception and the frames of the notebook and of lib, other libraries folded."""
 
 import io
 import json
@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from tools import kernel_console
-from tools.kernel_console import Console, StreamingClient, failure_report
+from tools.local import kernel_console
+from tools.local.kernel_console import Console, StreamingClient, failure_report
 
 
 class Clock:

@@ -1,5 +1,6 @@
-"""`make lab` (tools/lab.py): one JupyterLab server on a free loopback port for the module, serving a copy of kernels/
-with the lab's folder, competition and runs under tmp_path; its contents API, its kernel and a headless chromium."""
+"""`make lab` (tools.local.lab): one JupyterLab server on a free loopback port for the module, serving a copy of
+kernels/ with the lab's folder, competition and runs under tmp_path; its contents API, its kernel and a headless
+chromium."""
 
 import json
 import shutil
@@ -15,8 +16,8 @@ import pytest
 import websocket
 from playwright.sync_api import sync_playwright
 
-from tools.lab import LabError, prepare
-from tools.run_kernel import RunError
+from tools.local.lab import LabError, prepare
+from tools.local.run_kernel import RunError
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = sorted(path.parent.name for path in (ROOT / "kernels").glob("*/notebook.py"))
@@ -66,7 +67,7 @@ def competition_folder(folder: Path) -> Path:
 
 
 def printed_url(log: Path) -> str | None:
-    """The address tools/lab.py prints, once it has."""
+    """The address tools/local/lab.py prints, once it has."""
     return next((line.split()[1] for line in log.read_text().splitlines() if line.startswith("JupyterLab: ")), None)
 
 
@@ -87,12 +88,12 @@ def wait_for(answer, server: subprocess.Popen, log: Path):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """tools/lab.py started as `make lab` starts it, on tmp folders; stopped after the module."""
+    """tools/local/lab.py started as `make lab` starts it, on tmp folders; stopped after the module."""
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     shutil.copytree(ROOT / "kernels", root / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
     comp = competition_folder(base / "comp")
-    command = [sys.executable, "-m", "tools.lab", "shopee-inference", "--comp", comp, "--runs", base / "runs"]
+    command = [sys.executable, "-m", "tools.local.lab", "shopee-inference", "--comp", comp, "--runs", base / "runs"]
     command += ["--lab-dir", base / "lab", "--root", root, "--MappingKernelManager.cull_interval=30", *IDLE_STOP]
     log = base / "server.log"
     with log.open("w") as output:

@@ -1,6 +1,8 @@
-"""The layout of lib/: packages by stage, imports only downward, an inference kernel that inlines no training code."""
+"""The layout of lib/: packages by stage, imports only downward, an inference kernel that inlines no training code; of
+tools/: a package per job, run as modules, imported by no lib module; the make recipes run those modules."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,62 @@ def test_the_inference_kernels_inline_no_training_code():
         inlined = {cell.origin for cell in build.compose(ROOT / "kernels" / kernel, ROOT)}
         assert any(origin.startswith("lib/inference/") or origin.startswith("lib/matching/") for origin in inlined)
         assert not [origin for origin in inlined if origin.startswith("lib/training/")], kernel
+
+
+# tools/: local-only tools, a package per job, each run as `python -m tools.<package>.<tool>` from the root
+
+
+TOOLS = ROOT / "tools"
+MAKEFILES = [ROOT / "Makefile", *sorted((ROOT / "make").glob("*.mk"))]
+
+
+def tool_modules() -> list[Path]:
+    return sorted(path for path in TOOLS.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def project_imports(path: Path) -> set[str]:
+    """The top-level names of the modules a file imports, anywhere in it (relative imports as '.')."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module.split(".")[0] if node.level == 0 and node.module else ".")
+    return found
+
+
+def test_every_tool_is_in_a_package_of_its_job():
+    assert [path.name for path in TOOLS.glob("*.py")] == ["__init__.py"], "put each tool into the package of its job"
+    packages = [path for path in TOOLS.iterdir() if path.is_dir() and path.name != "__pycache__"]
+    assert packages and all((package / "__init__.py").is_file() for package in packages)
+    nested = [str(path.relative_to(ROOT)) for path in tool_modules() if len(path.relative_to(TOOLS).parts) > 2]
+    assert nested == [], "tools/<package>/<tool>.py, one level"
+
+
+def test_no_tool_changes_sys_path():
+    """Tools run as modules from the repository's root, which puts lib, tools and build.py on the path."""
+    for path in tool_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+                assert ast.unparse(node.value) != "sys.path", f"{path.relative_to(ROOT)}: changes sys.path"
+
+
+def test_tools_import_lib_build_and_tools_and_lib_imports_no_tool():
+    for path in tool_modules():
+        other = project_imports(path) & {".", "tests", "kernels"}  # of this repository, beside lib, tools, build.py
+        assert not other, f"{path.relative_to(ROOT)}: imports from {other}"
+    for path in sorted((ROOT / "lib").rglob("*.py")):
+        assert not project_imports(path) & {"tools", "build"}, f"{path.relative_to(ROOT)} imports a tool or build.py"
+
+
+def test_make_recipes_run_tool_modules_that_exist_and_no_inline_python():
+    for makefile in MAKEFILES:
+        recipes = [line for line in makefile.read_text().splitlines() if line.startswith("\t")]
+        inline = [line.strip() for line in recipes if re.search(r"(python3?|PY\))\s+-c\b", line)]
+        assert inline == [], f"{makefile.name}: a recipe runs an inline Python program; make it a tool with a main"
+        for module in re.findall(r"-m (tools(?:\.\w+)+)", "\n".join(recipes)):
+            assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{makefile.name}: no module {module}"
+        scripts = re.findall(r"\S+/\w+\.py\b", "\n".join(recipes))
+        assert [script for script in scripts if script.startswith("tools/")] == [], "run tools with python -m"
+    includes = re.findall(r"^include (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert sorted(includes) == sorted(str(path.relative_to(ROOT)) for path in MAKEFILES[1:])

@@ -47,10 +47,10 @@ def test_loader_workers_started_repeatedly_from_a_built_notebook_never_hang(tmp_
     (kernel / "kernel.yaml").write_text(SETTINGS)
     build.build_kernel(kernel, tmp_path / "build")
     sample = tmp_path / "sample"  # its own: a fresh clone has no data/sample
-    make_sample = [sys.executable, "tools/make_sample.py", "--out", sample, "--rows", "100", "--seed", "5"]
+    make_sample = [sys.executable, "-m", "tools.data.make_sample", "--out", sample, "--rows", "100", "--seed", "5"]
     subprocess.run(list(map(str, make_sample)), check=True, capture_output=True, cwd=ROOT)
     runs = tmp_path / "runs"
-    command = [sys.executable, "tools/run_kernel.py", KERNEL, "--build", tmp_path / "build", "--runs", runs]
+    command = [sys.executable, "-m", "tools.local.run_kernel", KERNEL, "--build", tmp_path / "build", "--runs", runs]
     command += ["--comp", sample]
     command += ["--timeout", "300"]  # a hung worker raises after lib.data.dataset.LOADER_TIMEOUT_S; a hang stops here
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=ROOT)

@@ -1,4 +1,4 @@
-"""tools/local_datasets.py: the wheels stand-in (requirements.txt only), never over a real download, and the
+"""tools/local/local_datasets.py: the wheels stand-in (requirements.txt only), never over a real download, and the
 kernels' offline install cell a no-op with it in this environment."""
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import build
-from tools import local_datasets
+from tools.local import local_datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,11 +46,11 @@ def test_a_pin_this_environment_lacks_is_refused_naming_the_line(tmp_path, monke
 def test_the_install_cell_with_the_stand_in_of_tools_wheels_txt_is_a_no_op_offline(tmp_path):
     stand_in = tmp_path / "input" / "shopee-wheels"
     stand_in.mkdir(parents=True)
-    (stand_in / "requirements.txt").write_text((ROOT / "tools" / "wheels.txt").read_text())
+    (stand_in / "requirements.txt").write_text((ROOT / "tools" / "env" / "wheels.txt").read_text())
     env = {**os.environ, "KERNEL_INPUT_DIR": str(tmp_path / "input"), "PIP_CONFIG_FILE": os.devnull}
     result = subprocess.run([sys.executable, "-c", build.wheels_install()], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    listed = [line for line in (ROOT / "tools" / "wheels.txt").read_text().splitlines() if "==" in line]
+    listed = [line for line in (ROOT / "tools" / "env" / "wheels.txt").read_text().splitlines() if "==" in line]
     assert result.stdout == (
         f"the {len(listed)} packages of {stand_in / 'requirements.txt'} are installed at their versions: "
         "nothing to install\n"

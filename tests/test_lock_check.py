@@ -1,4 +1,4 @@
-"""tools/lock_check.py: a lock that disagrees with its list, or an environment that disagrees with its lock, is
+"""tools/env/lock_check.py: a lock that disagrees with its list, or an environment that disagrees with its lock, is
 named package by package; the repository's own lists and locks agree."""
 
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from tools import lock_check
+from tools.env import lock_check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_a_package_missing_from_the_lock_and_a_version_that_differs_are_named(tm
 
 
 def test_the_repositorys_lists_and_locks_agree():
-    result = subprocess.run([sys.executable, "-m", "tools.lock_check"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "tools.env.lock_check"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for lock in lock_check.LOCKS.values():
         pins = lock_check.locked_versions(ROOT / lock)
@@ -60,6 +60,9 @@ def test_an_environment_is_checked_against_its_lock_both_ways(tmp_path):
         "surely-absent-package==1.0 is in env.lock but not installed",
     ]
     result = subprocess.run(
-        [sys.executable, "-m", "tools.lock_check", "--installed", str(lock)], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "tools.env.lock_check", "--installed", str(lock)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "3 package(s) disagree" in result.stderr

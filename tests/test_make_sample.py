@@ -1,4 +1,4 @@
-"""Tests for tools/make_sample.py: layout, schema, determinism, group sizes, phashes and the built-in hard cases."""
+"""Tests for tools.data.make_sample: layout, schema, determinism, group sizes, phashes and the built-in hard cases."""
 
 import hashlib
 import itertools
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "make_sample.py"
+ROOT = Path(__file__).resolve().parents[1]
 ROWS = 400
 OUTPUTS = {"train.csv", "test.csv", "sample_submission.csv", "train_images", "test_images"}
 SIZE_WORDS = {"s", "m", "l", "xl", "xxl"}
@@ -20,8 +20,18 @@ SIZE_WORDS = {"s", "m", "l", "xl", "xxl"}
 
 def generate(out: Path, seed: int = 0, hidden: bool = False) -> subprocess.CompletedProcess:
     """Run the generator into out with ROWS train rows."""
-    command = [sys.executable, str(SCRIPT), "--out", str(out), "--seed", str(seed), "--rows", str(ROWS)]
-    return subprocess.run(command + ["--hidden"] * hidden, capture_output=True, text=True, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "tools.data.make_sample",
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+        "--rows",
+        str(ROWS),
+    ]
+    return subprocess.run(command + ["--hidden"] * hidden, capture_output=True, text=True, check=False, cwd=ROOT)
 
 
 def solution_path(out: Path) -> Path:

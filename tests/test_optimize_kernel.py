@@ -1,5 +1,5 @@
 """kernels/optimize-ensemble end to end: built for two trained runs, or for frozen pretrained encoders alone
-(tools.optimize), and run offline by a real Jupyter kernel; the inference config it writes validates, its CV is at
+(tools.local.optimize), and run offline by a real Jupyter kernel; the inference config it writes validates, its CV is at
 least the best single model's, and the inference kernel attaching what it reads scores it in both runs."""
 
 import json
@@ -15,8 +15,8 @@ from lib.inference import correction
 from lib.inference.plan import read_tuned_config
 from lib.matching.ensemble import MIN_GAIN
 from tests import tiny_encoders
-from tools.optimize import ENCODER_FILE, variant
-from tools.variants import plan_kernel
+from tools.local.optimize import ENCODER_FILE, variant
+from tools.local.variants import plan_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "optimize-ensemble"
@@ -28,7 +28,7 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
     for name, folder in trained_runs.runs.items():
         (runs / name).symlink_to(folder, target_is_directory=True)
     build.build_kernel(variant(list(trained_runs.runs), tmp_path / "build" / "variants"), tmp_path / "build")
-    command = ["tools/run_kernel.py", KERNEL, "--comp", trained_runs.competition, "--runs", runs]
+    command = ["-m", "tools.local.run_kernel", KERNEL, "--comp", trained_runs.competition, "--runs", runs]
     command += ["--build", tmp_path / "build"]
     result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -87,7 +87,17 @@ def test_the_optimiser_writes_an_inference_config_at_least_as_good_as_each_model
 
 def run_kernel(name: str, comp: Path, folder: Path) -> str:
     """Run a kernel built in folder/build on comp, its sources in folder/runs and folder/datasets; its output."""
-    command = ["tools/run_kernel.py", name, "--comp", comp, "--runs", folder / "runs", "--build", folder / "build"]
+    command = [
+        "-m",
+        "tools.local.run_kernel",
+        name,
+        "--comp",
+        comp,
+        "--runs",
+        folder / "runs",
+        "--build",
+        folder / "build",
+    ]
     command += ["--datasets", folder / "datasets"]
     result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -98,7 +108,7 @@ def samples(folder: Path) -> tuple[Path, Path]:
     """A 150-row sample in the commit run's situation and in the scoring rerun's."""
     made = []
     for name, hidden in [("sample", []), ("hidden", ["--hidden"])]:
-        command = ["tools/make_sample.py", "--out", folder / name, "--rows", "150", "--seed", "5", *hidden]
+        command = ["-m", "tools.data.make_sample", "--out", folder / name, "--rows", "150", "--seed", "5", *hidden]
         subprocess.run([sys.executable, *map(str, command)], check=True, capture_output=True, cwd=ROOT)
         made.append(folder / name)
     return made[0], made[1]

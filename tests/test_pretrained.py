@@ -1,4 +1,4 @@
-"""tools/pretrained.py fetching through the real timm and transformers clients from a local hub (tests/hub_server.py):
+"""tools.data.pretrained fetching through the real timm and transformers clients from a local hub (tests/hub_server.py):
 the weights dataset it writes loads with lib's own loaders, its metadata is a valid Kaggle dataset's, and the plan's
 model entry it prints for each family (timm backbone, sentence models of the e5, LaBSE and other families, CLIP,
 SigLIP) is a valid plan model that lib's inference pipeline embeds postings with."""
@@ -29,7 +29,7 @@ def fetch(model: str, hub: Hub, tmp_path: Path) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
-        "tools.pretrained",
+        "tools.data.pretrained",
         model,
         "--datasets",
         tmp_path / "datasets",
@@ -79,7 +79,7 @@ def test_a_model_name_of_another_kind_is_refused_with_the_form_to_use(tmp_path):
 
 
 def plan_entry(stdout: str) -> tuple[str, dict]:
-    """The plan's model entry printed by tools/pretrained.py: its name and its value."""
+    """The plan's model entry printed by tools/data/pretrained.py: its name and its value."""
     lines = stdout.splitlines()
     entry = lines[lines.index('in a plan (inference_config.json), under "models":') + 1]
     ((name, value),) = json.loads("{" + entry + "}").items()

@@ -4,7 +4,7 @@ import tarfile
 import pandas as pd
 import pytest
 
-from tools import real_data
+from tools.data import real_data
 
 
 def archive_with(tmp_path, members: dict[str, str]) -> tarfile.TarFile:

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from lib.data import paths
-from tools.run_kernel import RunError, built_metadata, input_tree, mount_points, network_isolation, source_folders
+from tools.local.run_kernel import RunError, built_metadata, input_tree, mount_points, network_isolation, source_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def tiny_kernel(build_root, cells: list[str]) -> None:
 
 def run_tiny(build_root, runs):
     return subprocess.run(
-        [sys.executable, "tools/run_kernel.py", "tiny", "--build", build_root, "--runs", runs],
+        [sys.executable, "-m", "tools.local.run_kernel", "tiny", "--build", build_root, "--runs", runs],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -156,7 +156,7 @@ def test_a_run_becomes_the_kernels_outputs_only_when_it_finished_and_a_failed_on
 
 
 def test_a_kaggle_model_is_mounted_from_its_local_copy_or_named_with_the_command_that_makes_it(tmp_path):
-    from tools import run_kernel
+    from tools.local import run_kernel
 
     handle = "google/siglip/transformers/base-multilingual/1"
     metadata = {"competition_sources": [], "dataset_sources": [], "kernel_sources": [], "model_sources": [handle]}

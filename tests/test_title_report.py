@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from lib.inference.plan import TITLE_PLAN
-from tools import title_report
+from tools.bench import title_report
 
 BRANDS = ["samsung", "sony", "anmum", "wardah", "xiaomi", "philips", "oppo", "maybelline"]
 WORDS = ["promo", "murah", "original", "ready", "stock", "garansi", "resmi", "termurah", "gratis", "ongkir"]

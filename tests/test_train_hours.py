@@ -4,7 +4,7 @@ import pytest
 
 from lib.inference import time_budget
 from lib.training import experiment
-from tools import train_hours
+from tools.kaggle import train_hours
 
 T4_RESNET50_TRAINING = 1165 * 1200 / 2984  # images/s: T4 inference x the V100's training / inference ratio
 EFFECTIVE_FLOPS = 1165 * 8.2e9  # ResNet-50's mixed-precision inference on a T4, floating-point operations per second

@@ -1,5 +1,5 @@
-"""kernels/shopee-train end to end: an experiment's kernel (tools.delivery.experiment_kernel) built and run offline by
-a real Jupyter kernel on the sample; its output folder is a weights dataset that inference can embed with."""
+"""kernels/shopee-train end to end: an experiment's kernel (tools.kaggle.kernels.experiment_kernel) built and run
+offline by a real Jupyter kernel on the sample; its output folder is a weights dataset that inference can embed with."""
 
 import json
 import re
@@ -18,7 +18,7 @@ import yaml
 import build
 from lib.models import read_checkpoint
 from lib.models.embed import posting_embeddings
-from tools.delivery import experiment_kernel
+from tools.kaggle.kernels import experiment_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = ROOT / "kernels" / "shopee-train"
@@ -46,7 +46,7 @@ def run(*args) -> str:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, local_datasets):
     folder = tmp_path_factory.mktemp("data") / "sample"
-    run("tools/make_sample.py", "--out", folder, "--rows", 300, "--seed", 4)
+    run("-m", "tools.data.make_sample", "--out", folder, "--rows", 300, "--seed", 4)
     return folder
 
 
@@ -80,7 +80,7 @@ def test_an_experiment_trains_offline_into_a_weights_dataset_showing_each_epoch_
     (kernels / "shopee-train" / "experiments" / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(TINY))
     name = f"shopee-train-{EXPERIMENT}"
     options = ["--comp", sample, "--kernels", kernels, "--runs", tmp_path / "runs", "--build", tmp_path / "build"]
-    lines = timed_lines([sys.executable, "-m", "tools.train", EXPERIMENT, *options])  # what `make train` runs
+    lines = timed_lines([sys.executable, "-m", "tools.local.train", EXPERIMENT, *options])  # what `make train` runs
     first_epoch = next(when for when, line in lines if line.startswith("epoch 1: loss "))
     assert lines[-1][0] - first_epoch > 3, "the first epoch's line came as it ended, not with the rest at the end"
     assert any(line.startswith("epoch 2/2 32px: 100%|") for _, line in lines), "the progress bar's last state"
@@ -105,7 +105,7 @@ def test_an_experiment_trains_offline_into_a_weights_dataset_showing_each_epoch_
 
 def test_make_train_refuses_an_unknown_experiment_in_one_line_naming_the_known_ones(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "tools.train", "no-such-exp", "--build", tmp_path / "build", "--runs", tmp_path],
+        [sys.executable, "-m", "tools.local.train", "no-such-exp", "--build", tmp_path / "build", "--runs", tmp_path],
         capture_output=True,
         text=True,
         cwd=ROOT,

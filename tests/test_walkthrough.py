@@ -103,7 +103,17 @@ def test_a_fresh_clone_reaches_a_leaderboard_submission_one_make_target_at_a_tim
     clone = fresh_clone(tmp_path / "clone")
     kaggle_side = tmp_path / "kaggle"
     subprocess.run(
-        [sys.executable, "tools/make_sample.py", "--out", kaggle_side / "competition", "--rows", "300", "--seed", "5"],
+        [
+            sys.executable,
+            "-m",
+            "tools.data.make_sample",
+            "--out",
+            kaggle_side / "competition",
+            "--rows",
+            "300",
+            "--seed",
+            "5",
+        ],
         check=True,
         cwd=ROOT,
         capture_output=True,
@@ -191,9 +201,9 @@ def test_a_fresh_clone_reaches_a_leaderboard_submission_one_make_target_at_a_tim
 
 
 def fake_wheelhouse(folder: Path) -> Path:
-    """A folder of wheels (tests/wheel_files.py) for each pin of tools/wheels.txt, what pip finds in place of PyPI."""
+    """A folder of wheels (tests/wheel_files.py) for each pin of tools/env/wheels.txt: pip's stand-in for PyPI."""
     folder.mkdir()
-    for line in (ROOT / "tools" / "wheels.txt").read_text().splitlines():
+    for line in (ROOT / "tools" / "env" / "wheels.txt").read_text().splitlines():
         requirement = line.split("#")[0].strip()
         if requirement:
             name, version = requirement.split("==")
@@ -227,7 +237,7 @@ def first_plan(clone: Path, encoders: list[str]) -> dict:
 def test_make_first_submission_reaches_a_score_without_training_and_goes_on_after_a_refusal(tmp_path, minilm):
     clone = fresh_clone(tmp_path / "clone")
     competition = tmp_path / "kaggle" / "competition"
-    command = [sys.executable, "tools/make_sample.py", "--out", competition, "--rows", "150", "--seed", "5"]
+    command = [sys.executable, "-m", "tools.data.make_sample", "--out", competition, "--rows", "150", "--seed", "5"]
     subprocess.run(list(map(str, command)), check=True, cwd=ROOT, capture_output=True)
     recorder = Recorder(competition_zip=competition_zip(competition), token_user=USER, lifetime=1200)
     recorder.gpu_hours = (30.0, 30.0)  # the week's GPU hours are spent: the optimiser's push is refused

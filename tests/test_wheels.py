@@ -1,5 +1,5 @@
-"""tools/wheels.py: the wheels list follows from the kernels' imports, Kaggle's image and the lock; a compiled
-package the image holds is never upgraded; the committed tools/wheels.txt is the derived one."""
+"""tools/env/wheels.py: the wheels list follows from the kernels' imports, Kaggle's image and the lock; a compiled
+package the image holds is never upgraded; the committed tools/env/wheels.txt is the derived one."""
 
 from importlib.metadata import distribution
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tools import wheels
-from tools.lock_check import locked_versions
+from tools.env import wheels
+from tools.env.lock_check import locked_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = locked_versions(ROOT / "requirements.lock")
@@ -29,7 +29,9 @@ def closure(name: str, seen: set[str] | None = None) -> set[str]:
 
 
 def test_the_committed_list_is_the_derived_one():
-    assert (ROOT / "tools" / "wheels.txt").read_text() == wheels.derived_text(), "run `python -m tools.wheels list`"
+    assert (ROOT / "tools" / "env" / "wheels.txt").read_text() == wheels.derived_text(), (
+        "run `python -m tools.env.wheels list`"
+    )
 
 
 def test_kernel_imports_are_the_third_party_top_level_modules_of_lib_and_kernels(tmp_path):

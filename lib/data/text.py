@@ -35,8 +35,9 @@ NUMBER_UNIT = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(U
 NUMBER_THEN_UNIT = re.compile(r"(\d) (" + "|".join(sorted(UNIT_KINDS, key=len, reverse=True)) + r")\b")
 TOKEN = re.compile(r"\w(?:[\w./-]*\w)?")
 # The most work a TF-IDF self-search may take: sum over the kept terms of df^2 (df: corpus titles holding the term),
-# the number of products of x @ x.T. 10^10 took sparse_neighbors 56 s and 146 MB on 70,000 synthetic titles'
-# char n-grams on 2 shared cores (README, `python tools/bench_knn.py --char`); the time grows about linearly with it.
+# the number of products of x @ x.T. 10^10 took lib.neighbours.sparse.sparse_neighbors 56 s and 146 MB on 70,000
+# synthetic titles' char n-grams on 2 shared cores (docs/results.md, `python -m tools.bench.knn --char`); the time
+# grows about linearly with it.
 PRODUCT_BUDGET = 10**10
 
 

@@ -1,1 +1,1 @@
-"""The plan (tuned config), the inference pipeline's stages and their timing."""
+"""The plan (tuned config), the inference kernel's steps, the stopwatch and the time budget."""

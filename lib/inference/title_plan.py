@@ -1,16 +1,10 @@
 """The title plan (lib.inference.plan.TITLE_PLAN) tuned on train by the inference kernel, within a bound set by design.
 
-Without an optimiser's plan the kernel tunes the title plan on train in both of its runs: the scoring rerun cannot read
-the commit run's outputs, so it tunes again within its 2-hour limit, beside its 70,000 test postings. The tuning's
-costs grow with its rows (the search and the gallery correction with the candidate pairs, the pair classifier with its
-pairs and its folds), so it takes at most SAMPLE_ROWS postings: whole label groups (a group's pairs are what the
-metric scores), drawn in the order of a seeded shuffle while they fit. The draw depends only on train.csv's label
-groups, so both runs tune on the same rows. The pair classifier's CV (its out-of-fold probabilities, on which the graph
-steps are searched) takes PAIR_FOLDS group folds.
-
-SAMPLE_ROWS and PAIR_FOLDS were chosen from the stages' times at the full size (`make bench-title-plan`,
-tools/bench_title_plan.py: synthetic titles, 34,250 train and 70,000 test postings, against the tuning on all of train
-with lib.second_stage.pair_model.FOLDS): README, *The title plan's time bound*.
+Without an optimiser's plan both of the kernel's runs tune the title plan on train (the scoring rerun cannot read the
+commit run's outputs). The tuning's costs grow with its rows, so it takes at most SAMPLE_ROWS postings: whole label
+groups drawn in a seeded shuffle of train.csv's groups while they fit (both runs draw the same rows), and the pair
+classifier's CV takes PAIR_FOLDS group folds. Both were chosen from the stages' times at Shopee's size
+(`make bench-title-plan`; docs/results.md, *The title plan's time bound*).
 """
 
 from dataclasses import dataclass

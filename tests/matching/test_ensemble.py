@@ -6,7 +6,7 @@ import pytest
 from lib.matching import ensemble, thresholds
 from lib.matching.pairs import pair_truth
 from lib.neighbours.combine import combine
-from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
+from tools.bench.synthetic import synthetic_embeddings, synthetic_labels
 
 
 def naive_f1(rows, cols, keep, labels) -> float:

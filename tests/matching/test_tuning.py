@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lib.matching import pairs, thresholds, tuning
-from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
+from tools.bench.synthetic import synthetic_embeddings, synthetic_labels
 
 
 def planted(rows: int, seed: int = 0):

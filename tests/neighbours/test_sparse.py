@@ -59,7 +59,7 @@ def test_sparse_paths_match_a_dense_reference_and_each_other(monkeypatch, search
 
 def test_torch_sparse_path_on_marketplace_titles():
     from lib.data.text import normalise_title, tfidf_vectors
-    from tools.make_sample import build_catalog, make_listings
+    from tools.data.make_sample import build_catalog, make_listings
 
     rng = np.random.default_rng(5)
     titles = [normalise_title(title) for title in make_listings(rng, build_catalog(rng, 1500)).title]

@@ -10,7 +10,7 @@ from lib.data.submission import MAX_MATCHES
 from lib.matching.metrics import mean_f1, true_matches
 from lib.matching.pairs import Candidates, pair_truth
 from lib.second_stage import graph, graph_search
-from tools.bench_graph import synthetic_graph
+from tools.bench.synthetic import synthetic_graph
 
 
 def scored(n: int, scores: dict) -> tuple[Candidates, np.ndarray]:

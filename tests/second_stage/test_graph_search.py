@@ -10,7 +10,7 @@ from lib import schema
 from lib.matching.ensemble import MIN_GAIN
 from lib.second_stage import graph, graph_search
 from tests.second_stage.test_graph import config, metric, scored
-from tools.bench_graph import synthetic_graph
+from tools.bench.synthetic import synthetic_graph
 
 
 def test_cluster_f1_is_the_mean_set_f1_of_clusters():

@@ -8,7 +8,7 @@ from lib.neighbours.dense import neighbors
 from lib.neighbours.sparse import sparse_neighbors
 from lib.second_stage import pair_features
 from lib.second_stage.pair_features import EPSILON, TOP, PairFeatures
-from tools.bench_ensemble import synthetic_embeddings, synthetic_labels
+from tools.bench.synthetic import synthetic_embeddings, synthetic_labels
 
 N, K = 60, 12
 

@@ -6,7 +6,7 @@ import pytest
 
 from lib.data.folds import group_folds
 from lib.second_stage import pair_model
-from tools.bench_ensemble import synthetic_labels
+from tools.bench.synthetic import synthetic_labels
 
 
 def planted_pairs(seed: int = 0):

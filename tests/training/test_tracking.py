@@ -1,5 +1,5 @@
 """lib.training.tracking: a run logged into an output folder's store, continued after a resume, merged into another
-store; tools/pull_runs.py merging every local training output."""
+store; tools/kaggle/pull_runs.py merging every local training output."""
 
 import subprocess
 import sys
@@ -70,7 +70,7 @@ def test_pull_runs_merges_every_local_training_output(tmp_path):
     logged_run(tmp_path / "shopee-train-x", "x", [1.0])
     logged_run(tmp_path / "shopee-train-y", "y", [1.0])
     (tmp_path / "shopee-inference").mkdir()
-    command = [sys.executable, "tools/pull_runs.py", "--runs", str(tmp_path), "--no-download"]
+    command = [sys.executable, "-m", "tools.kaggle.pull_runs", "--runs", str(tmp_path), "--no-download"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "2 run(s) in" in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout

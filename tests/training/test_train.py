@@ -53,7 +53,7 @@ IMAGE_ONLY = {
 def inputs(tmp_path_factory, minilm):
     """An input root in Kaggle's current layout with a 300-row sample as the competition and the offline MiniLM."""
     root = tmp_path_factory.mktemp("input")
-    command = [sys.executable, "tools/make_sample.py", "--out", root / COMPETITION_PLACE, "--rows", "300"]
+    command = [sys.executable, "-m", "tools.data.make_sample", "--out", root / COMPETITION_PLACE, "--rows", "300"]
     subprocess.run([*map(str, command), "--seed", "3"], check=True, cwd=ROOT, capture_output=True)
     (root / "datasets" / "someone").mkdir(parents=True)
     (root / "datasets" / "someone" / "all-minilm-l6-v2").symlink_to(minilm, target_is_directory=True)

@@ -1,0 +1,1 @@
+"""Inputs made or fetched here: the synthetic sample, timing sample, public matching data, pretrained weights."""
