@@ -28,6 +28,7 @@ from lib import schema
 ROOT = Path(__file__).resolve().parent
 SETTINGS_FILE = "kernel.yaml"
 SOURCE_FILE = "notebook.py"
+MODEL_HANDLE = r"[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+/\d+"  # a Kaggle model: owner/model/framework/instance/N
 SETTINGS_SCHEMA = {  # kernel.yaml (lib.schema); every key but slug and title may be left out
     "type": "mapping",
     "keys": {
@@ -58,7 +59,7 @@ SETTINGS_SCHEMA = {  # kernel.yaml (lib.schema); every key but slug and title ma
             "type": "list",
             "items": {
                 "type": "str",
-                "pattern": r"[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+/\d+",
+                "pattern": MODEL_HANDLE,
                 "expected": "a Kaggle model's handle owner/model/framework/instance/version",
                 "fix": "e.g. `google/siglip/transformers/base-patch16-256-multilingual/1`",
             },

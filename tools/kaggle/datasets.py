@@ -106,7 +106,7 @@ def wheels() -> list[Path]:
 def model_source(handle: str, models: Path) -> Path:
     """Download a Kaggle model's instance version (owner/model/framework/instance/version) into models/<handle>, the
     local copy that `make run` mounts where Kaggle mounts a model source; return that folder."""
-    if not build.MODEL_HANDLE.fullmatch(handle or ""):
+    if not re.fullmatch(build.MODEL_HANDLE, handle or ""):
         raise DeliveryError(
             f"MODEL={handle!r}: give a Kaggle model as owner/model/framework/instance/version, e.g. "
             "google/siglip/transformers/base-patch16-256-multilingual/1 (the model's page, Variations)"
