@@ -1,29 +1,10 @@
 """The tuned inference config (inference_config.json) that the optimize-ensemble kernel writes and inference reads.
 
-models              name -> {"kind": "checkpoint", "source": <slug>, "file": "model.pt"}: a training run's model,
-                             outputs "concat", "image", "text" (lib.models.embed)
-                             | {"kind": "sentence", "source": <slug of a transformers folder>, "pooling": "mean" |
-                             "cls" | "pooler", "prefix": <text put before every title>}: a frozen sentence model,
-                             output "text" (lib.models.sentence; pooling and prefix may be left out: "mean" and "",
-                             the masked mean of MiniLM and paraphrase-multilingual; multilingual-e5 takes "mean" and
-                             "query: ", LaBSE "pooler", as their model cards say)
-                             | {"kind": "image", "source": <slug>, "file": "<architecture>.safetensors", "backbone":
-                             <timm name, with its pretrained tag>, "image_size": <pixels>}: a frozen pretrained timm
-                             backbone, output "image", its pooled features (lib.models.backbone)
-                             | {"kind": "clip", "source": <slug of a CLIP or SigLIP folder with its processor>}:
-                             outputs "image" and "text" (lib.models.image_text)
-                             (`make pretrained MODEL=...` prints the entry of each kind but the checkpoint)
-components          name -> {"members": [{"model", "output", "weight"}, ...], "blend": null | {kind, k, alpha,
-                             stages}} (lib.neighbours.combine.combine, then lib.neighbours.expansion.blend)
-                             | {"tfidf": {"analyzer": a name of lib.data.text.ANALYZERS}}
-matching            a lib.matching.pairs.predict config over the component names (groups: "title", "phash"); a threshold
-                    of lib.matching.pairs.NO_MATCH keeps no pair of that component
-cv                  {"rows": CV postings, "f1": {name: mean F1}}
-pair_stage          (optional) the second stage, which then matches instead of "matching": {"file": the pair
-                    classifier's LightGBM text file next to this one, "features": its feature names (those
-                    lib.second_stage.pair_features gives for the components, all of "components", and for each clip
-                    model the components use its image-title similarity "<model>.image_text": the mean of
-                    image_i . text_j and image_j . text_i), "graph": the graph steps (lib.second_stage.graph)}
+A plan names its models (training checkpoints; frozen sentence, timm image and CLIP / SigLIP encoders), its components
+(weighted model outputs, optionally blended, or TF-IDF of the titles), the matching rules over them, their CV and
+optionally a second stage. SCHEMA describes it (lib.schema); `read_tuned_config` reads and checks one, each error
+naming the file and the key path. TITLE_PLAN is the plan of title signals for a kernel without trained models.
+The format, key by key: docs/inference.md, *The plan*.
 """
 
 import json

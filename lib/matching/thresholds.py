@@ -1,15 +1,11 @@
 """The search for the matching plan on CV (thresholds, components and rules switched on and off), the ablation, and
 the gallery-size correction.
 
-A fold of ~7k postings finds fewer false neighbours above a threshold than the ~70k hidden test does. The correction
-measures it on the data, assuming no distribution of similarities (TF-IDF's non-matching ones are mostly exact zeros
-with a heavy tail): each posting's false matches under a plan, counted on the fold, predict those of a gallery
-`target_rows / rows` times larger, in proportion. A posting's count on a fold is a small sample of its rate (most are
-0 at a strict threshold, yet not all would stay 0 in the larger gallery), so each count is first shrunk toward the
-mean of all counts as a gamma-Poisson model fitted to their mean and variance prescribes (postings that differ only
-by chance all get the mean). True matches stay (a posting's group is always in its own gallery). The plan's
-thresholds are then tuned again under that prediction, all together (a union's members and min2 interact), by the
-search's own ascent.
+`search` is a coordinate ascent over the plan's rules that scores each plan on every candidate pair at once; `ablation`
+scores the plan with one rule changed at a time. `corrected_thresholds` predicts each posting's false matches in a
+gallery `target_rows / rows` times larger from its count on the fold (shrunk toward the mean by a gamma-Poisson fit)
+and tunes the thresholds again under that prediction. The method: docs/inference.md, *The gallery correction*; the
+search: docs/optimiser.md, *The optimiser*.
 """
 
 import copy

@@ -1,30 +1,9 @@
 """Model configurations: plain dicts (from YAML or code), checked key by key, completed with the defaults.
 
-`validate_config` checks it against SCHEMA (lib.schema) and then the model's branches; every error names the key path.
-A section's options are the arguments of the class or function it configures, with their defaults (their schema
-nodes come from the signatures, so each default is written once):
-
-    name          the registered model (lib.models.registry): "image", "text" or "joint" (both, and a fusion)
-    num_classes   the classes of every head; required when there are heads
-    image         lib.models.image.ImageEncoder: backbone (a timm name, required), weights (a local timm state dict
-                  file, default None: random), pool ("gem" | "avg" | "avgmax"), gem_p, dropout, embedding (projection
-                  width, None: none), batchnorm
-    text          lib.models.text.TextEncoder: model_dir (a local transformers folder, required), pool ("cls" | "mean" |
-                  "mean_last_n" | "cls_last_n" | "cls_weighted"), last_n, max_length, dropout, embedding, batchnorm
-    fusion        joint models; kind: "concat" (default; lib.models.fusion.ConcatFusion: linear_out, batchnorm) or
-                  "transformer" (TransformerFusion: linear_out, batchnorm, width, layers, attention_heads)
-    heads         {output: head} for outputs "concat" (joint models), "image", "text". A head: kind
-                  (lib.models.heads.HEADS: "arcface": scale, margin (radians), easy_margin, subcenters | "cosface":
-                  scale, margin | "adacos" | "curricularface": scale, margin), loss ("ce": smoothing | "focal": gamma;
-                  lib.models.losses), weight (1.0), margin_end (None; else the margin ramps linearly from margin to
-                  margin_end at the last epoch)
-    triplet       lib.models.losses.batch_hard_triplet_loss on one output: output (required), margin, weight (1.0)
-    contrastive   lib.models.losses.info_nce_loss between the image and text embeddings (joint models):
-                  temperature, weight
-
-For example {"name": "joint", "num_classes": 11014, "image": {"backbone": "efficientnet_b3", "weights": path},
-"text": {"model_dir": folder, "pool": "mean_last_n", "embedding": 768}, "fusion": {"kind": "transformer"},
-"heads": {"concat": {"kind": "arcface", "margin": 0.2, "margin_end": 0.8}, "image": {"kind": "cosface"}}}.
+`validate_config` checks one against SCHEMA (lib.schema) and then against the model's branches; every error names the
+key path. A section's options are the arguments of the class or function it configures, with their defaults (their
+schema nodes come from the signatures, so each default is written once). The keys, their defaults and an example:
+docs/training.md, *The model config*.
 """
 
 import inspect

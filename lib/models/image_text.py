@@ -2,13 +2,11 @@
 
 The folder holds a CLIPModel or SiglipModel and its processor, as save_pretrained writes them (`make pretrained
 MODEL=hf:<id>`). Outputs, each L2-normalised:
-- "image": get_image_features of the posting's image, read by lib's loader (grey placeholders for unreadable ones)
-  and preprocessed as the folder's image processor says (its size, centre crop, resampling, mean and std, resolved by
-  transformers from preprocessor_config.json or from processor_config.json, where transformers 5 saves them) by
-  lib.data.augment.ProcessorTransform, which gives the processor's own numbers;
+- "image": get_image_features of the posting's image, read by lib's loader (grey placeholders for unreadable ones) and
+  preprocessed by lib.data.augment.ProcessorTransform with the image processor's own numbers (size, centre crop,
+  resampling, mean, std; from preprocessor_config.json, or processor_config.json where transformers 5 saves them);
 - "text": get_text_features of the normalised title, tokenized by the folder's tokenizer: CLIP's padded to the
-  longest title of a batch (truncated at the model's positions, 77), SigLIP's padded to SIGLIP_TEXT_LENGTH tokens
-  (its model card: padding="max_length", the length SigLIP was trained with).
+  longest title of a batch (truncated at its 77 positions), SigLIP's to SIGLIP_TEXT_LENGTH tokens (its model card).
 """
 
 from pathlib import Path

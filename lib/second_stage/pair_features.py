@@ -1,18 +1,11 @@
 """Features of candidate pairs for the second stage's pair classifier (lib.second_stage.pair_model).
 
-For every component (an embedding's or a TF-IDF's neighbours) a pair (i, j) gets its exact similarity (also where j
-is not among i's k neighbours), j's rank among i's neighbours and i's among j's (k + 1 where absent), and the similarity
-relative to each posting's own neighbourhood: (s - mean) / std of its top 5, 10 and 30 other neighbours. Each posting's
-neighbourhood (its k-th neighbour's similarity, the mean and std of its top 10) is also given as density features,
-standardised over the postings of the same gallery (2nd place: "to handle the distribution difference between train
-and test"): a 70,000-posting test finds closer false neighbours than a 7,000-posting fold, which shifts every raw
-density, and the standardised values keep only each posting's density against the others'. For each image-text model
-(CLIP, SigLIP: its image and text outputs) a pair gets its image-title similarity, the mean of image_i . text_j and
-image_j . text_i: how well each posting's image fits the other's title. Title features, the image phash distance and
-the rules' own signals (unit conflict, identical title) come from lib.second_stage.title_pairs.
-
-`PairFeatures` is built once for the n postings (per-posting tables) and gives the feature matrix of any chunk of
-pairs, so that millions of pairs are scored a chunk at a time with bounded memory.
+Per component (an embedding's or a TF-IDF's neighbours): a pair's exact similarity, each posting's rank in the other's
+list, the similarity against each posting's top 5, 10 and 30 neighbours, and each posting's neighbourhood density
+standardised over its gallery; per image-text model, the pair's image-title similarity; then the title and phash
+features of lib.second_stage.title_pairs. `PairFeatures` is built once for the n postings (per-posting tables) and
+gives the feature matrix of any chunk of pairs, so that millions of pairs are scored a chunk at a time with bounded
+memory. The features and why: docs/optimiser.md, *The second stage*.
 """
 
 import warnings

@@ -1,18 +1,10 @@
 """Title and image features of candidate pairs (i, j) for the second stage's pair classifier.
 
-There can be millions of pairs (70,000 test postings x ~100 candidates), so what depends on one posting is computed
-once (`title_tables`, `phash_table`) and the pair features gather it for a chunk of pairs (rows, cols) at a time,
-vectorised: set overlaps are row-wise products of binary posting x item matrices, the edit distance a bit-parallel DP.
-Every feature is symmetric (lengths as the min and max of the two titles, not the first and the second): candidates
-hold (i, j) and (j, i), and the classifier then scores both alike without having to learn it. Every ratio is NaN where
-its denominator is 0 (e.g. the Jaccard of numbers when neither title has one): undefined, which LightGBM tells apart.
-
-Time, on 2 shared CPU cores, of synthetic titles (70,000 postings of 8-16 words, ~14 tokens and ~78 characters,
-drawn with Zipf-like weights from 3,000 random words, 500 number-unit pairs and 500 codes) and 1,000,000 random
-pairs sorted by row as in lib.matching.pairs.Candidates: `title_tables` 11-13 s once; `title_pair_features` 9-10 s
-in chunks of 100,000 pairs (about 60 MB above the tables at the peak), 20 s and 780 MB in one call, so call it on
-chunks; of that, 3/5 are the set overlaps (mostly gathering 3-gram rows), 1/4 the edit distance, 1/8 the unit
-conflicts. `phash_distance`: 0.02 s.
+What depends on one posting is computed once (`title_tables`, `phash_table`); the pair features gather it for a chunk
+of pairs (rows, cols) at a time, vectorised: set overlaps are row-wise products of binary posting x item matrices, the
+edit distance a bit-parallel DP. Every feature is symmetric (candidates hold (i, j) and (j, i)), and a ratio whose
+denominator is 0 is NaN. Call `title_pair_features` on chunks (100,000 pairs, say): one call on all of them is slower
+and its memory grows with them. The features and their cost: docs/optimiser.md, *The second stage*.
 """
 
 import re

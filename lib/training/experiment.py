@@ -1,25 +1,10 @@
 """Training experiments: the default config, an experiment's overrides merged into it, every key and type checked.
 
 An experiment is a short mapping of overrides (kernels/shopee-train/experiments/<name>.yaml) of the defaults in SCHEMA
-(lib.schema); sections merge key by key, so `train: {epochs: 5}` keeps every other training option. Unknown keys
-and wrongly typed values are errors that name the file and the key. The `model` section is a lib.models config
-without `num_classes` (the training label groups give it), checked by lib.models.config; its `image.weights` and
-`text.model_dir` are paths under the input root (`<dataset slug>/<file>`), so one experiment runs on Kaggle and
-locally alike. A model with an image branch must say where its backbone's weights come from: `image.weights` is such
-a path, or `random` to train from random weights on purpose (left unset, the experiment is refused).
-
-    seed            seeds the folds, the initial weights, the batch order and the augmentations
-    folds           count: GroupKFold folds on label_group, stratified by group size (lib.data.folds); fold: the
-                    validation fold, or null to train on every row (final models: no validation, last epoch kept)
-    train           epochs; batch_size (postings per process and step); accumulate (steps per optimizer update);
-                    lr (image: backbone, text: transformer, neck: pooling, projections and fusion, head: margin
-                    heads); weight_decay (not on biases and norms); warmup (share of the updates, linear, then
-                    cosine to 0); clip (gradient norm, null: none); amp (float16 autocast on CUDA); workers
-    image           sizes: image size of each epoch (progressive; the last repeats); augment (lib.data.augment)
-    valid           batch_size, k (neighbours per posting for the threshold search)
-    resume          null, or `<slug>[/folder]` of an attached source holding a killed run's last.pt to continue
-    model           the lib.models config (name, image, text, fusion, heads, triplet, contrastive); in it a null
-                    removes a section of the default (`image: null` for a text model, `heads: {concat: null}`)
+(lib.schema), merged section by section; unknown keys and wrongly typed values are errors naming the file and the key.
+The `model` section is a lib.models config without `num_classes`, checked by lib.models.config; a model with an image
+branch must name its backbone's weights (`image.weights`: a path under the input root, or `random` on purpose). The
+options and their defaults: docs/training.md, *Experiment options*.
 """
 
 import copy

@@ -1,26 +1,12 @@
 """The training loop of an experiment (lib.training.experiment): one process per GPU through accelerate, outputs
 per epoch.
 
-`run` trains in the current process, or on every GPU (2 x T4 on Kaggle) through accelerate's notebook_launcher:
-one process each, gradients averaged by DDP. accelerate keeps one state per process (its singletons `PartialState`
-and `AcceleratorState`), which no public call resets: trainings in one process share it, so they must agree on the
-device and mixed precision (accelerate refuses a change, naming the flag), and a multi-GPU launch must come from a
-process that has not trained (notebook_launcher's rule). A kernel trains once; tests needing other settings start a
-process. Per process and step: `train.batch_size` postings; an update every `train.accumulate` steps. AdamW with
-one learning rate per part (image backbone, text transformer, neck, head), linear warm-up then cosine decay per
-update, gradient clipping, float16 autocast on CUDA, the image size of each epoch (image.sizes) and the margin ramp
-of each head (lib.models.heads.margin_at) per step.
-
-After each epoch the main process writes into the output folder (a weights dataset as it is):
-    model.pt                the best checkpoint so far (by CV F1 of the union; the last epoch without validation),
-                            with its model config, and in `extra` the experiment, epoch, image size, CV, thresholds
-    oof_embeddings.npz      the validation postings' ids and each output's embeddings (float16) at the best epoch
-    metrics.json            per epoch: losses, learning rates, image size, CV F1 and thresholds per output and union
-    training_curves.png     loss and CV F1 against epoch; f1_vs_threshold.png: the epoch's F1 against threshold
-    mlflow.db, mlartifacts/ the MLflow run (lib.training.tracking)
-    last.pt                 what a killed run continues from (weights, optimizer, update count, history, MLflow run
-                            id); removed when training ends. Each epoch seeds its batch order, augmentations and
-                            dropout from (seed, epoch), so a continued run repeats the unbroken one.
+`run` trains in the current process, or on every GPU (2 x T4 on Kaggle) through accelerate's notebook_launcher, one
+process each, gradients averaged by DDP. accelerate's per-process state (`PartialState`, `AcceleratorState`) cannot be
+reset, so trainings in one process must agree on device and mixed precision, and a multi-GPU launch must come from a
+process that has not trained: a kernel trains once; tests needing other settings start a process. After each epoch
+the main process writes the best checkpoint, the OOF embeddings, metrics, plots, the MLflow run and last.pt to resume
+from (the loop and the files: docs/training.md, *Experiment options* and *Outputs*).
 """
 
 import json
