@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import build
+from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.data.submission import validate_submission
 from lib.inference import correction
 from lib.inference.plan import read_tuned_config
@@ -173,6 +175,12 @@ def test_a_plan_of_frozen_encoders_alone_is_tuned_on_train_and_scored_in_both_ru
     scored = tmp_path / "runs" / "shopee-inference"
     log = run_kernel("shopee-inference", sample, tmp_path)
     assert json.loads((scored / "cv_scores.json").read_text())["evaluated_on"] == "all of train"
+    timings = json.loads((scored / "timings.json").read_text())
+    forward = [stage for stage in timings["stages"] if stage["kind"] == "forward"]
+    assert {f"test (as evaluation): {model}: embeddings" for model in config["models"]} == {s["name"] for s in forward}
+    assert all(stage["target_rows"] == HIDDEN_TEST_ROWS and stage["t4_seconds"] > 0 for stage in forward)
+    total = sum(stage["t4_seconds"] for stage in timings["stages"])
+    assert timings["t4_seconds_at_hidden_rows"] == pytest.approx(total), "the plan's projection at full size"
     assert f"submission.csv by the plan ({'pair stage' if 'pair_stage' in config else 'rules'})" in log
     log = run_kernel("shopee-inference", hidden, tmp_path)
     assert "the scoring rerun (no CV)" in log and not (scored / "cv_scores.json").exists()
