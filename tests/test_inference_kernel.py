@@ -44,6 +44,11 @@ def run(*args, check=True):
     return result.stdout + result.stderr
 
 
+def run_kernel(*args, check=True):
+    """`python -m tools.local.run_kernel` with these arguments; its output."""
+    return run("-m", "tools.local.run_kernel", *args, check=check)
+
+
 def notebook_output(out: Path, name: str = KERNEL) -> str:
     """Everything the executed notebook's cells printed."""
     notebook = json.loads((out / f"{name}.ipynb").read_text())
@@ -153,12 +158,8 @@ def built(tmp_path_factory) -> Path:
 
 def test_two_model_plan_with_a_pair_stage_built_and_source_give_the_same_outputs(trained_runs, built, tmp_path):
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs), stage=True)
-    log = run(
-        "-m", "tools.local.run_kernel", KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built
-    )
-    run(
-        "-m",
-        "tools.local.run_kernel",
+    log = run_kernel(KERNEL, "--comp", trained_runs.competition, "--runs", runs, "--build", built)
+    run_kernel(
         KERNEL,
         "--comp",
         trained_runs.competition,
@@ -226,7 +227,7 @@ def test_hidden_rerun_survives_a_corrupt_image_a_missing_image_and_odd_titles(tr
     test.loc[2, "title"], test.loc[3, "title"] = "", "\\xf0\\x9f\\x94\\xa5 !!! ??? 0 ml"
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
+    log = run_kernel(KERNEL, "--comp", comp, "--runs", runs, "--build", built)
 
     out = runs / KERNEL
     assert json.loads((out / "run_status.json").read_text()) == {"fallback": False}
@@ -314,9 +315,7 @@ def test_one_test_row_without_trained_models_uses_the_default_title_plan(trained
     test = pd.read_csv(comp / "test.csv").head(1)
     test.to_csv(comp / "test.csv", index=False)
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run(
-        "-m",
-        "tools.local.run_kernel",
+    log = run_kernel(
         kernel.name,
         "--comp",
         comp,
@@ -370,9 +369,7 @@ def test_a_plan_projected_over_the_budget_stops_the_commit_run_and_is_only_print
     build.build_kernel(kernel, tmp_path / "build")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     comp = hidden if scoring_rerun else trained_runs.competition
-    log = run(
-        "-m",
-        "tools.local.run_kernel",
+    log = run_kernel(
         kernel.name,
         "--comp",
         comp,
@@ -408,9 +405,7 @@ def broken_checkpoint(trained_runs, folder: Path) -> Path:
 
 def test_an_unreadable_checkpoint_fails_the_commit_run_with_the_error(trained_runs, built, tmp_path):
     runs = broken_checkpoint(trained_runs, tmp_path)
-    log = run(
-        "-m",
-        "tools.local.run_kernel",
+    log = run_kernel(
         KERNEL,
         "--comp",
         trained_runs.competition,
@@ -436,7 +431,7 @@ def test_an_unreadable_checkpoint_leaves_the_fallback_submission_in_the_scoring_
     trained_runs, built, hidden, tmp_path
 ):
     runs = broken_checkpoint(trained_runs, tmp_path)
-    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
+    log = run_kernel(KERNEL, "--comp", hidden, "--runs", runs, "--build", built, check=False)
 
     assert "a stage failed and the kernel kept its fallback submission" in log and not re.search(
         r"cell \d+ failed", log
@@ -538,7 +533,7 @@ def test_a_header_only_test_csv_gives_a_header_only_submission(trained_runs, bui
     comp = bad_competition(trained_runs.competition, tmp_path / "my-comp")
     (comp / "test.csv").write_text((comp / "test.csv").read_text().splitlines()[0] + "\n")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
-    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built)
+    log = run_kernel(KERNEL, "--comp", comp, "--runs", runs, "--build", built)
 
     out = runs / KERNEL
     assert "test.csv holds no postings (only its header): the submission will hold only its header" in log
@@ -553,7 +548,7 @@ def test_a_missing_train_images_folder_fails_the_commit_run_naming_it(trained_ru
     (comp / "train_images").unlink()
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     before = previous_outputs(runs)
-    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+    log = run_kernel(KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
 
     assert f"ImagesUnreadable: {comp}/train_images: no such image folder" in log
     assert "the commit run stops here" in log and "images unreadable" not in log
@@ -573,7 +568,7 @@ def test_a_mostly_unreadable_test_image_folder_keeps_the_fallback_in_the_scoring
         (comp / "test_images" / name).write_bytes(b"\xff\xd8\xff\xe0 truncated")
     runs = runs_folder(tmp_path / "runs", trained_runs, two_model_plan(trained_runs))
     before = previous_outputs(runs)
-    log = run("-m", "tools.local.run_kernel", KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
+    log = run_kernel(KERNEL, "--comp", comp, "--runs", runs, "--build", built, check=False)
 
     folder = comp / "test_images"
     line = f"{len(test)} of {len(test)} images unreadable in {folder} (grey placeholders stand in): {test.image[0]}: "
