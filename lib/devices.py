@@ -1,4 +1,10 @@
-"""The device every stage runs on unless told otherwise: chosen at run time, so one notebook runs on CPU and CUDA."""
+"""The device every stage runs on unless told otherwise, chosen at run time so that one notebook runs on CPU and CUDA;
+and the machine's CPUs: the time they spend busy, and how many of them a thread pool may take now."""
+
+import os
+import resource
+import time
+from pathlib import Path
 
 import torch
 
@@ -6,3 +12,36 @@ import torch
 def default_device() -> torch.device:
     """CUDA when a device is available at run time, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def own_cpu_seconds() -> float:
+    """The CPU time this process has used so far, user and system, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu_seconds(stat: str = "/proc/stat") -> tuple[float, int] | None:
+    """The CPU time every process of the machine has used so far (all states but idle and I/O wait, stolen time
+    included) and the machine's CPUs, from Linux's `stat`; None without one."""
+    try:
+        lines = Path(stat).read_text().splitlines()
+    except OSError:
+        return None
+    ticks = [int(value) for value in lines[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), cpus
+
+
+def free_cpus(seconds: float = 0.1) -> int:
+    """The CPUs a thread pool of this process may take now: those of its affinity, less the CPUs that other processes
+    keep busy over `seconds` (at least one; all of its affinity where the machine does not tell). A pool with threads
+    beyond the free CPUs waits at every step for its threads that are not running (LightGBM's threads spin there)."""
+    allowed, before = len(os.sched_getaffinity(0)), machine_cpu_seconds()
+    if before is None:
+        return allowed
+    own = own_cpu_seconds()
+    time.sleep(seconds)
+    busy, cpus = machine_cpu_seconds()
+    others = max(busy - before[0] - (own_cpu_seconds() - own), 0.0) / seconds
+    return max(1, min(allowed, round(cpus - others)))

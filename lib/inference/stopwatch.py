@@ -2,7 +2,9 @@
 
 A stage records its name (prefixed by its phase), its kind, its rows, its seconds and its rows on Kaggle's hidden
 rerun (70,000 for the test postings; for train rows the same share of Kaggle's train), and by kind its growth with the
-rows, its products, its precision, its models or its loader workers.
+rows, its products, its precision, its models or its loader workers. It also records the CPU time it used and the CPU
+time other processes took meanwhile, so that a projection made on a busy machine counts the stage's own work
+(`Stage.quiet_seconds`).
 """
 
 import time
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lib.data.competition import HIDDEN_TEST_ROWS
+from lib.devices import machine_cpu_seconds, own_cpu_seconds
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Stage:
         parts: a forward stage's models ("<backbone>@<image size>" for an image backbone, the folder name of a text
             model), whose cited rates make its T4 projection.
         workers: a decode stage's loader processes.
+        cpu_seconds: the CPU time this process used in the stage, all its threads (None where not measured).
+        others_seconds: the CPU time other processes used meanwhile, per CPU of the machine.
     """
 
     name: str
@@ -39,10 +44,18 @@ class Stage:
     dtype: str = "float32"
     parts: list[str] = field(default_factory=list)
     workers: int = 1
+    cpu_seconds: float | None = None
+    others_seconds: float = 0.0
 
     @property
     def scale(self) -> float:
         return self.target_rows / max(self.rows, 1)
+
+    @property
+    def quiet_seconds(self) -> float:
+        """The stage's seconds without the other processes' load (`quiet`); a forward stage keeps its wall time, as its
+        loader workers are other processes."""
+        return self.seconds if self.kind == "forward" else quiet(self.seconds, self.cpu_seconds, self.others_seconds)
 
 
 class Stopwatch:
@@ -65,11 +78,40 @@ class Stopwatch:
     def stage(self, name: str, rows: int, kind: str = "host", **details):
         """Time the block as a stage, and print its time; `details` are the Stage's attributes of its kind (growth,
         flops, ...), and the block may add to them once it knows them (it gets the dict)."""
-        start = time.perf_counter()
-        yield details
-        seconds = time.perf_counter() - start
-        self.stages.append(Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details))
-        print(f"{self.stages[-1].name} ({rows} rows): {seconds:.1f} s", flush=True)
+        with measured() as times:
+            yield details
+        seconds = times.pop("seconds")
+        stage = Stage(f"{self.phase_name}: {name}", kind, rows, seconds, self.target_rows, **details, **times)
+        self.stages.append(stage)
+        busy = f" ({stage.quiet_seconds:.1f} s without the other processes' load)" if load_shown(stage) else ""
+        print(f"{stage.name} ({rows} rows): {seconds:.1f} s{busy}", flush=True)
+
+
+@contextmanager
+def measured():
+    """Time the block: the dict it yields gets the wall `seconds` and, where the machine tells (machine_cpu_seconds),
+    the `cpu_seconds` this process used and the `others_seconds` that other processes used per CPU."""
+    times, start, own, machine = {}, time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
+    yield times
+    times["seconds"] = time.perf_counter() - start
+    if machine is not None:
+        used, (busy, cpus) = own_cpu_seconds() - own, machine_cpu_seconds()
+        times |= {"cpu_seconds": used, "others_seconds": max(busy - machine[0] - used, 0.0) / cpus}
+
+
+def quiet(seconds: float, cpu_seconds: float | None = None, others_seconds: float = 0.0) -> float:
+    """Seconds of work on this machine without the other processes' load, from its wall `seconds`, its own
+    `cpu_seconds` and the others' `others_seconds` per CPU (`measured`): the wall time where the machine was its own
+    or the load is not known; under load the larger of its CPU time (at most the wall time: a single thread's work)
+    and its wall time less the others' share (the work of threads that would have run in parallel)."""
+    if cpu_seconds is None:
+        return seconds
+    return max(min(seconds, cpu_seconds), seconds - others_seconds)
+
+
+def load_shown(stage: Stage) -> bool:
+    """Whether other processes' load took a tenth or more of the stage's wall time (and at least 0.1 s)."""
+    return stage.seconds - stage.quiet_seconds >= max(0.1 * stage.seconds, 0.1)
 
 
 def scan_flops(rows: int, dim: int) -> float:

@@ -2,8 +2,9 @@
 
 Each stage (lib.inference.stopwatch.Stage) is projected by its kind (host, decode, forward, matmul, sparse) to its rows
 on the hidden rerun, on this machine (`projected`) and on Kaggle's T4 machine (`t4_projection`): from this device's
-measured rates, and for forward passes from the cited T4 rates of their models (docs/inference.md, The time budget,
-says how each kind is projected, and cites the sources). A commit run's 3 test rows are stood in for by the plan's
+measured rates and the stages' seconds, both without other processes' load (lib.inference.stopwatch.quiet), and for
+forward passes from the cited T4 rates of their models (docs/inference.md, The time budget, says how each kind is
+projected, and cites the sources). A commit run's 3 test rows are stood in for by the plan's
 rows (`hidden_rerun`). The commit run refuses a plan whose rerun projects over BUDGET_SHARE of the GPU limit on a T4
 (`refuse_over_budget`), naming the largest stages; the scoring rerun only prints it, as its submission is written.
 """
@@ -21,7 +22,7 @@ import torch
 
 from lib.data.competition import HIDDEN_TEST_ROWS
 from lib.data.text import PRODUCT_BUDGET
-from lib.inference.stopwatch import Stage, sparse_products
+from lib.inference.stopwatch import Stage, measured, quiet, sparse_products
 
 KAGGLE_TRAIN_ROWS = 34250
 KAGGLE_CPUS = 4
@@ -98,24 +99,27 @@ def projection_basis(test_rows: int, left_out: list[str]) -> str:
 
 
 def device_tflops(device: torch.device, dtype: torch.dtype, size: int = 1024, seconds: float = 0.3) -> float:
-    """This device's measured rate of `dtype` matrix products, TFLOPS."""
+    """This device's measured rate of `dtype` matrix products, TFLOPS, without the other processes' load."""
     a = torch.randn(size, size, device=device).to(dtype)
     products, start = 0, time.perf_counter()
-    while products == 0 or time.perf_counter() - start < seconds:
-        (a @ a).float().sum().item()  # .item() waits for the device
-        products += 1
-    return 2 * size**3 * products / (time.perf_counter() - start) / 1e12
+    with measured() as times:
+        while products == 0 or time.perf_counter() - start < seconds:
+            (a @ a).float().sum().item()  # .item() waits for the device
+            products += 1
+    return 2 * size**3 * products / quiet(**times) / 1e12
 
 
 def sparse_rate(rows: int = 4000, columns: int = 2000, per_row: int = 12, seconds: float = 0.3) -> float:
-    """This machine's rate of sparse products (scipy CSR x CSR^T, as the CPU's TF-IDF search), in 10^12 per second."""
+    """This machine's rate of sparse products (scipy CSR x CSR^T, as the CPU's TF-IDF search), in 10^12 per second,
+    without the other processes' load."""
     rng = np.random.default_rng(0)
     x = sp.random(rows, columns, density=per_row / columns, format="csr", random_state=rng, dtype=np.float32)
     transposed, products, runs, start = x.T.tocsr(), sparse_products(x), 0, time.perf_counter()
-    while runs == 0 or time.perf_counter() - start < seconds:
-        x @ transposed
-        runs += 1
-    return products * runs / (time.perf_counter() - start) / 1e12
+    with measured() as times:
+        while runs == 0 or time.perf_counter() - start < seconds:
+            x @ transposed
+            runs += 1
+    return products * runs / quiet(**times) / 1e12
 
 
 def measured_rates(stages: list[Stage], device: torch.device) -> dict[str, float]:
@@ -148,7 +152,7 @@ def products_and_rest(stage: Stage, tflops: float) -> tuple[float, float]:
     """A matmul or sparse stage's seconds of products at `tflops` (10^12 per second) and its per-row rest (measured
     here), at its own rows."""
     products = stage.flops / (tflops * 1e12)
-    return products, max(stage.seconds - products, 0.0)
+    return products, max(stage.quiet_seconds - products, 0.0)
 
 
 def product_growth(stage: Stage) -> float:
@@ -164,8 +168,8 @@ def projected(stage: Stage, rates: dict[str, float], cpus: int = os.cpu_count() 
         products, rest = products_and_rest(stage, rates[stage.dtype if stage.kind == "matmul" else "sparse"])
         return rest * stage.scale + products * product_growth(stage)
     if stage.kind == "decode":
-        return stage.seconds / min(stage.workers, cpus) * stage.scale
-    return stage.seconds * stage.scale ** (stage.growth if stage.kind == "host" else 1)
+        return stage.quiet_seconds / min(stage.workers, cpus) * stage.scale
+    return stage.quiet_seconds * stage.scale ** (stage.growth if stage.kind == "host" else 1)
 
 
 def t4_projection(stage: Stage, rates: dict[str, float]) -> tuple[float, str]:

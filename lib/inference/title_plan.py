@@ -19,7 +19,7 @@ from lib.inference.time_budget import KAGGLE_TRAIN_ROWS
 from lib.matching import ensemble, pairs, thresholds
 from lib.second_stage import pair_stage
 
-SAMPLE_ROWS = 10_000
+SAMPLE_ROWS = 20_000
 SAMPLE_SEED = 0
 PAIR_FOLDS = 3
 KAGGLE_ROWS = min(SAMPLE_ROWS, KAGGLE_TRAIN_ROWS)  # the tuning's rows on Kaggle's train, for the time projection

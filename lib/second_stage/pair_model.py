@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 
 from lib.data.folds import group_folds
+from lib.devices import free_cpus
 from lib.second_stage import booster
 
 FOLDS = 5
@@ -32,7 +33,8 @@ PARAMS = {
     "seed": 0,
     "deterministic": True,
     "force_row_wise": True,
-    "num_threads": len(os.sched_getaffinity(0)),  # the CPUs it may use (LightGBM's 0 ran 100x slower on 2 cores)
+    "num_threads": len(os.sched_getaffinity(0)),  # the most it may use; `train` takes the free ones (LightGBM's 0, all
+    # of the machine's, ran 100x slower on 2 cores)
     "verbose": -1,
 }
 
@@ -64,9 +66,10 @@ def pair_weights(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def train(features: np.ndarray, truth: np.ndarray, weights: np.ndarray, names: list[str]) -> lgb.Booster:
     """A LightGBM classifier of the pairs' truth, with PARAMS for ROUNDS rounds, on the device lib.second_stage.booster
-    chooses."""
+    chooses, with a thread per free CPU (lib.devices.free_cpus; the model is the same on any number of threads)."""
     data = lgb.Dataset(features, label=truth.astype(np.float32), weight=weights, feature_name=names, free_raw_data=True)
-    return lgb.train(PARAMS | booster.device(tuple(PARAMS.items())).params, data, num_boost_round=ROUNDS)
+    params = PARAMS | {"num_threads": free_cpus()} | booster.device(tuple(PARAMS.items())).params
+    return lgb.train(params, data, num_boost_round=ROUNDS)
 
 
 def out_of_fold_scores(

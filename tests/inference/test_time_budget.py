@@ -21,6 +21,19 @@ def test_host_stages_project_by_their_growth_and_as_fast_on_kaggle():
     assert time_budget.t4_projection(quadratic, RATES) == (pytest.approx(200.0), "as here")
 
 
+def test_host_stages_on_a_loaded_machine_project_their_own_work():
+    # 10 s of wall time, of which this process used 4 s of CPU while others used 5 s per CPU: the larger of the two
+    # estimates of its own work, 4 s (one thread) and 10 - 5 s (threads in parallel)
+    loaded = Stage("test: candidate pairs", "host", 100, 10.0, 1000, cpu_seconds=4.0, others_seconds=5.0)
+    assert time_budget.projected(loaded, RATES) == pytest.approx(5.0 * 10)
+    quiet = Stage("test: candidate pairs", "host", 100, 10.0, 1000, cpu_seconds=4.0, others_seconds=0.0)
+    assert time_budget.projected(quiet, RATES) == pytest.approx(10.0 * 10), "alone, its wall time"
+    search = Stage(
+        "test: tfidf: neighbours", "sparse", 1000, 0.5, 10_000, flops=1e6, cpu_seconds=0.2, others_seconds=0.4
+    )
+    assert time_budget.projected(search, {"sparse": 1e-3}) == pytest.approx(0.199 * 10 + 0.001 * 100)
+
+
 def test_a_scan_projects_its_products_by_precision_and_its_rest_by_rows():
     # 1000 rows of 500 dimensions: 5e8 flops; at 0.5 TFLOPS 1 ms of the 3 s measured, the rest 2.999 s per 1000 rows
     flops = 1000 * 1000 * 500
