@@ -1,7 +1,8 @@
 """The README's and docs' claims that can be checked: the make targets and tools they name exist, their relative
-links lead to files (and headings) that exist, no tracked file points outside the repository, and the README stays
-short."""
+links lead to files (and headings) that exist, no tracked file points outside the repository, the README stays
+short, and so do module docstrings."""
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README_LIMIT = 12_000  # bytes: the README says what the project is and how to start; the rest lives in docs/
+DOCSTRING_LIMIT = 10  # lines: a module's docstring says what it does and how it is run; the rest lives in docs/
 OUTSIDE = "../" + "shared/"  # a folder beside the repository, which a user's clone does not have (split: not in here)
 
 
@@ -225,3 +227,40 @@ def test_the_readme_stays_short():
     readme = ROOT / "README.md"
     assert "make demo" in readme.read_text() and "make test" in readme.read_text()
     assert not too_large(readme), f"README.md has {readme.stat().st_size} bytes: move reference to docs/"
+
+
+# Module docstrings
+
+
+def python_modules(root: Path = ROOT) -> list[Path]:
+    """build.py and every module of lib/ and tools/."""
+    modules = [*(root / "lib").rglob("*.py"), *(root / "tools").rglob("*.py")]
+    return [root / "build.py", *sorted(path for path in modules if "__pycache__" not in path.parts)]
+
+
+def long_docstrings(paths: list[Path], root: Path = ROOT, limit: int = DOCSTRING_LIMIT) -> dict[str, int]:
+    """The files whose module docstring has more than `limit` lines, with its number of lines."""
+    found = {}
+    for path in paths:
+        lines = len((ast.get_docstring(ast.parse(path.read_text())) or "").splitlines())
+        if lines > limit:
+            found[str(path.relative_to(root))] = lines
+    return found
+
+
+def test_finds_a_long_module_docstring(tmp_path):
+    (tmp_path / "long.py").write_text('"""' + "\n".join(["line"] * 11) + '"""\n\nX = 1\n')
+    (tmp_path / "short.py").write_text('"""' + "\n".join(["line"] * 10) + '\n"""\n')
+    (tmp_path / "none.py").write_text('X = """not a docstring\n' + "\n" * 20 + '"""\n')
+    paths = [tmp_path / name for name in ["long.py", "short.py", "none.py"]]
+    assert long_docstrings(paths, tmp_path) == {"long.py": 11}
+
+
+def test_every_module_docstring_is_short():
+    modules = python_modules()
+    assert ROOT / "build.py" in modules and ROOT / "tools" / "kaggle" / "delivery.py" in modules
+    found = long_docstrings(modules)
+    listed = ", ".join(f"{name} ({lines} lines)" for name, lines in found.items())
+    assert found == {}, (
+        f"over {DOCSTRING_LIMIT} lines: {listed}; say what the module does and how it is run, the rest in docs/"
+    )

@@ -1,27 +1,15 @@
-"""Benchmark `lib.neighbours.dense` and `.sparse` against faiss-cpu `IndexFlatIP` and scikit-learn, print Markdown
-tables (run by `make bench`).
+"""Benchmark exact neighbour search, `lib.neighbours.dense` and `.sparse`, against faiss-cpu `IndexFlatIP` and
+scikit-learn; print Markdown tables (`make bench`).
 
-Dense: self-search, k=50, of n x 512 float32 L2-normalised rows, random or clustered (groups of 1-50 rows around
-shared centres plus a direction common to all rows, so that near neighbours abound as in real embeddings).
-Scan precision: the same dense search with the scan forced to bfloat16 and to float32 (`lib.neighbours.dense.scan_dtype`
-picks bfloat16 only on a CPU with AMX or AVX512-BF16), against faiss, on SCAN_ROWS rows.
-Sparse: `sparse_neighbors` (scipy products) and `torch_sparse_neighbors` (torch sparse CSR products, the CUDA path,
-here run on the CPU) on TF-IDF vectors of synthetic titles (Zipf-Mandelbrot words, groups of listings sharing core
-words), each checked against a dense float64 reference on sampled rows.
-Character n-grams: `sparse_neighbors` on `lib.data.text.tfidf_vectors(analyzer="char_wb")` (the product budget applied)
-of n normalised titles from tools.data.make_sample's generator, against scikit-learn's `cosine_similarity` of the same
-matrix, SKLEARN_ROWS rows at a time (a dense n x n would not fit), top k by `np.argpartition`.
+Usage: python -m tools.bench.knn [--scan] [--sparse] [--char]   (no option: every table; options: only those)
 
-Each measurement runs in a fresh child process: time is wall-clock seconds of the one call (after a small warm-up
-call, so one-time library set-up is not counted), peak memory is the high-water mark of the resident set during the
-call minus the resident set just before it (input already built; /proc/self/clear_refs resets the mark), which
-counts torch's allocations as well as numpy's. The machines are shared: at the largest size ours and faiss run
-twice, alternating, and the table shows each one's faster time (and larger peak). Neighbour sets agree when they
-are equal, or when their float64 similarities, sorted, match within 1e-5 (ties at the k-th place).
+The tables: dense self-search of random and clustered embeddings; the dense scan forced to each CPU precision; sparse
+TF-IDF search by scipy and by torch; character n-gram TF-IDF against scikit-learn. Each measurement runs in a fresh
+process. The data and how time, memory and agreement are measured: docs/results.md, "Exact neighbour search".
 """
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -316,8 +304,13 @@ def scan_table(folder: Path) -> None:
 def main() -> None:
     """Print the dense, scan precision, sparse and character n-gram tables (`--scan`, `--sparse` or `--char`: that
     one only)."""
-    tables = {"--scan": scan_table, "--sparse": sparse_table, "--char": char_table}
-    chosen = [table for flag, table in tables.items() if flag in sys.argv[1:]] or [dense_table, *tables.values()]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scan", action="store_true", help="only the scan precision table")
+    parser.add_argument("--sparse", action="store_true", help="only the sparse table")
+    parser.add_argument("--char", action="store_true", help="only the character n-gram table")
+    args = parser.parse_args()
+    tables = {"scan": scan_table, "sparse": sparse_table, "char": char_table}
+    chosen = [table for flag, table in tables.items() if getattr(args, flag)] or [dense_table, *tables.values()]
     with tempfile.TemporaryDirectory() as tmp:
         for table in chosen:
             table(Path(tmp))

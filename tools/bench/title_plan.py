@@ -1,18 +1,11 @@
 """The title plan's time at Shopee's size (local only): the inference kernel's tuning bounded by
-lib.inference.title_plan against today's tuning on all of train, each stage's seconds and its T4 projection, and each
+lib.inference.title_plan against the tuning on all of train, each stage's seconds and its T4 projection, and each
 plan's F1 on the test.
 
 Usage: python -m tools.bench.title_plan [--train 34250] [--test 70000]   (make bench-title-plan)
 
-Synthetic postings stand for Kaggle's (tools.bench.synthetic): titles and label groups of make_sample's generator,
-random phashes (no images), train and test from different seeds; MiniLM embeds them (data/datasets, `make datasets`).
-Each plan is tuned as the scoring rerun tunes it: the pipeline's stages on its train rows (TF-IDF with the idf of every
-train and test title, MiniLM, neighbours, candidate pairs), lib.inference.title_plan.tune (the search, the second
-stage), and the fit to the test gallery (lib.inference.correction.for_test); "today" on every train posting with
-lib.second_stage.pair_model.FOLDS folds, "bounded" on title_plan.sample's rows with title_plan.PAIR_FOLDS. The test's
-own stages (the fallback submission, the components' TF-IDF, neighbours and candidate pairs) run once for both; each
-plan then matches the test (pair features and scores, graph steps; or its rules). Every stage runs at its full size
-here, so its projection is its measured time but for the device stages (lib.inference.time_budget.t4_projection).
+Synthetic postings (tools.bench.synthetic) stand for Kaggle's; MiniLM embeds them (data/datasets, `make datasets`).
+What each plan runs, and the figures: docs/results.md, "The title plan's time bound".
 """
 
 import argparse

@@ -1,17 +1,12 @@
 """How the title-only plan (lib.inference.plan.TITLE_PLAN) does on competition folders, through the inference kernel's
-own stages (lib.inference.pipeline, lib.matching.thresholds):
-
-- the commit run: the plan searched on all of train, against a plain word TF-IDF with one threshold tuned on the same
-  rows, each component alone, the ablation and every posting alone, and the second stage fitted on the same rows
-  (lib.second_stage.pair_stage: its CV by group k-fold of lib.second_stage.pair_model.FOLDS, each graph step); then the
-  plan as the inference kernel tunes it within its time bound (lib.inference.title_plan: a sample of whole label groups,
-  the classifier's CV by PAIR_FOLDS), its rules' and second stage's CV F1 beside the unbounded ones;
-- the scoring rerun played on a fold: the plan searched on fold 0 of 5 (whole label groups, about 20% of the rows),
-  its thresholds corrected for all the rows (lib.matching.thresholds.corrected_thresholds), then scored on all the rows,
-  against the plan searched on all of them (the best the correction could reach); per component, its best threshold
-  on the fold, corrected, and on all the rows.
+own stages: the commit run (the plan searched on all of train, against baselines and an ablation, with its second
+stage, unbounded and bounded as the kernel tunes it) and the scoring rerun played on a fold (the plan searched on fold
+0 of 5, its thresholds corrected for all the rows, scored on all of them).
 
     python -m tools.bench.title_report data/sample data/real/restaurants     (make title-report)
+
+Writes runs/title-report/<set>.md. What each part compares, and the figures: docs/results.md, "The title plan" and
+"The gallery correction".
 """
 
 import argparse

@@ -1,17 +1,10 @@
 """Write deterministic sample data laid out like /kaggle/input/shopee-product-matching/ (local use only).
 
-Usage: python -m tools.data.make_sample --out data/sample [--seed 0] [--rows 2000] [--hidden]
+Usage: python -m tools.data.make_sample --out data/sample [--seed 0] [--rows 2000] [--hidden]   (make sample)
 
-A product (one label_group) is a region of a photo shipped with scikit-image or scikit-learn plus a fixed
-tint/flip/turn; its listings are altered views of that region with varied marketplace titles. Whole groups
-(about 10% of all rows) are held out as the test set; their labels go to <out>.solution.csv, which always
-covers exactly the rows of test.csv (3 rows, or every held-out row with --hidden).
-
-Hard cases built in on purpose (first products of every catalog, always in train):
-- a "bilingual" group whose listing 0 (Indonesian) and listing 1 (English) titles share no word;
-- a family of groups whose plain titles (listing 0) differ only in the unit amount, with tinted copies of one
-  photo region, and where listing 0 of each sibling reuses the first sibling's image bytes (same image_phash);
-- one group with 30 to 50 listings.
+A product (one label_group) is a region of a photo shipped with scikit-image or scikit-learn; its listings are altered
+views of that region with varied marketplace titles. Whole groups are held out as the test set, their labels in
+<out>.solution.csv. The data, its hard cases and the options: docs/kernels.md, "The sample data".
 """
 
 from __future__ import annotations

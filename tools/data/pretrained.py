@@ -3,21 +3,11 @@ offline kernels.
 
 Usage: python -m tools.data.pretrained MODEL [--datasets data/datasets] [--meta datasets-meta]
 
-MODEL is `timm:<name>.<pretrained tag>` (e.g. timm:efficientnet_b3.ra2_in1k, timm:eca_nfnet_l1.ra2_in1k) or
-`hf:<model id>`: a sentence or text model (e.g. hf:bert-base-multilingual-uncased, hf:intfloat/multilingual-e5-small,
-hf:sentence-transformers/LaBSE) or a CLIP / SigLIP model (e.g. hf:openai/clip-vit-base-patch32, told by its config's
-model_type). It is fetched here, where there is internet, through timm / huggingface_hub (HF_ENDPOINT names another
-hub), and written as
-- DATASETS/<slug>/: for timm the backbone's state dict as `<architecture>.safetensors` (what `model.image.weights`
-  loads, lib/models/image.py, and a plan's image model, lib/models/backbone.py); for transformers the model folder
-  (config, safetensors, tokenizer; for CLIP / SigLIP the processor too) that `model.text.model_dir` or a plan's
-  sentence or clip model names;
-- META/<slug>/dataset-metadata.json, for `make upload-weights DATASET=<slug>`, and META/<slug>/encoder.json, its plan
-  entry, for `make optimize ENCODERS=<slug>`;
-and the lines an experiment and kernels/shopee-train/kernel.yaml need (where the model can be a training branch) and
-the plan's model entry (lib/inference/plan.py) are printed. A sentence model's convention is told by its id:
-multilingual-e5 ("e5" in the id) puts "query: " before every title and mean-pools, LaBSE takes the pooler's output
-(their model cards), any other mean-pools.
+MODEL is `timm:<name>.<pretrained tag>` (e.g. timm:efficientnet_b3.ra2_in1k) or `hf:<model id>` (e.g.
+hf:intfloat/multilingual-e5-small, hf:openai/clip-vit-base-patch32). It is fetched here through timm or
+huggingface_hub (HF_ENDPOINT names another hub) into DATASETS/<slug>/, with META/<slug>/dataset-metadata.json and
+encoder.json; the lines for an experiment, kernel.yaml and a plan are printed. What is saved for each kind of model:
+docs/training.md, "Pretrained weights".
 """
 
 import argparse

@@ -1,12 +1,9 @@
-"""Real matching data laid out as competition folders: public entity-matching sets with gold matches, from the source
-distribution of py-entitymatching on PyPI (downloaded once, checked against its hash).
-
-- restaurants: Fodors and Zagat listings (name, address, city, phone, cuisine), every pair of the gold mapping (112);
-- dblp-acm: papers from DBLP and the ACM library (title, authors, venue, year): the rows of the labelled pair sample
-  that ships with the set (415 pairs, 231 matches); pairs outside the sample are taken as non-matches.
+"""Real matching data laid out as competition folders: public entity-matching sets with gold matches (restaurants,
+dblp-acm), from the source distribution of py-entitymatching on PyPI (downloaded once, checked against its hash).
 
 Each record becomes a posting whose title is its fields joined by spaces; records joined by gold matches share a
-label_group. test.csv holds 3 postings, as on Kaggle's commit run. There are no images: the title-only plan reads none.
+label_group. test.csv holds 3 postings, as on Kaggle's commit run. There are no images: the title-only plan reads
+none. The sets: docs/kernels.md, "Real matching data".
 
     python -m tools.data.real_data [--out data/real]      (make real-data)
 """

@@ -1,14 +1,11 @@
 """The wheels dataset: what the kernels need that Kaggle's image lacks, derived from facts, and its download.
 
-Usage: python -m tools.env.wheels list                          rewrite tools/env/wheels.txt from the facts below
+Usage: python -m tools.env.wheels list                          rewrite tools/env/wheels.txt from those facts
        python -m tools.env.wheels download [--python X.Y] --out DIR  its wheels for that Python (default: the image's)
 
-The list follows from three files: the modules lib/ and kernels/ import (mapped to distributions by this
-environment, which holds requirements.lock), Kaggle's image (tools/env/kaggle_image.txt) and the lock. A distribution
-the image holds is left to the image (`make test-kaggle-image` runs the kernels on its versions); one it lacks is
-listed at the lock's version with every dependency the image does not satisfy. A dependency the image holds at a
-version outside the requirement is listed only when it is pure Python: upgrading a compiled package the image has
-already loaded can leave its old compiled module in use (seen with Pillow on Kaggle), so that is refused.
+The facts: the modules lib/ and kernels/ import, Kaggle's image (tools/env/kaggle_image.txt) and requirements.lock. A
+distribution the image lacks is listed at the lock's version with every dependency the image does not satisfy; what
+the image holds is left to it. The rules: docs/environments.md, "The wheels dataset".
 """
 
 import argparse

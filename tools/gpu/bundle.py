@@ -1,12 +1,8 @@
 """make gpu-bundle: what `make gpu-check` needs on a CUDA machine with no network whose Python already holds torch,
-timm and transformers (its packages listed in tools/env/device_image.txt), in .gpu-bundle/ (git-ignored; about 50 MiB,
-small enough to carry along):
-
-- wheels/: what lib/ and the kernels import that the machine's image lacks, with their dependencies it lacks, at the
-  lock's versions, for its Python (tools.env.wheels's derivation; a package the image holds is trusted at any version);
-- sample/: a 300-row sample competition (tools/data/make_sample.py);
-- tiny-text/: a two-layer BERT of random weights with MiniLM's tokenizer (the real MiniLM's 88 MB cannot travel);
-- run.sh: the command to run there, from the repository's root.
+timm and transformers (its packages listed in tools/env/device_image.txt), in .gpu-bundle/ (git-ignored; about 50 MiB):
+wheels/ (what the machine's image lacks, at the lock's versions), sample/ (a 300-row sample competition), tiny-text/
+(a two-layer BERT of random weights with MiniLM's tokenizer) and run.sh (the command to run there, from the
+repository's root). The contents: docs/environments.md, "A CUDA machine without network".
 
 Usage: python -m tools.gpu.bundle [--out .gpu-bundle]
 """

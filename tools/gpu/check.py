@@ -3,19 +3,10 @@
 Usage: python -m tools.gpu.check [--sample data/sample] [--text-model data/datasets/all-minilm-l6-v2]
                                  [--rows 70000] [--from-rows 2000] [--out runs/gpu-check] [--allow-cpu]
 
-1. The suite's CUDA tests (those that skip without a GPU).
-2. The neighbour scan (lib.neighbours.dense: float16 on CUDA) on --rows x 256 clustered vectors: its answers against
-   the exact float64 ones on 500 sampled rows, its time against a plain torch matmul + topk on the same device.
-3. One training epoch of the demo experiment on the sample (lib.training.train: the float16 gradient scaler on CUDA,
-   one process per GPU: two when there are two).
-4. The demo's inference stages (lib.inference.pipeline) with that checkpoint, TF-IDF and the blend, on --from-rows and
-   on --rows synthetic test postings (the sample's rows repeated, each with its own title code and id): each stage's
-   time at --rows measured next to its projection from --from-rows (lib.inference.time_budget), and on a T4.
-5. Where the pair classifier trains (lib.second_stage.booster): LightGBM's GPU learner when it runs and agrees with the
-   CPU.
-
-Inputs: the sample competition folder and a transformers text model folder (the offline MiniLM, or the tiny one of
-`make gpu-bundle` where 88 MB cannot travel). --allow-cpu runs it all on the CPU (the smoke test does, small).
+The checks: the suite's CUDA tests; the float16 neighbour scan against exact answers and a plain torch matmul + topk;
+one training epoch of the demo experiment; the demo's inference stages timed at --rows next to their projection from
+--from-rows; LightGBM's GPU learner. --text-model takes the offline MiniLM or the tiny one of `make gpu-bundle`;
+--allow-cpu runs it all on the CPU. Each check: docs/results.md, "GPU check".
 """
 
 import argparse

@@ -1,25 +1,12 @@
 """Deliver kernels and datasets to Kaggle with the `kaggle` CLI, failing loudly where the CLI does not.
 
-Usage (from the repository root; the make targets of make/delivery.mk wrap these; before the command,
---build DIR names the folder of builds and push records, default build/):
-  python -m tools.kaggle.delivery push-inference [--sample DIR] [--hidden DIR] [--runs DIR] [--kernels DIR] [--force]
-  python -m tools.kaggle.delivery push-optimize [RUN ...] [--encoders SLUG ...]
-  python -m tools.kaggle.delivery push-train [EXP] [--sample DIR] [--runs DIR] [--kernels DIR] [--force]
-  python -m tools.kaggle.delivery upload-weights [DATASET] [--folder DIR] [--message TEXT]
-  python -m tools.kaggle.delivery wheels
-  python -m tools.kaggle.delivery status KERNEL
-  python -m tools.kaggle.delivery quota
-  python -m tools.kaggle.delivery model-source OWNER/MODEL/FRAMEWORK/INSTANCE/VERSION [--models DIR]
-  python -m tools.kaggle.delivery competition-data [--out DIR]
-  python -m tools.kaggle.delivery wait KERNEL [--every SECONDS] [--out DIR]   (log saved: BUILD/<kernel>/kaggle-log.txt)
-  python -m tools.kaggle.delivery output KERNEL [--out DIR]
-  python -m tools.kaggle.delivery submit [--version N] [--message TEXT] [--wait SECONDS [--every SECONDS]]
+Usage: python -m tools.kaggle.delivery [--build DIR] COMMAND [OPTIONS]   (from the repository root; `COMMAND --help`
+       lists its options; the make targets of make/delivery.mk wrap each command)
 
-KERNEL is a folder name under the build folder (its kernel-metadata.json gives owner/slug) or owner/slug itself.
-Credentials are the CLI's own: an API token (KAGGLE_API_TOKEN or access_token), KAGGLE_USERNAME + KAGGLE_KEY, or
-kaggle.json; the owner in every id pushed is yours (a kernel's 'owner' setting, KAGGLE_USERNAME, kaggle.json, or the
-user the token belongs to) and is written only in the build folder and into temporary staging folders, never into
-tracked files.
+--build names the folder of builds and push records (default build/). KERNEL is a folder name under it (its
+kernel-metadata.json gives owner/slug) or owner/slug itself. Credentials are the CLI's own; the owner in every id
+pushed is written only in the build folder and in temporary staging folders, never into tracked files. The targets,
+credentials and the CLI's behaviour: docs/delivery.md.
 """
 
 import argparse
@@ -45,39 +32,41 @@ def parse_args() -> argparse.Namespace:
     """The command line: one sub-command per make target."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, default=BUILD, help="folder of builds and push records")
-    commands = parser.add_subparsers(dest="command", required=True)
-    inference = commands.add_parser("push-inference")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    inference = commands.add_parser("push-inference", help="pre-flight, then push shopee-inference")
     add_push_arguments(inference)
     inference.add_argument("--hidden", type=Path, default=Path(f"{SAMPLE}-hidden"), help="scoring rerun folder")
-    optimiser = commands.add_parser("push-optimize")
+    optimiser = commands.add_parser("push-optimize", help="push the optimiser over training kernels and encoders")
     optimiser.add_argument("runs", nargs="*", help="slugs of pushed training kernels")
     optimiser.add_argument("--encoders", nargs="*", default=[], help="slugs of uploaded pretrained encoders")
-    train = commands.add_parser("push-train")
+    train = commands.add_parser("push-train", help="pre-flight, then push an experiment's training kernel")
     add_push_arguments(train)
     train.add_argument("experiment", nargs="?", default="", help="experiments/<name>.yaml of shopee-train")
-    upload = commands.add_parser("upload-weights")
+    upload = commands.add_parser("upload-weights", help="create or version a dataset")
     upload.add_argument(
         "dataset", nargs="?", default="", help="folder name under datasets-meta/, or shopee-train-<exp>"
     )
     upload.add_argument("--folder", type=Path, help="files to upload (default data/datasets/<slug>)")
     upload.add_argument("--message", help="version notes")
-    commands.add_parser("wheels")
-    commands.add_parser("status").add_argument("kernel", help="folder name under the build folder, or owner/slug")
-    commands.add_parser("quota")
-    model = commands.add_parser("model-source")
+    commands.add_parser("wheels", help="download the wheels for Kaggle's image")
+    commands.add_parser("status", help="a kernel's status; fails on ERROR or a cancel").add_argument(
+        "kernel", help="folder name under the build folder, or owner/slug"
+    )
+    commands.add_parser("quota", help="the weekly GPU hours left")
+    model = commands.add_parser("model-source", help="a Kaggle model's files for local runs")
     model.add_argument("handle", nargs="?", default="", help="owner/model/framework/instance/version")
     model.add_argument("--models", type=Path, default=MODELS, help="folder of the local copies of Kaggle models")
-    commands.add_parser("competition-data").add_argument(
+    commands.add_parser("competition-data", help="the competition's files, checked").add_argument(
         "--out", type=Path, default=COMPETITION_DATA, help="folder for the competition's files"
     )
-    waiting = commands.add_parser("wait")
+    waiting = commands.add_parser("wait", help="follow a run to its end; its log in BUILD/<kernel>/kaggle-log.txt")
     waiting.add_argument("kernel", help="folder name under the build folder, or owner/slug")
     waiting.add_argument("--every", type=float, default=60.0, help="seconds between status polls")
     waiting.add_argument("--out", type=Path, help="download the output here once it is complete")
-    download = commands.add_parser("output")
+    download = commands.add_parser("output", help="download a kernel's outputs")
     download.add_argument("kernel", help="folder name under the build folder, or owner/slug")
     download.add_argument("--out", type=Path, help="download folder (default runs/<slug>)")
-    submission = commands.add_parser("submit")
+    submission = commands.add_parser("submit", help="submit the last pushed inference version")
     submission.add_argument("--version", type=int, help="kernel version (default: the last push)")
     submission.add_argument("--message", help="submission description")
     submission.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long at most for the score")

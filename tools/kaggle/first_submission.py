@@ -3,14 +3,11 @@
 Usage: python -m tools.kaggle.first_submission [--models MODEL ...] [--force] [--wait SECONDS] [--every SECONDS]
        [--build DIR] [--sample DIR] [--hidden DIR]
 
-The steps: the competition's data (`make competition-data`), the pretrained encoders fetched here (`make pretrained`),
-the wheels for Kaggle's image (`make wheels`), each encoder and the wheels uploaded as datasets, the optimiser pushed
-over the encoders alone (`make push-optimize ENCODERS=...`: a GPU kernel tuning the plan on all of train) and waited
-for, its plan downloaded into runs/optimize-ensemble/, the inference kernel pushed with what the plan reads (its
-pre-flight runs it here in both situations unless --force, and refuses a plan projected over Kaggle's limit) and waited
-for, then the submission and, with --wait, its score. Each step prints what it does; a step that Kaggle or the
-pre-flight refuses stops the command with that step's reason, and running it again goes on from that step: the
-finished steps are recorded in BUILD/first-submission.json (with the models they were for; other models start over).
+The steps: the competition's data, the pretrained encoders, the wheels, their uploads, the optimiser over the encoders,
+the inference kernel (its pre-flight runs it here unless --force), the submission and, with --wait, its score. A step
+that Kaggle or the pre-flight refuses stops the command with its reason; running it again goes on from that step
+(BUILD/first-submission.json records the finished steps). Each step: docs/delivery.md, "A first submission in one
+command".
 """
 
 import argparse

@@ -1,20 +1,11 @@
 """Pre-flight checks run before any push: what would fail on Kaggle is refused here, with the reason and the fix.
 
-1. settings: an owner is known, internet off, a GPU kernel asks for T4s; for a submission kernel also GPU on and the
-   competition attached;
-2. every dataset source is described in datasets-meta/ (kernel sources need nothing more);
-3. a fresh build into <build>/<name>/ (build/ by default) with build.py's static offline checks;
-4. unless forced, local runs of the built notebook (tools/local/run_kernel.py) in each situation Kaggle runs it in:
-   the commit run (test.csv with the 3 visible rows) and, for a submission kernel, the scoring rerun (the full
-   hidden test set), each submission.csv checked with lib.data.submission.validate_submission, and the rerun's
-   timings.json projected to a T4 (a warning when over the 2-hour GPU limit; lib/inference/time_budget.py). A training
-   experiment runs as a smoke test instead (`smoke_experiment`, `smoke_competition`): the same notebook, data pipeline,
-   model code and sources, shrunk to a couple of minutes on the CPU (1 epoch, no loader processes, images of at most
-   SMOKE_SIZE px, the first whole label groups of the sample reaching SMOKE_ROWS rows, and a tiny backbone only when
-   the experiment's backbone weights have no local copy); it catches configuration errors, missing sources and
-   crashes, not speed or memory.
-Checks 1 and 2 come before the build and the build writes nothing when its checks fail, so a kernel refused
-by a check leaves the build folder as it was.
+In order: the settings (an owner, internet off, T4s for a GPU kernel; for a submission kernel the GPU on and the
+competition attached); every dataset source described in datasets-meta/; a fresh build into <build>/<name>/ with
+build.py's offline checks; unless forced, local runs of the built notebook in each situation Kaggle runs it in (a
+submission kernel's commit run and scoring rerun, each submission.csv validated and the rerun's time projected to a
+T4; a training experiment's smoke run, shrunk to a couple of minutes on the CPU). The checks and what the smoke run
+shrinks: docs/delivery.md, "The pre-flight".
 """
 
 import json

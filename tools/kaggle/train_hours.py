@@ -1,21 +1,12 @@
 """Projected GPU hours of a training experiment on Kaggle's 2 x T4, printed before a push-train.
 
-Each epoch trains on the training postings (forward and backward passes at that epoch's image size) and embeds the
-validation postings (forward passes), on KAGGLE_TRAIN_ROWS rows split by `folds`, over the machine's 2 GPUs (a process
-per GPU, assumed to scale linearly). Kaggle counts the session's hours against the weekly quota, whatever the GPUs do.
+Usage: python -m tools.kaggle.train_hours EXPERIMENT ...   (make train-hours EXP=...)
 
-- Image backbones: timm's training benchmark on an RTX 3090 (AMP, torch 1.12, results/benchmark-train-amp-nchw-pt112-
-  cu113-rtx3090.csv, commit 5e7d47ca), scaled to a T4 by ResNet-50: the T4's ResNet-50 training rate is not published
-  by NVIDIA's DeepLearningExamples (resnet50v1.5/README.md), so it is taken as its mixed-precision inference rate (1165
-  images/s) times the V100's training / inference ratio in the same README (1200 / 2984): 468 images/s. Another image
-  size scales by the pixels. Validation uses lib.inference.time_budget's cited inference rates, else three times the
-  training rate (a backward pass costs about two forward passes).
-- Text models: 6 x N x tokens floating-point operations per posting to train and 2 x N x tokens to embed (N: the
-  parameters outside the embeddings; Kaplan et al. 2020, "Scaling laws for neural language models", section 2.1),
-  tokens at most max_length, at ResNet-50's effective mixed-precision rate on a T4 (1165 images/s x 8.2 GFLOP).
-  N comes from the model's config.json in data/datasets/<model_dir> (`make pretrained`), else from the shapes of
-  well-known models (TEXT_SHAPES, their config.json on the Hugging Face Hub).
-Left out: the margin heads and the fusion (small beside the backbones), the loader's decoding (4 CPUs), start-up.
+Each epoch trains on the training postings and embeds the validation postings, on KAGGLE_TRAIN_ROWS rows split by
+`folds`, over 2 GPUs. Image backbones are timed by timm's training benchmark scaled to a T4 by ResNet-50; text models
+by their floating-point operations (6 x N x tokens to train, 2 x N x tokens to embed; TEXT_SHAPES where a model's
+config.json is not at hand). The model, its sources and what it leaves out: docs/training.md, "`make train-hours`:
+projected GPU time".
 """
 
 import argparse

@@ -3,15 +3,10 @@
 Usage: python -m tools.local.lab [KERNEL] [--comp COMP] [--runs RUNS] [--lab-dir DIR] [--root DIR] [--port N]
        [JUPYTER ARGS]
 
-Everything it writes is in the lab folder (default .lab/, git-ignored), never in ~/.jupyter:
-  input/    /kaggle/input for KERNEL as `make run` lays it out (tools.local.run_kernel's kaggle_input): the competition
-            COMP, data/datasets/<slug>, RUNS/<slug>; a source not made yet is left out, with the command that makes it
-  working/  each notebook's working folder (/kaggle/working on Kaggle): working/kernels/<name>/
-  state/    Jupyter's and IPython's configuration and state: jupytext's contents manager (a source without a header
-            is saved without one, nor metadata), .py files opening as notebooks, the kernel `python3` of .venv with
-            PYTHONPATH=<repository> and KERNEL_INPUT_DIR=input/, and autoreload, so edits of lib/ reach a running
-            kernel at its next cell
-Arguments it does not know go to `jupyter lab` (e.g. --ServerApp.shutdown_no_activity_timeout=3600).
+Everything it writes is in the lab folder (default .lab/, git-ignored), never in ~/.jupyter: input/ (/kaggle/input for
+KERNEL, laid out as `make run` lays it), working/ (each notebook's working folder) and state/ (Jupyter's and
+IPython's configuration and state). Arguments it does not know go to `jupyter lab` (e.g.
+--ServerApp.shutdown_no_activity_timeout=3600). The lab's set-up: docs/kernels.md, "Editing a kernel in JupyterLab".
 """
 
 import argparse

@@ -1,14 +1,12 @@
-"""Build the optimize-ensemble kernel for chosen training runs and pretrained encoders (local only).
+"""Build the optimize-ensemble kernel for chosen training runs and pretrained encoders (local only; `make optimize`).
 
 Usage: python -m tools.local.optimize [--build DIR] [--encoders SLUG ...] [RUN ...]   (from the repository root)
 
-Writes DIR/variants/optimize-ensemble/ (DIR: build/ by default; tools/local/variants.py): the kernel's source with
-`RUNS = [...]` and `ENCODERS = {...}` in its parameters cell, and its settings with the runs as kernel_sources and the
-encoders' datasets as dataset_sources,
-and builds it into DIR/optimize-ensemble/, so that `python -m tools.local.run_kernel optimize-ensemble --build DIR`
-runs it on runs/<RUN>/ and data/datasets/<SLUG>/ and writes runs/optimize-ensemble/. An encoder is a dataset that
-`make pretrained` wrote, with its plan entry in datasets-meta/<SLUG>/encoder.json; with encoders the kernel embeds
-train postings, so it asks for Kaggle's GPU.
+Writes DIR/variants/optimize-ensemble/ (DIR: build/ by default; tools/local/variants.py), the kernel's source and
+settings with the runs as kernel sources and the encoders' datasets as dataset sources, and builds it into
+DIR/optimize-ensemble/ for `python -m tools.local.run_kernel optimize-ensemble --build DIR`, which reads runs/<RUN>/
+and data/datasets/<SLUG>/ and writes runs/optimize-ensemble/. An encoder is a dataset that `make pretrained` wrote;
+with encoders the kernel embeds train postings and asks for Kaggle's GPU. The optimiser: docs/optimiser.md.
 """
 
 import argparse

@@ -2,15 +2,11 @@
 
 Usage: python -m tools.local.run_kernel KERNEL [--comp COMP] [--build BUILD] [--runs RUNS] [--source] [--layout flat]
 
-/kaggle/input is mapped to a temporary folder holding every declared source where today's Kaggle mounts it:
-competitions/<slug>, datasets/<owner>/<slug>, notebooks/<owner>/<slug> (owners from the built kernel-metadata.json),
-or each at <slug> with --layout flat (older images). The competition is COMP (default data/sample), datasets come
-from data/datasets/<slug> (or --datasets DIR), kernel sources from RUNS/<slug> (default runs/). The built kernel is
-read from BUILD/<KERNEL>/ (default build/, where build.py writes by default).
-Outputs land in RUNS/<KERNEL>/ (or --output; RUNS/<KERNEL>-source/ with --source, which runs kernels/KERNEL/notebook.py
-as a plain script with lib importable, for comparison with the built notebook). A run writes into <that>.running/,
-which becomes <that>/ when the kernel finished; a failed run is left in <that>.failed/ and the last good outputs stay.
-Each output is shown as the kernel makes it; a failure as its cell, exception and frames (tools.local.kernel_console).
+The built kernel is read from BUILD/<KERNEL>/ (default build/). Its sources are mounted under a temporary
+/kaggle/input where current Kaggle workers mount them (--layout flat: each at <slug>): the competition COMP (default
+data/sample), datasets from data/datasets/<slug> (or --datasets DIR), kernel sources from RUNS/<slug> (default runs/).
+Outputs land in RUNS/<KERNEL>/ (or --output); --source runs kernels/KERNEL/notebook.py as a plain script, into
+RUNS/<KERNEL>-source/. How a run is laid out and shown (`make run`, `make run-source`): docs/kernels.md, "`make run`".
 """
 
 import argparse
