@@ -304,9 +304,8 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder of run outputs")
     parser.add_argument("--datasets", type=Path, default=DATASETS, help="folder of the local copies of datasets")
     parser.add_argument("--output", type=Path, help="folder for this run's outputs (default: RUNS/KERNEL)")
-    parser.add_argument(
-        "--layout", choices=LAYOUTS, default="nested", help="where sources are mounted: today's Kaggle, or <slug>"
-    )
+    mounts = "where sources are mounted: nested as on current Kaggle workers (datasets/<owner>/<slug>, ...) or flat"
+    parser.add_argument("--layout", choices=LAYOUTS, default="nested", help=mounts)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--input-root", help=argparse.SUPPRESS)
     parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
