@@ -37,7 +37,8 @@ def free_cpus(seconds: float = 0.1) -> int:
     """The CPUs a thread pool of this process may take now: those of its affinity, less the CPUs that other processes
     keep busy over `seconds` (at least one; all of its affinity where the machine does not tell). A pool with threads
     beyond the free CPUs waits at every step for its threads that are not running (LightGBM's threads spin there)."""
-    allowed, before = len(os.sched_getaffinity(0)), machine_cpu_seconds()
+    allowed = len(os.sched_getaffinity(0))
+    before = machine_cpu_seconds() if allowed > 1 else None
     if before is None:
         return allowed
     own = own_cpu_seconds()
