@@ -4,6 +4,7 @@ and the machine's CPUs: the time they spend busy, and how many of them a thread 
 import os
 import resource
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,16 +34,26 @@ def machine_cpu_seconds(stat: str = "/proc/stat") -> tuple[float, int] | None:
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), cpus
 
 
+@contextmanager
+def cpu_load():
+    """Measure the CPU load of the block: the dict it yields gets the `cpu_seconds` this process used and the
+    `others_seconds` that other processes used per CPU of the machine; it stays empty where the machine does not tell
+    (machine_cpu_seconds)."""
+    load, own, machine = {}, own_cpu_seconds(), machine_cpu_seconds()
+    yield load
+    if machine is not None:
+        used, (busy, cpus) = own_cpu_seconds() - own, machine_cpu_seconds()
+        load |= {"cpu_seconds": used, "others_seconds": max(busy - machine[0] - used, 0.0) / cpus}
+
+
 def free_cpus(seconds: float = 0.1) -> int:
     """The CPUs a thread pool of this process may take now: those of its affinity, less the CPUs that other processes
     keep busy over `seconds` (at least one; all of its affinity where the machine does not tell). A pool with threads
     beyond the free CPUs waits at every step for its threads that are not running (LightGBM's threads spin there)."""
     allowed = len(os.sched_getaffinity(0))
-    before = machine_cpu_seconds() if allowed > 1 else None
-    if before is None:
+    machine = machine_cpu_seconds() if allowed > 1 else None
+    if machine is None:
         return allowed
-    own = own_cpu_seconds()
-    time.sleep(seconds)
-    busy, cpus = machine_cpu_seconds()
-    others = max(busy - before[0] - (own_cpu_seconds() - own), 0.0) / seconds
-    return max(1, min(allowed, round(cpus - others)))
+    with cpu_load() as load:
+        time.sleep(seconds)
+    return max(1, min(allowed, round(machine[1] * (1 - load["others_seconds"] / seconds))))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lib.data.competition import HIDDEN_TEST_ROWS
-from lib.devices import machine_cpu_seconds, own_cpu_seconds
+from lib.devices import cpu_load
 
 
 @dataclass
@@ -89,14 +89,11 @@ class Stopwatch:
 
 @contextmanager
 def measured():
-    """Time the block: the dict it yields gets the wall `seconds` and, where the machine tells (machine_cpu_seconds),
-    the `cpu_seconds` this process used and the `others_seconds` that other processes used per CPU."""
-    times, start, own, machine = {}, time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
-    yield times
-    times["seconds"] = time.perf_counter() - start
-    if machine is not None:
-        used, (busy, cpus) = own_cpu_seconds() - own, machine_cpu_seconds()
-        times |= {"cpu_seconds": used, "others_seconds": max(busy - machine[0] - used, 0.0) / cpus}
+    """Time the block: the dict it yields gets the wall `seconds` and the block's CPU load (lib.devices.cpu_load)."""
+    times, start = {}, time.perf_counter()
+    with cpu_load() as load:
+        yield times
+    times |= {"seconds": time.perf_counter() - start, **load}
 
 
 def quiet(seconds: float, cpu_seconds: float | None = None, others_seconds: float = 0.0) -> float:
